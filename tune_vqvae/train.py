@@ -1,0 +1,326 @@
+"""One real VQ-VAE training run: `python -m tune_vqvae.train --loss gmsd --weight 0.5`.
+
+The loop follows airbench's shape: the dataset lives on the device, batches are index
+gathers, and the host syncs once per epoch (to read the summed losses), not per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import piqa
+import torch
+import torchvision
+
+from .data import DataConfig, DeviceBatches, ImageData, load_data, to_model_range
+from .errors import (DivergedError, UserError, atomic_write_bytes, atomic_write_text, cli_entry,
+                     ensure_writable_dir)
+from .losses import LOSSES, LossConfig, ReconstructionLoss
+from .model import VQVAE, ModelConfig, codebook_usage
+
+TRAIN_STATS = ("train_loss", "train_recon", "train_mse", "train_vq", "train_commit")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 2e-4
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    val_images: int = 1000  # the first N test images: the fixed held-out set
+    amp: bool = True  # bf16 autocast for convolutions (CUDA only)
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.val_images < 1:
+            raise UserError("--epochs, --batch-size and --val-images must be >= 1")
+        if not self.lr > 0:
+            raise UserError(f"--lr must be > 0, got {self.lr}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        parts = {"model": ModelConfig, "loss": LossConfig, "data": DataConfig}
+        for key, kind in parts.items():
+            if isinstance(d.get(key), dict):
+                d[key] = kind(**d[key])
+        return cls(**d)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name} asked for, but no CUDA GPU is visible; use --device cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, data: ImageData | None = None, log_dir=None):
+        self.cfg = cfg
+        self.device = pick_device(cfg.device)
+        self.data = data if data is not None else load_data(cfg.data)
+        torch.manual_seed(cfg.seed)
+        self.model = VQVAE(cfg.model).to(self.device)
+        self.loss_fn = ReconstructionLoss(cfg.loss, self.data.image_size).to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.batches = DeviceBatches(self.data.x_train, cfg.batch_size, self.device, cfg.seed)
+        self.x_val = self.data.x_test[: cfg.val_images].to(self.device)
+        self.autocast = torch.autocast(
+            "cuda", dtype=torch.bfloat16, enabled=cfg.amp and self.device.type == "cuda"
+        )
+        self.ssim = piqa.SSIM().to(self.device)
+        self.epoch = 0  # completed epochs
+        self.history: list[dict] = []
+        self.writer = None
+        if log_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter  # only runs that log need it
+
+            self.writer = SummaryWriter(str(log_dir))
+
+    # --- training ------------------------------------------------------------------------
+
+    def _step(self, x: torch.Tensor) -> torch.Tensor:
+        """One optimiser step; returns the detached TRAIN_STATS as one tensor (no host sync)."""
+        with self.autocast:
+            x_tilde, z_e, z_q, _ = self.model(x)
+        recon, mse, _ = self.loss_fn(x_tilde, x)
+        vq, commit = self.model.vq_losses(z_e, z_q)
+        loss = recon + vq + self.cfg.model.beta * commit
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return torch.stack([loss, recon, mse, vq, commit]).detach()
+
+    def train_epoch(self) -> dict:
+        self.model.train()
+        sums = torch.zeros(len(TRAIN_STATS), device=self.device)
+        steps, x = 0, None
+        self._sync()
+        start = last_print = time.perf_counter()
+        for x in self.batches.epoch(self.epoch):
+            sums += self._step(x)
+            steps += 1
+            if time.perf_counter() - last_print > 30:  # long CPU epochs show progress
+                last_print = time.perf_counter()
+                print(f"  epoch {self.epoch + 1}: step {steps}/{len(self.batches)}", file=sys.stderr)
+        self._sync()
+        epoch_s = time.perf_counter() - start
+        means = (sums / steps).tolist()
+        for name, value in zip(TRAIN_STATS, means):
+            if not math.isfinite(value):
+                raise DivergedError(self.epoch + 1, name)
+        self.epoch += 1
+        metrics = {"epoch": self.epoch, **dict(zip(TRAIN_STATS, means))}
+        metrics.update(self.evaluate())
+        metrics.update(
+            images_per_s=steps * self.batches.batch_size / epoch_s,
+            step_ms=1000 * epoch_s / steps,
+            recon_loss_ms=self.time_recon_loss(x),
+            epoch_s=epoch_s,
+        )
+        self.history.append(metrics)
+        self._log(metrics)
+        return metrics
+
+    def time_recon_loss(self, x: torch.Tensor, repeats: int = 5) -> float:
+        """Median ms of the reconstruction loss's forward + backward alone, on batch x.
+
+        Timed outside the epoch so it does not slow training; step_ms minus this is the
+        rest of the step, which is how the perceptual loss's compute overhead is measured.
+        """
+        with torch.no_grad(), self.autocast:
+            x_tilde = self.model(x)[0]
+        times = []
+        for _ in range(repeats):
+            xt = x_tilde.detach().clone().requires_grad_(True)
+            self._sync()
+            t0 = time.perf_counter()
+            self.loss_fn(xt, x)[0].backward()
+            self._sync()
+            times.append(1000 * (time.perf_counter() - t0))
+        return statistics.median(times)
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    # --- evaluation ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def reconstruct(self, x_u8: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """Reconstructions in [0, 1] (float32, on the device) of uint8 images, eval mode."""
+        was_training = self.model.training
+        self.model.eval()
+        out = []
+        for i in range(0, len(x_u8), batch_size):
+            with self.autocast:
+                x_tilde = self.model(to_model_range(x_u8[i:i + batch_size].to(self.device)))[0]
+            out.append((x_tilde.float() + 1) / 2)
+        self.model.train(was_training)
+        return torch.cat(out).clamp_(0, 1)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Held-out MSE (model space, like the training term), PSNR, SSIM, own loss, codes."""
+        self.model.eval()
+        sums = torch.zeros(4, device=self.device)
+        codes = []
+        for i in range(0, len(self.x_val), 500):
+            x = to_model_range(self.x_val[i:i + 500])
+            with self.autocast:
+                x_tilde, _, _, c = self.model(x)
+            recon, mse, _ = self.loss_fn(x_tilde, x)
+            a, b = (x_tilde.float() + 1) / 2, (x + 1) / 2
+            psnr = piqa.psnr.psnr(a, b).mean()
+            sums += len(x) * torch.stack([mse, psnr, self.ssim(a, b), recon])
+            codes.append(c)
+        self.model.train()
+        mse, psnr, ssim, recon = (sums / len(self.x_val)).tolist()
+        perplexity, used = codebook_usage(torch.cat(codes), self.cfg.model.codebook_size)
+        return dict(val_mse=mse, val_psnr=psnr, val_ssim=ssim, val_recon=recon,
+                    perplexity=perplexity.item(), codes_used=used.item())
+
+    # --- logging and checkpoints ---------------------------------------------------------
+
+    def _log(self, metrics: dict):
+        if self.writer is None:
+            return
+        for key, value in metrics.items():
+            if key != "epoch":
+                group = "val" if key.startswith("val_") else "train" if key.startswith("train_") else "run"
+                self.writer.add_scalar(f"{group}/{key}", value, self.epoch)
+        self.writer.add_image("reconstructions", self.reconstruction_grid(), self.epoch)
+        self.writer.flush()
+
+    def reconstruction_grid(self, n: int = 16) -> torch.Tensor:
+        """Originals (top row) above their reconstructions (bottom row), as one CHW image."""
+        x = self.x_val[:n]
+        both = torch.cat([x.float().div(255), self.reconstruct(x)]).cpu()
+        return torchvision.utils.make_grid(both, nrow=len(x), padding=1)
+
+    def state_dict(self) -> dict:
+        return {
+            "config": self.cfg.to_dict(),
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: dict):
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.epoch = state["epoch"]
+        self.history = list(state["history"])
+
+    def save_checkpoint(self, path):
+        """Atomic: a crash mid-save leaves the previous checkpoint intact."""
+        import io
+
+        buf = io.BytesIO()
+        torch.save(self.state_dict(), buf)
+        atomic_write_bytes(path, buf.getvalue())
+
+    def load_checkpoint(self, path):
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except (OSError, RuntimeError, EOFError) as e:
+            raise UserError(f"cannot read checkpoint {path} ({e}); point --resume at a run dir") from None
+        self.load_state_dict(state)
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+
+
+# --- command line ---------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tune_vqvae.train", description=__doc__.split("\n")[0])
+    p.add_argument("--loss", default="mse", help=f"one of {', '.join(LOSSES)}")
+    p.add_argument("--weight", type=float, default=1.0, help="w in mse + w * loss")
+    p.add_argument("--no-mse", action="store_true", help="train on the perceptual loss alone")
+    p.add_argument("--data", default="builtin", help="builtin | cifar10 | FILE.npz")
+    p.add_argument("--cache-dir", default=DataConfig.cache_dir)
+    p.add_argument("--train-images", type=int, help="use only the first N training images")
+    p.add_argument("--val-images", type=int, default=1000)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--codebook-size", type=int, default=512)
+    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-amp", action="store_true", help="fp32 everywhere on CUDA")
+    p.add_argument("--out", help="run directory (default runs/train/<loss>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        model=ModelConfig(hidden=a.hidden, codebook_size=a.codebook_size, beta=a.beta),
+        loss=LossConfig(name=a.loss, weight=a.weight, with_mse=not a.no_mse),
+        data=DataConfig(source=a.data, cache_dir=a.cache_dir, train_images=a.train_images),
+        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device,
+        val_images=a.val_images, amp=not a.no_amp,
+    )
+
+
+def _run_dir(a: argparse.Namespace, cfg: TrainConfig) -> Path:
+    out = Path(a.out or f"runs/train/{cfg.loss.label.replace('*', 'x')}-{time.strftime('%Y%m%d-%H%M%S')}")
+    has_run = (out / "checkpoint.pt").exists()
+    if a.resume and not has_run:
+        raise UserError(f"--resume: {out} holds no checkpoint.pt; give the --out of an earlier run")
+    if has_run and not a.resume:
+        raise UserError(f"{out} already holds a run; add --resume to continue it or pick another --out")
+    return ensure_writable_dir(out, "output directory")
+
+
+@cli_entry
+def main(argv=None):
+    a = build_parser().parse_args(argv)
+    cfg = config_from_args(a)
+    out = _run_dir(a, cfg)
+    data = load_data(cfg.data)
+    trainer = Trainer(cfg, data, log_dir=out / "tb")
+    if a.resume:
+        trainer.load_checkpoint(out / "checkpoint.pt")
+    else:
+        atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
+    print(f"{cfg.loss.label}: {len(data.x_train)} train / {len(trainer.x_val)} val images of "
+          f"{data.name} on {trainer.device}, epochs {trainer.epoch + 1}..{cfg.epochs}, run dir {out}")
+    try:
+        while trainer.epoch < cfg.epochs:
+            m = trainer.train_epoch()
+            trainer.save_checkpoint(out / "checkpoint.pt")
+            atomic_write_text(out / "metrics.json", json.dumps(trainer.history, indent=1))
+            print(f"epoch {m['epoch']:3d}  loss {m['train_loss']:.4f}  val mse {m['val_mse']:.4f}  "
+                  f"psnr {m['val_psnr']:.2f}  ssim {m['val_ssim']:.4f}  perplexity "
+                  f"{m['perplexity']:.1f}  {m['images_per_s']:.0f} img/s  step {m['step_ms']:.1f} ms "
+                  f"(loss {m['recon_loss_ms']:.2f} ms)", flush=True)
+    except DivergedError as e:
+        raise UserError(f"{e}; lower the weight, or train with MSE (drop --no-mse)") from None
+    finally:
+        trainer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
