@@ -143,8 +143,10 @@ class Trainer:
         Timed outside the epoch so it does not slow training; step_ms minus this is the
         rest of the step, which is how the perceptual loss's compute overhead is measured.
         """
+        self.model.eval()  # a train-mode forward would move the BatchNorm running stats
         with torch.no_grad(), self.autocast:
             x_tilde = self.model(x)[0]
+        self.model.train()
         times = []
         for _ in range(repeats):
             xt = x_tilde.detach().clone().requires_grad_(True)

@@ -1,0 +1,32 @@
+"""Shared fixtures: the tiny model and a small slice of the built-in photographs."""
+
+import pytest
+import torch
+
+from tune_vqvae.data import DataConfig, load_data
+from tune_vqvae.losses import LossConfig
+from tune_vqvae.model import ModelConfig
+from tune_vqvae.train import TrainConfig
+
+torch.set_num_threads(2)
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    """A model small enough to train in seconds on a 2-core CPU."""
+    base = dict(
+        model=ModelConfig(hidden=16, codebook_size=32),
+        loss=LossConfig(),
+        data=DataConfig(builtin_train=1024, builtin_test=256),
+        epochs=2,
+        batch_size=32,
+        lr=1e-3,
+        val_images=128,
+        device="cpu",
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def builtin_data():
+    return load_data(DataConfig(builtin_train=1024, builtin_test=256))

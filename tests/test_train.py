@@ -1,0 +1,91 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import tiny_config
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tune_vqvae.losses import PERCEPTUAL_LOSSES, LossConfig
+from tune_vqvae.train import Trainer, main
+
+
+@pytest.mark.parametrize("name", PERCEPTUAL_LOSSES)
+def test_training_step_with_each_loss_keeps_everything_finite(name, builtin_data):
+    trainer = Trainer(tiny_config(loss=LossConfig(name, 0.5)), builtin_data)
+    x = next(iter(trainer.batches.epoch(0)))
+    stats = trainer._step(x)
+    assert torch.isfinite(stats).all()
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_one_epoch_of_mse_lowers_held_out_mse(builtin_data):
+    trainer = Trainer(tiny_config(batch_size=16), builtin_data)
+    before = trainer.evaluate()["val_mse"]
+    metrics = trainer.train_epoch()
+    assert metrics["val_mse"] < 0.5 * before
+    for key in ("val_psnr", "val_ssim", "perplexity", "images_per_s", "step_ms", "recon_loss_ms"):
+        assert metrics[key] > 0
+    assert 0 < metrics["recon_loss_ms"] < metrics["step_ms"]
+
+
+def test_resume_continues_at_next_epoch_with_identical_weights(builtin_data, tmp_path):
+    straight = Trainer(tiny_config(), builtin_data)
+    straight.train_epoch()
+    straight.train_epoch()
+
+    first = Trainer(tiny_config(), builtin_data)
+    first.train_epoch()
+    first.save_checkpoint(tmp_path / "ckpt.pt")
+    resumed = Trainer(tiny_config(), builtin_data)
+    resumed.load_checkpoint(tmp_path / "ckpt.pt")
+    assert resumed.epoch == 1
+    assert resumed.train_epoch()["epoch"] == 2
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_cli_run_writes_tensorboard_scalars_and_image_grid_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ["--loss", "gmsd", "--weight", "0.5", "--epochs", "1", "--hidden", "8",
+            "--codebook-size", "16", "--train-images", "256", "--val-images", "64",
+            "--batch-size", "32", "--device", "cpu", "--out", str(out)]
+    assert main(args) == 0
+    tb = EventAccumulator(str(out / "tb")).Reload()
+    assert {"val/val_mse", "val/val_psnr", "val/val_ssim", "train/train_loss",
+            "run/step_ms", "run/recon_loss_ms"} <= set(tb.Tags()["scalars"])
+    assert tb.Tags()["images"] == ["reconstructions"]
+    args[args.index("--epochs") + 1] = "2"
+    assert main([*args, "--resume"]) == 0
+    history = json.loads((out / "metrics.json").read_text())
+    assert [m["epoch"] for m in history] == [1, 2]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tune_vqvae.train", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"precious")
+    result = run_cli("--out", str(out), "--epochs", "1")
+    assert result.returncode == 2 and "--resume" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert (out / "checkpoint.pt").read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--data", "/nonexistent/data.npz"], "does not exist"),
+    (["--loss", "lpips"], "valid losses"),
+    (["--loss", "ssim", "--weight", "0"], "positive"),
+    (["--out", "/proc/forbidden/run"], "not writable"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, args, says, capsys):
+    argv = ["--out", str(tmp_path / "run"), "--epochs", "1", *args]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and says in err and len(err.splitlines()) == 1
