@@ -21,8 +21,14 @@ import torch
 import torchvision
 
 from .data import DataConfig, DeviceBatches, ImageData, load_data, to_model_range
-from .errors import (DivergedError, UserError, atomic_write_bytes, atomic_write_text, cli_entry,
-                     ensure_writable_dir)
+from .errors import (
+    DivergedError,
+    UserError,
+    atomic_write_bytes,
+    atomic_write_text,
+    cli_entry,
+    ensure_writable_dir,
+)
 from .losses import LOSSES, LossConfig, ReconstructionLoss
 from .model import VQVAE, ModelConfig, codebook_usage
 
@@ -41,6 +47,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     val_images: int = 1000  # the first N test images: the fixed held-out set
     amp: bool = True  # bf16 autocast for convolutions (CUDA only)
+    channels_last: bool = True  # NHWC activations: faster tensor-core convolutions (CUDA only)
+    compile: bool = False  # torch.compile the forward + losses (pays off on GPU for long runs)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.val_images < 1:
@@ -76,13 +84,17 @@ class Trainer:
         self.data = data if data is not None else load_data(cfg.data)
         torch.manual_seed(cfg.seed)
         self.model = VQVAE(cfg.model).to(self.device)
+        on_cuda = self.device.type == "cuda"
+        if cfg.channels_last and on_cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.loss_fn = ReconstructionLoss(cfg.loss, self.data.image_size).to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.batches = DeviceBatches(self.data.x_train, cfg.batch_size, self.device, cfg.seed)
         self.x_val = self.data.x_test[: cfg.val_images].to(self.device)
         self.autocast = torch.autocast(
-            "cuda", dtype=torch.bfloat16, enabled=cfg.amp and self.device.type == "cuda"
+            "cuda", dtype=torch.bfloat16, enabled=cfg.amp and on_cuda
         )
+        self._losses = torch.compile(self._forward_losses) if cfg.compile else self._forward_losses
         self.ssim = piqa.SSIM().to(self.device)
         self.epoch = 0  # completed epochs
         self.history: list[dict] = []
@@ -94,17 +106,23 @@ class Trainer:
 
     # --- training ------------------------------------------------------------------------
 
-    def _step(self, x: torch.Tensor) -> torch.Tensor:
-        """One optimiser step; returns the detached TRAIN_STATS as one tensor (no host sync)."""
+    def _forward_losses(self, x: torch.Tensor) -> torch.Tensor:
+        """TRAIN_STATS of batch x as one tensor; element 0 is the loss to minimise."""
         with self.autocast:
             x_tilde, z_e, z_q, _ = self.model(x)
         recon, mse, _ = self.loss_fn(x_tilde, x)
         vq, commit = self.model.vq_losses(z_e, z_q)
         loss = recon + vq + self.cfg.model.beta * commit
+        return torch.stack([loss, recon, mse, vq, commit])
+
+    def _step(self, x: torch.Tensor) -> torch.Tensor:
+        """One optimiser step; returns the detached TRAIN_STATS as one tensor (no host sync)."""
+        stats = self._losses(x)
+        loss = stats[0]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return torch.stack([loss, recon, mse, vq, commit]).detach()
+        return stats.detach()
 
     def train_epoch(self) -> dict:
         self.model.train()
@@ -270,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-amp", action="store_true", help="fp32 everywhere on CUDA")
+    p.add_argument("--no-channels-last", action="store_true", help="NCHW activations on CUDA")
+    p.add_argument("--compile", action="store_true", help="torch.compile forward and losses")
     p.add_argument("--out", help="run directory (default runs/train/<loss>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     return p
@@ -281,7 +301,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         loss=LossConfig(name=a.loss, weight=a.weight, with_mse=not a.no_mse),
         data=DataConfig(source=a.data, cache_dir=a.cache_dir, train_images=a.train_images),
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device,
-        val_images=a.val_images, amp=not a.no_amp,
+        val_images=a.val_images, amp=not a.no_amp, channels_last=not a.no_channels_last,
+        compile=a.compile,
     )
 
 

@@ -1,0 +1,260 @@
+"""Benchmarks: `python -m tune_vqvae.bench [train|overhead|fid|packing|all] [--quick]`.
+
+Every figure is the median of repeated timings (min/max kept), measured side by side in
+one process so ratios compare like with like. On CUDA, CUDA events time the GPU work.
+Results print as a table and are written atomically to
+benchmarks/results/<device>-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .data import DataConfig, ImageData, load_data, to_model_range
+from .errors import UserError, atomic_write_text, cli_entry
+from .losses import LOSSES, LossConfig
+from .model import VQVAE, ModelConfig
+from .train import TrainConfig, Trainer, pick_device
+
+
+@dataclass
+class BenchConfig:
+    quick: bool = False  # small model and few steps: under two minutes on a 2-core CPU
+    device: str = "auto"
+    data: str = "builtin"
+    repeats: int = 5
+    steps: int = 20  # training steps per timed repeat
+    out_dir: str = "benchmarks/results"
+
+    def model(self, device: torch.device) -> ModelConfig:
+        # The paper's model on a GPU; a small one where a CPU would take minutes per step.
+        if self.quick or device.type == "cpu":
+            return ModelConfig(hidden=64, codebook_size=128)
+        return ModelConfig()
+
+
+class Timer:
+    """Wall time of a block; on CUDA measured with events, which time the GPU work."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def __enter__(self):
+        if self.cuda:
+            self.start, self.end = torch.cuda.Event(True), torch.cuda.Event(True)
+            self.start.record()
+        else:
+            self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            self.end.record()
+            self.end.synchronize()
+            self.seconds = self.start.elapsed_time(self.end) / 1000
+        else:
+            self.seconds = time.perf_counter() - self.t0
+
+
+def summary(seconds: list[float], images: int) -> dict:
+    """Median/min/max seconds of the repeats and the images/s of the median."""
+    med = statistics.median(seconds)
+    return {"median_s": med, "min_s": min(seconds), "max_s": max(seconds),
+            "images_per_s": images / med, "repeats": len(seconds)}
+
+
+def time_trainer_steps(trainer: Trainer, steps: int, repeats: int) -> dict:
+    """Our training path: batches gathered on the device, no host sync inside the loop."""
+    batches = list(trainer.batches.epoch(0))[:steps]
+    for x in batches[:3]:  # warm-up: cuDNN autotuning, compilation
+        trainer._step(x)
+    times = []
+    for _ in range(repeats):
+        with Timer(trainer.device) as t:
+            for x in batches:
+                trainer._step(x)
+        times.append(t.seconds)
+    return summary(times, len(batches) * trainer.batches.batch_size)
+
+
+def time_reference_steps(cfg: TrainConfig, data: ImageData, steps: int, repeats: int) -> dict:
+    """The reference pipeline: CPU DataLoader with per-image transforms, fp32, .item() each step."""
+    from torch.utils.data import DataLoader, Dataset
+
+    class PerImage(Dataset):  # what torchvision's CIFAR10 + ToTensor + Normalize does per image
+        def __len__(self):
+            return len(data.x_train)
+
+        def __getitem__(self, i):
+            return to_model_range(data.x_train[i])
+
+    device = pick_device(cfg.device)
+    model = VQVAE(cfg.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    loader = DataLoader(PerImage(), batch_size=cfg.batch_size, shuffle=True, drop_last=True)
+
+    def run(n):
+        for i, x in enumerate(loader):
+            if i == n:
+                break
+            x = x.to(device)
+            x_tilde, z_e, z_q, _ = model(x)
+            vq, commit = model.vq_losses(z_e, z_q)
+            loss = F.mse_loss(x_tilde, x) + vq + cfg.model.beta * commit
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss.item()  # the reference logs every step: a host sync
+
+    run(3)
+    times = []
+    for _ in range(repeats):
+        with Timer(device) as t:
+            run(steps)
+        times.append(t.seconds)
+    return summary(times, steps * cfg.batch_size)
+
+
+def bench_train(bc: BenchConfig, data: ImageData) -> dict:
+    """Images/s of our training path (each optimisation switchable) vs the reference."""
+    device = pick_device(bc.device)
+    base = dict(model=bc.model(device), device=bc.device, data=DataConfig(source=bc.data))
+    variants = {"optimised": {}, "fp32": {"amp": False}, "no channels_last": {"channels_last": False}}
+    if device.type == "cuda":
+        variants["compiled"] = {"compile": True}
+    rows = {}
+    for name, extra in variants.items():
+        trainer = Trainer(TrainConfig(**base, **extra), data)
+        rows[name] = time_trainer_steps(trainer, bc.steps, bc.repeats)
+    rows["reference"] = time_reference_steps(TrainConfig(**base), data, bc.steps, bc.repeats)
+    ref = rows["reference"]["images_per_s"]
+    for row in rows.values():
+        row["speedup_vs_reference"] = row["images_per_s"] / ref
+        row["cifar10_epoch_s"] = 50_000 / row["images_per_s"]
+    return rows
+
+
+def bench_overhead(bc: BenchConfig, data: ImageData) -> dict:
+    """Step time of mse + 0.5 * L for every loss, relative to MSE alone, interleaved repeats."""
+    device = pick_device(bc.device)
+    trainers = {
+        name: Trainer(TrainConfig(model=bc.model(device), loss=LossConfig(name, 0.5),
+                                  device=bc.device), data)
+        for name in LOSSES
+    }
+    times = {name: [] for name in LOSSES}
+    for trainer in trainers.values():
+        time_trainer_steps(trainer, 3, 1)  # warm-up
+    for _ in range(bc.repeats):  # interleaved: drift of the machine hits every loss alike
+        for name, trainer in trainers.items():
+            times[name].append(time_trainer_steps(trainer, bc.steps, 1)["median_s"])
+    images = bc.steps * trainers["mse"].batches.batch_size
+    rows = {name: summary(t, images) for name, t in times.items()}
+    for row in rows.values():
+        row["step_time_vs_mse"] = row["median_s"] / rows["mse"]["median_s"]
+    return rows
+
+
+def bench_fid(bc: BenchConfig, data: ImageData) -> dict:
+    """Seconds to extract Inception features of reconstructions (needs the FID weights)."""
+    from .fid import FIDConfig, FIDEvaluator, fid_weights_available
+
+    cfg = FIDConfig(samples=1000 if bc.quick else 10_000)
+    if not fid_weights_available(cfg):
+        return {"skipped": "FID Inception weights not available (see --fid-weights in README)"}
+    device = pick_device(bc.device)
+    trainer = Trainer(TrainConfig(model=bc.model(device), device=bc.device), data)
+    evaluator = FIDEvaluator(cfg, data, device)
+    evaluator.evaluate(trainer.reconstruct)  # warm-up, and the reference statistics
+    times = []
+    for _ in range(max(1, bc.repeats // 2)):
+        with Timer(device) as t:
+            evaluator.evaluate(trainer.reconstruct)
+        times.append(t.seconds)
+    return summary(times, min(cfg.samples, len(data.x_test)))
+
+
+def bench_packing(bc: BenchConfig, counts=(1, 2, 4, 8)) -> dict:
+    """Total images/s of N concurrent training processes sharing one device."""
+    rows = {}
+    for n in counts[:3] if bc.quick else counts:
+        cmd = [sys.executable, "-m", "tune_vqvae.bench", "child", "--device", bc.device,
+               "--data", bc.data, "--steps", str(bc.steps)] + (["--quick"] if bc.quick else [])
+        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) for _ in range(n)]
+        rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["images_per_s"] for p in procs]
+        rows[f"{n} per device"] = {"trials": n, "total_images_per_s": sum(rates)}
+    return rows
+
+
+def environment(device: torch.device) -> dict:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return {"device": name, "device_type": device.type, "torch": torch.__version__,
+            "cuda": torch.version.cuda, "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+
+
+def print_table(title: str, rows: dict):
+    print(f"\n{title}")
+    for name, row in rows.items():
+        cells = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+        print(f"  {name:18s} {cells}")
+
+
+BENCHES = {"train": bench_train, "overhead": bench_overhead, "fid": bench_fid}
+
+
+@cli_entry
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m tune_vqvae.bench", description=__doc__.split("\n")[0])
+    p.add_argument("what", nargs="?", default="all", choices=[*BENCHES, "packing", "all", "child"])
+    p.add_argument("--quick", action="store_true", help="small model, few steps (CPU, < 2 min)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data", default="builtin", help="builtin | cifar10 | FILE.npz")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps", type=int, help="training steps per timed repeat")
+    p.add_argument("--out-dir", default="benchmarks/results")
+    a = p.parse_args(argv)
+    steps = a.steps or (5 if a.quick else 20)
+    bc = BenchConfig(a.quick, a.device, a.data, 3 if a.quick else a.repeats, steps, a.out_dir)
+    device = pick_device(bc.device)
+    data = load_data(DataConfig(source=bc.data, train_images=steps * 128))
+    if a.what == "child":  # one process of the packing benchmark
+        trainer = Trainer(TrainConfig(model=bc.model(device), device=bc.device), data)
+        print(json.dumps(time_trainer_steps(trainer, steps, bc.repeats)))
+        return 0
+    results = {"environment": environment(device), "settings": vars(a)}
+    for name in (BENCHES if a.what == "all" else [a.what] if a.what != "packing" else []):
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = BENCHES[name](bc, data)
+        print_table(name, results[name])
+    if a.what in ("packing", "all"):
+        print("running packing ...", file=sys.stderr, flush=True)
+        results["packing"] = bench_packing(bc)
+        print_table("packing", results["packing"])
+    out = Path(bc.out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create {out} ({e.strerror}); pass a writable --out-dir") from None
+    env = results["environment"]
+    path = out / f"{env['device'].replace(' ', '_')}-{env['date']}{'-quick' if bc.quick else ''}.json"
+    atomic_write_text(path, json.dumps(results, indent=2))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
