@@ -168,22 +168,19 @@ def bench_overhead(bc: BenchConfig, data: ImageData) -> dict:
 
 
 def bench_fid(bc: BenchConfig, data: ImageData) -> dict:
-    """Seconds to extract Inception features of reconstructions (needs the FID weights)."""
-    from .fid import FIDConfig, FIDEvaluator, fid_weights_available
+    """Inception feature throughput and peak memory at two image counts (memory must stay flat).
 
-    cfg = FIDConfig(samples=1000 if bc.quick else 10_000)
-    if not fid_weights_available(cfg):
-        return {"skipped": "FID Inception weights not available (see --fid-weights in README)"}
+    Random-weight Inception: the same network and cost as the real FID weights, which this
+    benchmark therefore does not need.
+    """
+    from .fid import benchmark_features, random_weight_inception
+
     device = pick_device(bc.device)
-    trainer = Trainer(TrainConfig(model=bc.model(device), device=bc.device), data)
-    evaluator = FIDEvaluator(cfg, data, device)
-    evaluator.evaluate(trainer.reconstruct)  # warm-up, and the reference statistics
-    times = []
-    for _ in range(max(1, bc.repeats // 2)):
-        with Timer(device) as t:
-            evaluator.evaluate(trainer.reconstruct)
-        times.append(t.seconds)
-    return summary(times, min(cfg.samples, len(data.x_test)))
+    big = 100 if device.type == "cpu" else 10_000
+    batch = 50 if device.type == "cpu" else 500
+    extractor = random_weight_inception()
+    return {f"{n} images": benchmark_features(extractor, n, batch, device)
+            for n in (big // 4, big)}
 
 
 def bench_packing(bc: BenchConfig, counts=(1, 2, 4, 8)) -> dict:
