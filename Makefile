@@ -14,7 +14,8 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 demo: venv
-	$(BIN)/python -m tune_vqvae.search --smoke
+	$(BIN)/python -m tune_vqvae.search --smoke --storage-path runs/search
+	$(BIN)/python -m analysis "$$(ls -td runs/search/smoke-* | head -1)"
 
 test: venv
 	$(BIN)/python -m pytest -q

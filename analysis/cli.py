@@ -1,0 +1,63 @@
+"""Command line of the analysis: read experiments, compute the tables, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from tune_vqvae.errors import UserError, cli_entry, ensure_writable_dir
+
+from .load import choose_objective, load
+from .report import build, write
+from .tables import analyse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Report of a weight search: objective vs w per loss, best w and its gain "
+                    "over MSE and the paper's grid, compute overhead, reconstructions, "
+                    "Pareto front. Works on finished and still-running searches.")
+    p.add_argument("experiments", nargs="+", metavar="EXPDIR",
+                   help="a search directory (runs/search/<name>, holding baseline/ and one "
+                        "directory per loss), or Ray Tune experiment directories")
+    p.add_argument("--out", help="report directory (default: <search dir>/analysis)")
+    p.add_argument("--objective", help="metric to compare (default: what the search "
+                                       "minimised; else fid if reported, else swd)")
+    p.add_argument("--images", type=int, default=8, help="held-out images in the "
+                   "reconstructions figure (default 8)")
+    p.add_argument("--device", default="cpu", help="device for the reconstructions "
+                   "(cpu, cuda, auto; default cpu)")
+    p.add_argument("--data", help="where the trials' data is here, if not where the search "
+                                  "read it (builtin | cifar10 | FILE.npz)")
+    p.add_argument("--no-reconstructions", action="store_true",
+                   help="skip loading checkpoints")
+    return p
+
+
+def default_out(experiments: list[Path]) -> Path:
+    parents = {e.parent for e in experiments}
+    base = parents.pop() if len(parents) == 1 else Path(os.path.commonpath(experiments))
+    return base / "analysis"
+
+
+@cli_entry
+def main(argv=None):
+    a = build_parser().parse_args(argv)
+    if a.images < 1:
+        raise UserError(f"--images must be >= 1, got {a.images}")
+    experiments, trials = load(a.experiments)
+    objective = choose_objective(trials, a.objective)
+    analysis = analyse(trials, objective)
+    out = ensure_writable_dir(Path(a.out) if a.out else default_out(experiments),
+                              "report directory")
+    report = build(analysis, experiments, out, requested_objective=bool(a.objective),
+                   images=a.images, device=a.device, data_source=a.data,
+                   reconstructions=not a.no_reconstructions)
+    written = write(analysis, report, out)
+    print(f"{len(analysis.trials)} trials of {len(experiments)} experiments, objective "
+          f"{objective}; wrote {len(written)} files:")
+    print(f"  {out / 'report.html'}")
+    print(f"  {out / 'report.md'}")
+    return 0

@@ -1,0 +1,360 @@
+"""Read Ray Tune experiment directories into one table of trials, with plain json/pandas.
+
+Layout read (Ray Tune 2.x, local storage):
+
+    <storage>/<experiment>/experiment_state-<date>.json   trial statuses (written periodically)
+    <storage>/<experiment>/<trial dir>/params.json         the trial's config
+    <storage>/<experiment>/<trial dir>/result.json         one JSON line per reported epoch
+    <storage>/<experiment>/<trial dir>/error.txt           traceback of a failed trial
+    <storage>/<experiment>/<trial dir>/checkpoint_NNNNNN/  one per epoch (trainer.pt inside)
+
+Nothing here imports ray or needs the search process: a finished experiment and one still
+running read the same way (a half-written last line of result.json is ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from tune_vqvae.errors import UserError
+
+CHECKPOINT_FILE = "trainer.pt"  # tune_vqvae.trainable.CHECKPOINT_FILE (no ray import here)
+PAPER_GRID_W = (0.25, 0.5, 1.0)  # plus "no MSE": the paper's fixed grid per loss
+OBJECTIVES = ("fid", "swd")  # preferred first
+
+# Trial states in the report (Ray's TERMINATED is split by what actually happened).
+COMPLETED, STOPPED, DIVERGED, FAILED, RUNNING, PENDING = (
+    "completed", "stopped early", "diverged", "failed", "running", "pending")
+IN_PROGRESS = (RUNNING, PENDING)
+
+
+@dataclass
+class Trial:
+    experiment: str
+    path: Path
+    config: dict
+    history: pd.DataFrame  # one row per reported result
+    ray_status: str | None = None  # from experiment_state-*.json, if listed there
+    error: str | None = None  # last line of error.txt
+    notes: list[str] = field(default_factory=list)
+
+
+# --- finding experiments -----------------------------------------------------------------
+
+def _trial_dirs(d: Path) -> list[Path]:
+    return sorted(p for p in d.iterdir() if p.is_dir() and (p / "params.json").exists())
+
+
+def _is_experiment(d: Path) -> bool:
+    return any(d.glob("experiment_state-*.json")) or bool(_trial_dirs(d))
+
+
+def find_experiments(paths: list[str]) -> list[Path]:
+    """Experiment dirs named, or found one level below a named storage dir."""
+    found: list[Path] = []
+    for raw in paths:
+        d = Path(raw).expanduser()
+        if not d.exists():
+            raise UserError(f"{raw}: no such directory; give a Ray Tune experiment directory "
+                            f"(the search prints it) or the storage directory holding several")
+        if not d.is_dir():
+            raise UserError(f"{raw} is a file, not a directory; give an experiment directory")
+        if (d / "params.json").exists() and (d / "result.json").exists():
+            raise UserError(f"{raw} is one trial's directory; give the experiment directory "
+                            f"above it ({d.resolve().parent}) or the search directory")
+        if _is_experiment(d):
+            found.append(d.resolve())
+            continue
+        subs = [s.resolve() for s in sorted(d.iterdir()) if s.is_dir() and _is_experiment(s)]
+        if not subs:  # the storage path holding several searches
+            subs = [x.resolve() for s in sorted(d.iterdir()) if s.is_dir()
+                    for x in sorted(s.iterdir()) if x.is_dir() and _is_experiment(x)]
+        if not subs:
+            raise UserError(f"{raw} is not a Ray Tune experiment directory (no experiment_state-*"
+                            f".json and no trial directories with params.json), nor a storage "
+                            f"directory holding some; point at what the search wrote")
+        found.extend(subs)
+    unique = list(dict.fromkeys(found))
+    return unique
+
+
+# --- reading one experiment --------------------------------------------------------------
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_results(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """result.json lines; a truncated last line (a writer mid-flush) is dropped."""
+    rows, notes = [], []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return pd.DataFrame(), notes
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            if i == len(lines) - 1:
+                notes.append("last result line half-written (ignored)")
+                continue
+            raise UserError(f"{path}: line {i + 1} is not JSON; the experiment is damaged "
+                            f"(re-run the trial or remove its directory)") from None
+        row.pop("config", None)
+        rows.append({k: v for k, v in row.items() if not isinstance(v, (dict, list))})
+    return pd.DataFrame(rows), notes
+
+
+def _experiment_state(d: Path) -> dict[str, dict]:
+    """relative_logdir -> {status, error_filename} from the newest experiment_state file."""
+    states = sorted(d.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    if not states:
+        return {}
+    data = _read_json(states[-1])
+    if not isinstance(data, dict):
+        return {}  # being rewritten or damaged: the trial files still say what happened
+    out = {}
+    for item in data.get("trial_data", []):
+        try:
+            meta = json.loads(item[0]) if isinstance(item[0], str) else item[0]
+            run = json.loads(item[1]) if isinstance(item[1], str) else item[1]
+        except (ValueError, IndexError, TypeError):
+            continue
+        logdir = meta.get("relative_logdir")
+        if logdir:
+            out[logdir] = {"status": meta.get("status"), "config": meta.get("config"),
+                           "num_failures": (run or {}).get("num_failures", 0)}
+    return out
+
+
+def _error_reason(path: Path) -> str | None:
+    try:
+        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    except OSError:
+        return None
+    # The exception line of the innermost traceback: "SomeError: message".
+    for line in reversed(lines):
+        if re.match(r"^[A-Za-z_][\w.]*(: |$)", line) and not line.startswith("File "):
+            return re.sub(r"\x1b\[[0-9;]*m", "", line)[:300]
+    return lines[-1][:300] if lines else None
+
+
+def read_experiment(d: Path) -> list[Trial]:
+    state = _experiment_state(d)
+    trials = []
+    seen = set()
+    for t in _trial_dirs(d):
+        config = _read_json(t / "params.json")
+        notes = []
+        if not isinstance(config, dict):
+            config = (state.get(t.name) or {}).get("config")
+            if not isinstance(config, dict):
+                raise UserError(f"{t / 'params.json'} is unreadable and the trial is not in "
+                                f"{d.name}'s experiment state: the experiment is half-written; "
+                                f"wait for the search to write it or remove that trial directory")
+            notes.append("params.json unreadable; config taken from the experiment state")
+        history, more = _read_results(t / "result.json")
+        notes += more
+        err = t / "error.txt"
+        trials.append(Trial(
+            experiment=d.name, path=t, config=config, history=history,
+            ray_status=(state.get(t.name) or {}).get("status"),
+            error=_error_reason(err) if err.exists() else None, notes=notes))
+        seen.add(t.name)
+    for logdir, s in state.items():  # listed but no directory yet: pending
+        if logdir not in seen and isinstance(s.get("config"), dict):
+            trials.append(Trial(experiment=d.name, path=d / logdir, config=s["config"],
+                                history=pd.DataFrame(), ray_status=s.get("status") or "PENDING"))
+    return trials
+
+
+# --- one row per trial -------------------------------------------------------------------
+
+def _num(v) -> float:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def trial_settings(config: dict) -> tuple[str, str, bool, float]:
+    """(loss, role, with_mse, w): like tune_vqvae.trainable.loss_settings, w NaN if none."""
+    role = config.get("role", "search")
+    loss = config.get("loss", "mse")
+    if role == "baseline" or loss == "mse":
+        return "mse", "baseline", True, math.nan
+    with_mse = bool(config.get("with_mse", True))
+    w = _num(config.get("w")) if with_mse else math.nan
+    return str(loss), str(role), with_mse, w
+
+
+def config_label(loss: str, with_mse: bool, w: float) -> str:
+    if loss == "mse":
+        return "mse"
+    return f"mse+{w:.4g}*{loss}" if with_mse else f"{loss} (no mse)"
+
+
+def on_paper_grid(loss: str, with_mse: bool, w: float) -> bool:
+    if loss == "mse":
+        return True
+    return (not with_mse) or any(math.isclose(w, g, rel_tol=1e-6) for g in PAPER_GRID_W)
+
+
+def _last(history: pd.DataFrame, col: str) -> float:
+    if col not in history:
+        return math.nan
+    s = pd.to_numeric(history[col], errors="coerce").dropna()
+    return float(s.iloc[-1]) if len(s) else math.nan
+
+
+def _mean_after_first(history: pd.DataFrame, col: str) -> float:
+    """Mean over epochs, leaving out the first (warm-up, allocation, compilation) if more."""
+    if col not in history:
+        return math.nan
+    s = pd.to_numeric(history[col], errors="coerce").dropna()
+    if len(s) > 1:
+        s = s.iloc[1:]
+    return float(s.mean()) if len(s) else math.nan
+
+
+def _checkpoint(t: Trial) -> Path | None:
+    """The checkpoint of the trial's last reported result (holding a Trainer state)."""
+    names = []
+    if "checkpoint_dir_name" in t.history:
+        names = [n for n in t.history["checkpoint_dir_name"].dropna().tolist() if n]
+    candidates = [t.path / n for n in reversed(names)]
+    candidates += sorted(t.path.glob("checkpoint_*"), reverse=True)
+    for c in candidates:
+        if (c / CHECKPOINT_FILE).is_file():
+            return c
+    return None
+
+
+def _state(t: Trial, epochs_planned: float, epochs_done: float, diverged: bool) -> tuple[str, str]:
+    """(state, reason) of a trial."""
+    status = (t.ray_status or "").upper()
+    if diverged:
+        return DIVERGED, _last_str(t.history, "error") or f"loss not finite at epoch {epochs_done:g}"
+    finished = not math.isnan(epochs_planned) and epochs_done >= epochs_planned
+    if finished and status != "ERROR":
+        # error.txt of a crash that Ray retried from the checkpoint stays behind
+        return COMPLETED, f"recovered after a crash ({t.error})" if t.error else ""
+    if t.error or status == "ERROR":
+        return FAILED, t.error or "Ray marked the trial ERROR (no error.txt)"
+    if status == "TERMINATED" or (status == "" and _last_done(t.history)):
+        return STOPPED, f"stopped by the scheduler at epoch {epochs_done:g}/{epochs_planned:g}"
+    if status in ("RUNNING", "PAUSED"):
+        return RUNNING, f"{status.lower()} at epoch {epochs_done:g}/{epochs_planned:g}"
+    if t.history.empty:
+        return PENDING, "no result reported yet"
+    # Not (yet) in the experiment state: the search is running or died mid-trial.
+    return RUNNING, f"no final status; last reported epoch {epochs_done:g}/{epochs_planned:g}"
+
+
+def _last_str(history: pd.DataFrame, col: str) -> str:
+    if col not in history:
+        return ""
+    s = history[col].dropna()
+    return str(s.iloc[-1]) if len(s) else ""
+
+
+def _last_done(history: pd.DataFrame) -> bool:
+    # bool or numpy bool; NaN (a row without `done`) is not done
+    return "done" in history and len(history) > 0 and str(history["done"].iloc[-1]) == "True"
+
+
+def trials_frame(trials: list[Trial]) -> pd.DataFrame:
+    rows = []
+    for t in trials:
+        loss, role, with_mse, w = trial_settings(t.config)
+        train = t.config.get("train") if isinstance(t.config.get("train"), dict) else {}
+        h = t.history
+        epochs_planned = _num(train.get("epochs"))
+        epochs_done = _last(h, "epoch")
+        if math.isnan(epochs_done):
+            epochs_done = _last(h, "training_iteration")
+        if math.isnan(epochs_done):
+            epochs_done = 0.0
+        diverged = _last(h, "diverged") == 1.0
+        state, reason = _state(t, epochs_planned, epochs_done, diverged)
+        ckpt = _checkpoint(t) if not h.empty else None
+        rows.append({
+            "experiment": t.experiment, "trial": t.path.name,
+            "trial_id": _last_str(h, "trial_id") or t.path.name,
+            "loss": loss, "role": role, "with_mse": with_mse, "w": w,
+            "label": config_label(loss, with_mse, w),
+            "seed": _num(t.config.get("seed", train.get("seed", 0))),
+            "paper_grid": on_paper_grid(loss, with_mse, w),
+            "state": state, "reason": reason,
+            "epochs": epochs_done, "epochs_planned": epochs_planned,
+            "fid": _last(h, "fid"), "swd": _last(h, "swd"), "objective_reported": _last(h, "objective"),
+            "objective_name": str(t.config.get("objective", "")),
+            "val_psnr": _last(h, "val_psnr"), "val_ssim": _last(h, "val_ssim"),
+            "val_mse": _last(h, "val_mse"),
+            "step_ms": _mean_after_first(h, "step_ms"),
+            "recon_loss_ms": _mean_after_first(h, "recon_loss_ms"),
+            "images_per_s": _mean_after_first(h, "images_per_s"),
+            "time_total_s": _last(h, "time_total_s"),
+            "checkpoint": str(ckpt) if ckpt else "",
+            "notes": "; ".join(t.notes), "path": str(t.path),
+        })
+    return pd.DataFrame(rows)
+
+
+def choose_objective(df: pd.DataFrame, requested: str | None) -> str:
+    """The objective column: `requested`, else the one the search minimised (the trials'
+    config `objective`), else fid if any trial reported it, else swd."""
+    if requested:
+        if requested not in df or not df[requested].notna().any():
+            have = [c for c in OBJECTIVES if c in df and df[c].notna().any()]
+            raise UserError(f"--objective {requested}: no trial reported it; reported: "
+                            f"{', '.join(have) or 'none'}")
+        return requested
+    named = [n for n in dict.fromkeys(df["objective_name"]) if n]
+    if len(named) == 1 and named[0] in df and df[named[0]].notna().any():
+        return named[0]  # what the search minimised
+    for c in OBJECTIVES:
+        if c in df and df[c].notna().any():
+            return c
+    raise UserError("no trial reported fid or swd yet; wait for the first evaluation "
+                    "(eval_every epochs) or check the trials' error.txt")
+
+
+def _with_baseline(exps: list[Path], trials: list[Trial]) -> list[Path]:
+    """A loss experiment named alone: add its search's baseline/ experiment (the reference)."""
+    if any(trial_settings(t.config)[0] == "mse" for t in trials):
+        return []
+    extra = []
+    for parent in dict.fromkeys(e.parent for e in exps):
+        b = parent / "baseline"
+        if b.is_dir() and b.resolve() not in exps and _is_experiment(b):
+            extra.append(b.resolve())
+    return extra
+
+
+def load(paths: list[str]) -> tuple[list[Path], pd.DataFrame]:
+    exps = find_experiments(paths)
+    trials = [t for d in exps for t in read_experiment(d)]
+    names = ", ".join(e.name for e in exps)
+    if not trials:
+        raise UserError(f"{names}: no trials yet (half-written experiment); wait for the "
+                        f"search to start its trials")
+    if not any(len(t.history) for t in trials):
+        raise UserError(f"{names}: no trial has reported a result yet (half-written "
+                        f"experiment); run the analysis again after the first epoch")
+    for b in _with_baseline(exps, trials):
+        exps.append(b)
+        trials += read_experiment(b)
+    return exps, trials_frame(trials)

@@ -1,0 +1,226 @@
+"""`python -m analysis` on a search the real search code ran with the mock trainable.
+
+The mock's best weight is known (tune_vqvae.trainable.MOCK_BEST_W), the search space here
+puts w = 2 (gmsd's best in the mock) among its first points, and one grid trial (w = 0.25)
+is made to crash, so the tables have known answers and a failed trial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.cli import main
+from tune_vqvae.trainable import MOCK_BASELINE, MOCK_BEST_W, mock_final_objective
+
+ROOT = Path(__file__).resolve().parent.parent
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory) -> Path:
+    """runs/search/<name>/ of a mock gmsd search: baseline/ and gmsd/ experiments."""
+    tmp = tmp_path_factory.mktemp("search")
+    space = tmp / "space.yaml"
+    space.write_text(
+        "losses: [gmsd]\n"
+        "w: {low: 0.01, high: 10.0, log: true}\n"
+        "with_mse: [true, false]\n"
+        "points:\n"
+        "  - {with_mse: true, w: 1.0}\n"
+        "  - {with_mse: true, w: 0.5}\n"
+        "  - {with_mse: true, w: 0.25}\n"
+        "  - {with_mse: false}\n"
+        "  - {with_mse: true, w: 2.0}\n")
+    faults = {"crash_at_epoch": 2, "only_w": 0.25, "marker_dir": str(tmp / "markers")}
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled",
+           "RAY_TMPDIR": str(tmp_path_factory.mktemp("ray"))}
+    cmd = [sys.executable, "-m", "tune_vqvae.search", "--mock", "--loss", "gmsd",
+           "--space", str(space), "--num-samples", "6", "--epochs", str(EPOCHS),
+           "--max-concurrent", "2", "--num-cpus", "2", "--max-failures", "0",
+           "--no-early-stop", "--storage-path", str(tmp), "--name", "mock",
+           "--faults", json.dumps(faults)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return tmp / "mock"
+
+
+def _run(args, capsys) -> tuple[int, str, str]:
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def report(search, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    assert main([str(search), "--out", str(out)]) == 0
+    return out
+
+
+def _params(search: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in search.glob("*/*/params.json")]
+
+
+def test_best_weight_and_ratios(search, report):
+    summary = pd.read_csv(report / "summary.csv")
+    gmsd = summary[summary["loss"] == "gmsd"].iloc[0]
+    base = summary[summary["loss"] == "mse (baseline)"].iloc[0]
+    # The known answer, independently of the analysis: of the w the search ran, the one
+    # the mock makes best (w = 2 is among them, so it is the mock's optimum).
+    ran = [c for c in _params(search) if c.get("role") == "search" and c.get("with_mse")
+           and c.get("w") != 0.25]  # 0.25 crashed
+    expected = min(ran, key=mock_final_objective)
+    assert gmsd["w"] == pytest.approx(expected["w"])
+    assert abs(math.log10(gmsd["w"] / MOCK_BEST_W["gmsd"])) < 0.05
+    value = mock_final_objective(expected)
+    assert gmsd["value"] == pytest.approx(value)  # the objective is the mock's swd
+    assert gmsd["vs_baseline"] == pytest.approx(value / MOCK_BASELINE)
+    assert gmsd["vs_lowest"] == pytest.approx(1.0)  # the paper's scaling: best = 1x
+    assert base["vs_lowest"] == pytest.approx(MOCK_BASELINE / value)
+    assert base["value"] == pytest.approx(MOCK_BASELINE)
+    md = (report / "report.md").read_text()
+    assert f"best w={gmsd['w']:.4g}" in md and "**swd**" in md
+    assert "× MSE baseline" in md
+
+
+def test_paper_grid_against_optimum(report):
+    grid = pd.read_csv(report / "grid.csv")
+    g = grid.set_index("point")
+    assert g.loc["w=1", "value"] == pytest.approx(mock_final_objective(
+        {"loss": "gmsd", "with_mse": True, "w": 1.0}))
+    assert g.loc["no MSE", "value"] == pytest.approx(1.5)  # the mock's no-MSE value
+    assert pd.isna(g.loc["w=0.25", "value"])  # crashed: not run to the end
+    opt = grid[grid["kind"] == "searched optimum"].iloc[0]
+    assert opt["vs_best_grid"] < 1  # better than every grid point
+    assert opt["best_grid_point"] == "w=1"
+
+
+def test_failed_trial_listed_with_reason(report):
+    failures = pd.read_csv(report / "failures.csv")
+    crashed = failures[failures["label"] == "mse+0.25*gmsd"]
+    assert len(crashed) == 1
+    assert crashed.iloc[0]["state"] == "failed"
+    assert "injected crash" in crashed.iloc[0]["reason"]
+    assert "injected crash" in (report / "report.md").read_text()
+
+
+def test_figures_and_html(report):
+    for name in ("weight_gmsd.png", "weight_all.png", "pareto.png"):
+        data = (report / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5000, name
+    html = (report / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3  # self-contained
+    overhead = pd.read_csv(report / "overhead.csv").set_index("loss")
+    assert overhead.loc["gmsd", "overhead_pct"] == pytest.approx(0.0)  # mock: same step_ms
+    assert overhead.loc["gmsd", "recon_share_pct"] == pytest.approx(10.0)
+    assert overhead.loc["gmsd", "search_trial_s"] > 0
+    pareto = pd.read_csv(report / "pareto.csv")
+    assert pareto["pareto"].any()
+
+
+def _copy(search: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "copy"
+    shutil.copytree(search, dst, ignore=shutil.ignore_patterns("analysis"))
+    return dst
+
+
+def test_seeds_mean_std_and_reconstructions(search, tmp_path, capsys):
+    """Two more seeds of the best config, and real Trainer checkpoints in the best trials."""
+    from conftest import tiny_config
+
+    from tune_vqvae.train import Trainer
+
+    exp = _copy(search, tmp_path)
+    best = next(p.parent for p in exp.glob("gmsd/*/params.json")
+                if json.loads(p.read_text()).get("w") == 2.0)
+    for seed, scale in ((1, 1.1), (2, 1.2)):
+        twin = best.with_name(best.name + f"_seed{seed}")
+        shutil.copytree(best, twin)
+        config = json.loads((twin / "params.json").read_text())
+        config["train"]["seed"] = seed
+        (twin / "params.json").write_text(json.dumps(config))
+        lines = [json.loads(line) for line in (twin / "result.json").read_text().splitlines()]
+        for row in lines:
+            row["swd"] *= scale
+        (twin / "result.json").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    trainer = Trainer(tiny_config())
+    for trial in [best, *exp.glob("baseline/*")]:
+        if trial.is_dir():
+            last = sorted(trial.glob("checkpoint_*"))[-1]
+            trainer.save_checkpoint(last / "trainer.pt")
+
+    out = tmp_path / "report"
+    code, stdout, err = _run([exp, "--out", out, "--images", "4"], capsys)
+    assert code == 0, err
+    assert "loading checkpoints" in err and "2/2" in err  # the progress indication
+    png = (out / "reconstructions.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    summary = pd.read_csv(out / "summary.csv").set_index("loss")
+    assert summary.loc["gmsd", "n"] == 3
+    values = [mock_final_objective({"loss": "gmsd", "with_mse": True, "w": 2.0}) * s
+              for s in (1, 1.1, 1.2)]
+    assert summary.loc["gmsd", "value"] == pytest.approx(sum(values) / 3)
+    assert summary.loc["gmsd", "value_std"] == pytest.approx(pd.Series(values).std())
+    assert "±" in (out / "report.md").read_text() and "(n=3)" in (out / "report.md").read_text()
+
+
+def test_running_experiment_and_retried_trial(search, tmp_path, capsys):
+    """A half-written last result line is ignored; a trial that crashed, was retried from
+    its checkpoint and finished is completed; a loss experiment alone finds its baseline."""
+    exp = _copy(search, tmp_path)
+    trials = sorted(p.parent for p in exp.glob("gmsd/*/params.json"))
+    with open(trials[0] / "result.json", "a") as f:
+        f.write('{"epoch": 4.0, "swd": 0.')  # a writer mid-flush
+    retried = next(t for t in trials if not (t / "error.txt").exists())
+    (retried / "error.txt").write_text("Failure # 1\nRuntimeError: worker died\n")
+    code, _, err = _run([exp / "gmsd", "--out", tmp_path / "r", "--no-reconstructions"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "r" / "report.html").stat().st_size > 0
+    trials_csv = pd.read_csv(tmp_path / "r" / "trials.csv").set_index("trial")
+    assert trials_csv.loc[retried.name, "state"] == "completed"
+    assert "recovered" in trials_csv.loc[retried.name, "reason"]
+    summary = pd.read_csv(tmp_path / "r" / "summary.csv")
+    assert "mse (baseline)" in set(summary["loss"])  # baseline/ found next to gmsd/
+
+
+@pytest.mark.parametrize("damage", ["missing", "not_experiment", "no_results", "bad_params"])
+def test_bad_input_exits_2_with_one_line(search, tmp_path, capsys, damage):
+    target = tmp_path / "nothing"
+    if damage == "not_experiment":
+        target.mkdir()
+        (target / "notes.txt").write_text("hello")
+    elif damage in ("no_results", "bad_params"):
+        target = _copy(search, tmp_path) / "gmsd"
+        for f in target.glob("experiment_state-*.json"):
+            f.unlink()
+        if damage == "no_results":
+            for f in target.glob("*/result.json"):
+                f.write_text("")
+        else:
+            next(target.glob("*/params.json")).write_text('{"loss": "gm')
+    code, _, err = _run([target], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+
+
+def test_cli_subprocess_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "analysis", str(tmp_path / "missing")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ")
+    code = "import sys, analysis.cli, analysis.recon; assert 'ray' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

@@ -1,0 +1,344 @@
+"""The search service end to end with the mock trainable (no training): Optuna via Ray Tune,
+the paper points and the baseline, ASHA, results files, resume, faults, bad input, two nodes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
+import ray  # noqa: E402
+
+from tune_vqvae import search  # noqa: E402
+from tune_vqvae.trainable import MOCK_BEST_W  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """One local 2-CPU Ray for the module; `search.main` reuses it (and leaves it up)."""
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             _temp_dir=str(tmp_path_factory.mktemp("ray")), logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def run(argv, capsys=None) -> int:
+    try:
+        return search.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def load_results(exp: Path):
+    rows = pd.read_csv(exp / "results.csv")
+    doc = json.loads((exp / "results.json").read_text())
+    return rows, doc
+
+
+def study(exp: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=search.journal_storage(exp / search.JOURNAL_FILE))
+
+
+# --- the search -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_mock_search_finds_best_w_and_measures_paper_points(ray_cluster, tmp_path, capsys):
+    rc = run(["--mock", "--loss", "gmsd", "--epochs", "3", "--num-samples", "14",
+              "--max-concurrent", "2", "--grace-period", "1", "--storage-path", str(tmp_path),
+              "--name", "exp"])
+    assert rc == 0
+    exp = tmp_path / "exp"
+    rows, doc = load_results(exp)
+    out = capsys.readouterr().out
+
+    # one baseline, the four paper points, the rest searched
+    assert (rows.role == "baseline").sum() == 1
+    base = rows[rows.role == "baseline"].iloc[0]
+    assert base.status == "COMPLETED" and base.value == pytest.approx(1.0)
+    paper = rows[rows.role == "paper"]
+    assert sorted(paper.w.fillna(-1)) == [-1, 0.25, 0.5, 1.0]
+    assert set(paper.status) == {"COMPLETED"}  # protected from ASHA: all epochs
+    assert (paper.epochs == 3).all()
+    assert len(rows) == 15
+
+    # the GP finds the known optimum w* = 2 of the mock (to within 25%)
+    best = doc["best"]["gmsd"]["best"]
+    assert best["with_mse"] is True
+    assert abs(math.log10(best["w"] / MOCK_BEST_W["gmsd"])) < 0.1
+    gain = doc["best"]["gmsd"]["gain_vs_baseline"]
+    assert gain["percent"] > 70  # mock: 0.2 at w* vs 1.0 for the baseline
+    assert doc["best"]["gmsd"]["gain_vs_paper"]["absolute"] > 0
+    assert doc["best"]["gmsd"]["best_paper_point"]["w"] == 1.0
+
+    # ASHA stopped hopeless trials early; the no-MSE arm was measured once
+    assert (rows.status == "STOPPED").any()
+    assert (rows.with_mse == False).sum() == 1  # noqa: E712
+
+    # the table and the best line were printed
+    assert "gmsd: best w=" in out and "vs MSE baseline" in out and "paper" in out
+
+    # the Optuna study persisted in the experiment dir, paper points first
+    s = study(exp, "gmsd")
+    assert len(s.trials) == 14
+    first = [t.params for t in s.trials[:4]]
+    assert {"with_mse": False} in first and {"with_mse": True, "w": 0.25} in first
+    assert all("ray_trial_id" in t.user_attrs for t in s.trials)
+
+    # every trial wrote TensorBoard events and checkpoints into its directory
+    for path in rows.path:
+        files = os.listdir(path)
+        assert any(f.startswith("events.out.tfevents") for f in files), path
+        assert any(f.startswith("checkpoint_") for f in files), path
+
+    # a finished experiment is never overwritten
+    assert run(["--mock", "--loss", "gmsd", "--storage-path", str(tmp_path), "--name", "exp"]) == 2
+    assert "already holds a search" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_paper_grid_two_losses_concurrently(ray_cluster, tmp_path):
+    rc = run(["--mock", "--space", str(REPO / "search_spaces/paper_grid.yaml"), "--loss", "gmsd",
+              "--loss", "ssim", "--epochs", "2", "--storage-path", str(tmp_path), "--name", "grid"])
+    assert rc == 0
+    exp = tmp_path / "grid"
+    rows, doc = load_results(exp)
+    assert len(rows) == 2 * 4 + 1
+    for loss in ("gmsd", "ssim"):
+        mine = rows[rows.experiment == loss]
+        assert len(mine) == 4 and set(mine.role) == {"paper"} and set(mine.status) == {"COMPLETED"}
+        assert len(study(exp, loss).trials) == 4  # its own Optuna study
+        assert doc["best"][loss]["gain_vs_baseline"] is not None
+    assert (exp / "baseline").is_dir() and (exp / "gmsd").is_dir() and (exp / "ssim").is_dir()
+
+
+@pytest.mark.slow
+def test_crash_is_retried_from_checkpoint_and_nan_fails_the_trial(ray_cluster, tmp_path):
+    faults = [
+        {"crash_at_epoch": 2, "only_w": 0.5, "marker_dir": str(tmp_path / "markers")},
+        {"nan_at_epoch": 2, "only_w": 0.25},
+    ]
+    rc = run(["--mock", "--loss", "gmsd", "--epochs", "3", "--num-samples", "4",
+              "--no-early-stop", "--max-failures", "1", "--storage-path", str(tmp_path),
+              "--name", "faults", "--faults", json.dumps(faults)])
+    assert rc == 0
+    exp = tmp_path / "faults"
+    rows, _ = load_results(exp)
+    crashed = rows[rows.w == 0.5].iloc[0]
+    assert crashed.status == "COMPLETED"
+    assert (tmp_path / "markers").is_dir() and len(os.listdir(tmp_path / "markers")) == 1
+    progress = pd.read_csv(Path(crashed.path) / "progress.csv")
+    assert list(progress.epoch) == [1, 2, 3]  # every epoch exactly once
+    assert progress.objective.iloc[-1] == pytest.approx(crashed.value)
+
+    diverged = rows[rows.w == 0.25].iloc[0]
+    assert diverged.status == "DIVERGED" and diverged.epochs == 2
+    assert "diverged at epoch 2" in diverged.error
+    states = {t.params.get("w"): t.state for t in study(exp, "gmsd").trials}
+    assert states[0.25] == optuna.trial.TrialState.FAIL
+    assert states[1.0] == optuna.trial.TrialState.COMPLETE
+
+
+@pytest.mark.slow
+def test_resume_after_interrupt_does_not_rerun_completed_trials(tmp_path):
+    """SIGINT the search mid-run (its own local Ray), then --resume finishes it."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    argv = [PY, "-m", "tune_vqvae.search", "--mock", "--loss", "gmsd", "--epochs", "3",
+            "--num-samples", "6", "--max-concurrent", "1", "--no-early-stop", "--num-cpus", "2",
+            "--storage-path", str(tmp_path), "--name", "r",
+            "--faults", json.dumps({"sleep_s": 0.7})]
+    proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if sum("epoch 3/3" in s and "[gmsd]" in s for s in seen) >= 2:
+                break  # two loss trials done, a third one running
+        # Let Tune process the second trial's end: a trial whose last result arrived in
+        # the very moment of the Ctrl-C is still "running" and redoes its last epoch.
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, "".join(seen)
+    exp = tmp_path / "r"
+    assert not (exp / "results.csv").exists()
+    done_before = {s.split()[1] for s in seen if s.startswith("[gmsd]") and "epoch 3/3" in s}
+    assert len(done_before) >= 2
+
+    out = subprocess.run([PY, "-m", "tune_vqvae.search", "--resume", str(exp), "--num-cpus", "2"],
+                         env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows, _ = load_results(exp)
+    loss_rows = rows[rows.experiment == "gmsd"]
+    assert len(loss_rows) == 6 and loss_rows.trial_id.is_unique
+    assert set(loss_rows.status) == {"COMPLETED"}
+    for trial_id in done_before:  # not re-run: no epoch lines for them after resuming
+        assert f" {trial_id} " not in out.stdout
+        assert trial_id in set(loss_rows.trial_id)
+    for path in loss_rows.path:
+        assert list(pd.read_csv(Path(path) / "progress.csv").epoch) == [1, 2, 3]
+    assert len(study(exp, "gmsd").trials) >= 6
+
+
+# --- bad input: exit 2, one line, before any trial --------------------------------------
+
+
+def bad_cases(tmp_path):
+    bad_range = tmp_path / "bad_range.yaml"
+    bad_range.write_text("losses: [gmsd]\nw: {low: 5, high: 1}\n")
+    bad_key = tmp_path / "bad_key.yaml"
+    bad_key.write_text("losses: [gmsd]\nw: {low: 0.01, high: 1}\nsampler: tpe\n")
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    not_exp = tmp_path / "not_an_experiment"
+    not_exp.mkdir()
+    s = str(tmp_path / "out")
+    return [
+        (["--loss", "fancy", "--storage-path", s], "unknown loss 'fancy'"),
+        (["--loss", "mse", "--storage-path", s], "baseline runs in every search"),
+        (["--loss", "gmsd", "--space", str(bad_range), "--storage-path", s], "must be < high"),
+        (["--loss", "gmsd", "--space", str(bad_key), "--storage-path", s], "'sampler': unknown key"),
+        (["--loss", "gmsd", "--data", str(tmp_path / "missing.npz"), "--objective", "swd",
+          "--storage-path", s], "does not exist"),
+        (["--loss", "gmsd", "--storage-path", s], "FID needs the Inception weights file"),
+        (["--loss", "gmsd", "--storage-path", str(a_file / "sub"), "--mock"], "not writable"),
+        (["--resume", str(not_exp)], "is not a search experiment"),
+        (["--loss", "gmsd", "--mock", "--address", "127.0.0.1:1", "--storage-path", s],
+         "cannot reach the Ray cluster"),
+        (["--loss", "gmsd", "--mock", "--epochs", "2", "--grace-period", "2", "--storage-path", s],
+         "--grace-period 2 must be < --epochs 2"),
+        (["--loss", "gmsd", "--mock", "--objective", "beauty", "--storage-path", s],
+         "unknown --objective"),
+        (["--loss", "gmsd", "--mock", "--num-samples", "2", "--storage-path", s],
+         "fewer than the 4 points"),
+        (["--mock", "--storage-path", s], "no loss to search"),
+        (["--loss", "gmsd", "--fid-weights", str(tmp_path / "none.pth"), "--storage-path", s],
+         "is not a file"),
+    ]
+
+
+def test_bad_input_exits_2_with_one_line_before_any_trial(tmp_path, capsys):
+    ray_was_up = ray.is_initialized()  # (the module's cluster, if an earlier test started it)
+    for argv, words in bad_cases(tmp_path):
+        assert run(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], (argv, err)
+        assert ray.is_initialized() == ray_was_up, argv  # no cluster was started
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_bad_input_via_the_command_line(tmp_path):
+    out = subprocess.run([PY, "-m", "tune_vqvae.search", "--loss", "fancy"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: unknown loss 'fancy'; valid: psnr, ssim, ms_ssim, haarpsi, gmsd, ms_gmsd or all"]
+
+
+# --- two nodes ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
+    """A head and a worker node (two `ray start --block` processes on this machine, one
+    CPU each, stopped by their pids); the search connects with --address.
+
+    `ray start` replaces 127.0.0.1 by the machine's own address, so the address comes
+    from the head's output."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+    ray_bin = str(Path(PY).parent / "ray")
+    common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--block"]
+    head_log = tmp_path / "head.log"
+    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit
+    with open(head_log, "w") as log:
+        head = subprocess.Popen([ray_bin, "start", "--head", f"--port={free_port()}",
+                                 "--include-dashboard=false", f"--temp-dir={ray_tmp}",
+                                 *common], env=env, stdout=log, stderr=subprocess.STDOUT)
+    procs = [head]
+    try:
+        deadline = time.time() + 90
+        while not (m := re.search(r"ray start --address='([^']+)'", head_log.read_text())):
+            assert head.poll() is None and time.time() < deadline, head_log.read_text()[-2000:]
+            time.sleep(0.5)
+        address = m.group(1)
+        procs.append(subprocess.Popen([ray_bin, "start", f"--address={address}", *common], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        out = subprocess.run(
+            [PY, "-c", WAIT_FOR_TWO_NODES, address], env=env, capture_output=True, text=True, timeout=90)
+        assert out.returncode == 0, out.stderr[-2000:]
+        out = subprocess.run(
+            [PY, "-m", "tune_vqvae.search", "--mock", "--loss", "gmsd", "--epochs", "2",
+             "--num-samples", "6", "--max-concurrent", "2", "--no-early-stop",
+             "--faults", json.dumps({"sleep_s": 0.5}), "--address", address,
+             "--storage-path", str(tmp_path), "--name", "two"],
+            env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        rows, _ = load_results(tmp_path / "two")
+        assert set(rows.status) == {"COMPLETED"}
+        assert rows.node_id.nunique() == 2
+    finally:
+        for p in reversed(procs):  # `ray start --block` stops its node on SIGTERM
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+WAIT_FOR_TWO_NODES = """
+import sys, time, ray
+ray.init(address=sys.argv[1], logging_level="ERROR")
+deadline = time.time() + 60
+while len([n for n in ray.nodes() if n["Alive"]]) < 2:
+    assert time.time() < deadline, ray.nodes()
+    time.sleep(0.5)
+"""
+
+
+# --- cluster launcher config --------------------------------------------------------------
+
+
+def test_cluster_yaml_is_valid_for_rays_cluster_launcher():
+    import yaml
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = yaml.safe_load((REPO / "cluster.yaml").read_text())
+    # What `ray up` does first: fill in the provider's defaults, then check the result
+    # against Ray's cluster-config JSON schema (ray/autoscaler/ray-schema.json).
+    validate_config(prepare_config(config))
+    assert config["provider"]["type"] == "aws"
+    workers = config["available_node_types"]["gpu_worker"]
+    assert workers["min_workers"] == 0 and workers["max_workers"] >= 1  # autoscaling GPU workers
+    assert any("pip install" in c and "tune_vqvae" in c for c in config["setup_commands"])
+    assert any("/mnt/shared" in c for c in config["setup_commands"])  # shared results storage

@@ -1,0 +1,123 @@
+"""The trainables: how a trial's config becomes a loss, the mock's known optimum, and one
+real search with the tiny model on CPU (2 trials, 1 epoch)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pandas as pd
+import pytest
+
+os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
+import ray  # noqa: E402
+
+from tune_vqvae import search  # noqa: E402
+from tune_vqvae.errors import DivergedError  # noqa: E402
+from tune_vqvae.trainable import (  # noqa: E402
+    MOCK_BASELINE,
+    MOCK_BEST_W,
+    MOCK_FLOOR,
+    MOCK_NO_MSE,
+    InjectedCrash,
+    inject_faults,
+    label,
+    loss_settings,
+    mock_final_objective,
+    mock_objective,
+    objective_value,
+)
+
+
+def cfg(**kw):
+    return {"loss": "gmsd", "role": "search", "with_mse": True, "w": None, **kw}
+
+
+def test_loss_settings_and_labels():
+    assert loss_settings(cfg(role="baseline", w=3.0)) == ("mse", 1.0, True)
+    assert loss_settings(cfg(w=0.5)) == ("gmsd", 0.5, True)
+    assert loss_settings(cfg(with_mse=False)) == ("gmsd", 1.0, False)
+    assert label(cfg(w=0.5)) == "mse+0.5*gmsd"
+    assert label(cfg(with_mse=False)) == "gmsd (no mse)"
+    assert label(cfg(role="baseline")) == "mse"
+
+
+def test_loss_settings_build_valid_loss_configs():
+    from tune_vqvae.losses import LossConfig
+
+    for c in (cfg(role="baseline"), cfg(w=0.01), cfg(with_mse=False)):
+        name, w, with_mse = loss_settings(c)
+        LossConfig(name=name, weight=w, with_mse=with_mse)  # raises UserError if invalid
+
+
+def test_mock_has_its_known_optimum():
+    ws = [10 ** (k / 20) for k in range(-60, 21)]
+    best = min(ws, key=lambda w: mock_final_objective(cfg(w=w)))
+    assert abs(math.log10(best / MOCK_BEST_W["gmsd"])) < 0.06
+    assert mock_final_objective(cfg(w=MOCK_BEST_W["gmsd"])) == pytest.approx(MOCK_FLOOR, rel=0.02)
+    assert mock_final_objective(cfg(role="baseline")) == MOCK_BASELINE
+    assert mock_final_objective(cfg(with_mse=False)) == MOCK_NO_MSE
+    # learning curves decrease to the final value
+    curve = [mock_objective(cfg(w=1.0), e, 5) for e in range(1, 6)]
+    assert curve == sorted(curve, reverse=True) and curve[-1] == mock_final_objective(cfg(w=1.0))
+
+
+def test_objective_value_is_minimised():
+    assert objective_value({"swd": 3.0}, "swd") == 3.0
+    assert objective_value({"val_psnr": 30.0}, "val_psnr") == -30.0
+
+
+def test_fault_injection(tmp_path):
+    c = cfg(w=0.5, faults=[{"nan_at_epoch": 2, "only_w": 0.5},
+                           {"crash_at_epoch": 1, "marker_dir": str(tmp_path)}])
+    with pytest.raises(InjectedCrash):
+        inject_faults(c, 1)
+    inject_faults(c, 1)  # the crash happens once (its marker remains)
+    with pytest.raises(DivergedError, match="epoch 2"):
+        inject_faults(c, 2)
+    inject_faults(cfg(w=0.7, faults={"nan_at_epoch": 2, "only_w": 0.5}), 2)  # other trial: no fault
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             _temp_dir=str(tmp_path_factory.mktemp("ray")), logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_real_trainable_tiny_model_two_trials(ray_cluster, tmp_path, capsys):
+    """The real trainable through the real search: baseline + one point, 1 epoch, CPU."""
+    space = tmp_path / "one.yaml"
+    space.write_text("losses: [gmsd]\ngrid: true\npoints: [{with_mse: true, w: 0.5}]\n")
+    rc = search.main([
+        "--space", str(space), "--epochs", "1", "--hidden", "16", "--codebook-size", "32",
+        "--train-images", "128", "--val-images", "64", "--batch-size", "32", "--fid-samples", "64",
+        "--storage-path", str(tmp_path), "--name", "real", "--objective", "swd",
+    ])
+    assert rc == 0
+    exp = tmp_path / "real"
+    rows = pd.read_csv(exp / "results.csv")
+    assert len(rows) == 2 and set(rows.status) == {"COMPLETED"}
+    assert set(rows.role) == {"baseline", "paper"}
+    for _, r in rows.iterrows():
+        assert math.isfinite(r.value) and r.value == pytest.approx(r.swd)
+        assert 0 < r.val_ssim <= 1 and r.val_psnr > 0 and r.images_per_s > 0
+        assert r.recon_loss_ms > 0 and r.step_ms > 0
+        files = os.listdir(r.path)
+        # TensorBoard: Ray's scalars and the Trainer's own events (curves + reconstructions)
+        assert sum(f.startswith("events.out.tfevents") for f in files) >= 2, files
+        assert "checkpoint_000000" in files
+        assert "trainer.pt" in os.listdir(os.path.join(r.path, "checkpoint_000000"))
+        result = json.loads(open(os.path.join(r.path, "result.json")).readline())
+        for key in ("train_loss", "val_mse", "val_psnr", "val_ssim", "perplexity", "images_per_s",
+                    "step_ms", "recon_loss_ms", "swd", "objective", "epoch"):
+            assert key in result, key
+        # the dataset came through the object store, not inside the config
+        params = json.loads(open(os.path.join(r.path, "params.json")).read())
+        assert "x_train" not in json.dumps(params) and params["train"]["model"]["hidden"] == 16
+    paper = rows[rows.role == "paper"].iloc[0]
+    assert paper.w == 0.5 and paper["mode"] == "mse+w*gmsd"
+    assert "gmsd: best w=0.5" in capsys.readouterr().out
