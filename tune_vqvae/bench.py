@@ -37,6 +37,7 @@ class BenchConfig:
     repeats: int = 5
     steps: int = 20  # training steps per timed repeat
     out_dir: str = "benchmarks/results"
+    fid_images: int | None = None  # default 10,000 (100 with --quick)
 
     def model(self, device: torch.device) -> ModelConfig:
         # The paper's model on a GPU; a small one where a CPU would take minutes per step.
@@ -176,8 +177,8 @@ def bench_fid(bc: BenchConfig, data: ImageData) -> dict:
     from .fid import benchmark_features, random_weight_inception
 
     device = pick_device(bc.device)
-    big = 100 if device.type == "cpu" else 10_000
-    batch = 50 if device.type == "cpu" else 500
+    big = bc.fid_images or (100 if bc.quick else 10_000)
+    batch = 50 if device.type == "cpu" else 500  # CPU: bounds the 299x299 activations (~2 GB)
     extractor = random_weight_inception()
     return {f"{n} images": benchmark_features(extractor, n, batch, device)
             for n in (big // 4, big)}
@@ -223,9 +224,11 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, help="training steps per timed repeat")
     p.add_argument("--out-dir", default="benchmarks/results")
+    p.add_argument("--fid-images", type=int, help="images of the FID benchmark (default 10000)")
     a = p.parse_args(argv)
     steps = a.steps or (5 if a.quick else 20)
-    bc = BenchConfig(a.quick, a.device, a.data, 3 if a.quick else a.repeats, steps, a.out_dir)
+    bc = BenchConfig(a.quick, a.device, a.data, 3 if a.quick else a.repeats, steps, a.out_dir,
+                     a.fid_images)
     device = pick_device(bc.device)
     data = load_data(DataConfig(source=bc.data, train_images=steps * 128))
     if a.what == "child":  # one process of the packing benchmark

@@ -491,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, help=f"model width (default {d.hidden})")
     p.add_argument("--codebook-size", type=int, help=f"default {d.codebook_size}")
     p.add_argument("--objective", help=f"metric to minimise: {', '.join(OBJECTIVES)} (PSNR/SSIM "
-                   "are maximised); default fid when its weights are found, else swd")
+                   "are maximised); default fid (needs its weights; --smoke falls back to swd)")
     p.add_argument("--fid-weights",
                    help="Inception weights file for FID (pt_inception-2015-12-05-6726825d.pth)")
     p.add_argument("--fid-samples", type=int, help=f"test images scored by FID/SWD (default {d.fid_samples})")
