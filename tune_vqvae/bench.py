@@ -132,9 +132,10 @@ def bench_train(bc: BenchConfig, data: ImageData) -> dict:
     """Images/s of our training path (each optimisation switchable) vs the reference."""
     device = pick_device(bc.device)
     base = dict(model=bc.model(device), device=bc.device, data=DataConfig(source=bc.data))
-    variants = {"optimised": {}, "fp32": {"amp": False}, "no channels_last": {"channels_last": False}}
-    if device.type == "cuda":
-        variants["compiled"] = {"compile": True}
+    variants = {"optimised": {}}
+    if device.type == "cuda":  # the switches below act on CUDA only
+        variants.update({"fp32": {"amp": False}, "no channels_last": {"channels_last": False},
+                         "compiled": {"compile": True}})
     rows = {}
     for name, extra in variants.items():
         trainer = Trainer(TrainConfig(**base, **extra), data)
@@ -221,13 +222,14 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="small model, few steps (CPU, < 2 min)")
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default="builtin", help="builtin | cifar10 | FILE.npz")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, help="timed repeats (default 5; 3 with --quick)")
     p.add_argument("--steps", type=int, help="training steps per timed repeat")
     p.add_argument("--out-dir", default="benchmarks/results")
     p.add_argument("--fid-images", type=int, help="images of the FID benchmark (default 10000)")
     a = p.parse_args(argv)
     steps = a.steps or (5 if a.quick else 20)
-    bc = BenchConfig(a.quick, a.device, a.data, 3 if a.quick else a.repeats, steps, a.out_dir,
+    repeats = a.repeats or (3 if a.quick else 5)
+    bc = BenchConfig(a.quick, a.device, a.data, repeats, steps, a.out_dir,
                      a.fid_images)
     device = pick_device(bc.device)
     data = load_data(DataConfig(source=bc.data, train_images=steps * 128))
