@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import io
 import json
 import math
 import os
 import random
+import shutil
 import socket
 import sys
 import threading
@@ -57,6 +59,9 @@ SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 JOURNAL_FILE = "optuna_journal.log"
 SETTINGS_FILE = "search.json"
 BASELINE = "baseline"
+SEED = "seed"  # role of the re-runs of the best configs with other seeds (--seeds)
+SEEDS_SUFFIX = "-seeds"  # their experiments: baseline-seeds/, <loss>-seeds/
+MIN_FREE_BYTES = 64 << 20  # a storage path with less free space is refused up front
 PAPER_POINTS = ({"with_mse": True, "w": 1.0}, {"with_mse": True, "w": 0.5},
                 {"with_mse": True, "w": 0.25}, {"with_mse": False})
 
@@ -283,15 +288,43 @@ class WeightSearch(OptunaSearch):
             self._ot_trials[trial_id].set_user_attr("ray_trial_id", trial_id)
         return params
 
+    def restore(self, checkpoint_path):
+        """Restore from the experiment's last snapshot, then reconcile it with the journal,
+        which is newer when the driver was killed (kill -9, a lost head node):
+
+        - a trial the snapshot has as running but the journal as finished completed after
+          the snapshot: Tune re-runs its last epochs from its checkpoint; the journal keeps
+          its (identical, seeded) result and the repeated reports are ignored;
+        - a journal trial still RUNNING that no Tune trial of the snapshot owns was asked
+          after the snapshot: no trial will ever report it, so it is marked FAIL (user attr
+          `orphaned`) instead of staying RUNNING, which the GP would take as a pending w.
+        """
+        super().restore(checkpoint_path)
+        trials = {t.number: t for t in self._ot_study.get_trials(deepcopy=False)}
+        owned = set()
+        for trial_id, ot_trial in self._ot_trials.items():
+            owned.add(ot_trial.number)
+            frozen = trials.get(ot_trial.number)
+            if frozen is not None and frozen.state.is_finished():
+                self._completed_trials.add(trial_id)
+        for number, t in trials.items():
+            if t.state == optuna.trial.TrialState.RUNNING and number not in owned:
+                self._ot_study._storage.set_trial_user_attr(
+                    t._trial_id, "orphaned", "asked just before the search driver died; "
+                    "no trial ran it")
+                self._ot_study.tell(number, state=optuna.trial.TrialState.FAIL)
+
     def on_trial_result(self, trial_id, result):
         value = result.get(self.metric)
-        if result.get("diverged") or value is None or not math.isfinite(value):
+        if result.get("diverged") or value is None or not math.isfinite(value) \
+                or trial_id in self._completed_trials:
             return
         super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id, result=None, error=False):
-        if trial_id in self._ot_trials and trial_id not in self._completed_trials and result \
-                and result.get("diverged"):
+        if trial_id in self._completed_trials:  # told already (e.g. before a driver restart)
+            return
+        if trial_id in self._ot_trials and result and result.get("diverged"):
             ot_trial = self._ot_trials[trial_id]
             ot_trial.set_user_attr("diverged_at_epoch", int(result.get("epoch", 0)))
             ot_trial.set_user_attr("error", str(result.get("error", "diverged")))
@@ -412,6 +445,7 @@ class SearchConfig:
     early_stop: bool = True
     grace_period: int | None = None  # None: max(1, epochs // 3)
     max_failures: int = 2
+    seeds: int = 0  # after the search: re-run each loss's best config and the baseline N times
     mock: bool = False
     smoke: bool = False
     faults: dict | None = None  # fault injection (tests only)
@@ -433,6 +467,8 @@ class SearchConfig:
             raise UserError(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
         if self.max_failures < 0:
             raise UserError(f"--max-failures must be >= 0, got {self.max_failures}")
+        if self.seeds < 0:
+            raise UserError(f"--seeds must be >= 0, got {self.seeds}")
         if self.objective is not None and self.objective not in OBJECTIVES:
             raise UserError(f"unknown --objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
         if self.grace_period is not None and self.early_stop:
@@ -511,6 +547,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs before ASHA may stop a trial (default epochs // 3)")
     p.add_argument("--max-failures", type=int,
                    help=f"retries of a crashed trial from its last checkpoint (default {d.max_failures})")
+    p.add_argument("--seeds", type=int,
+                   help="after the search, re-run the best config of each loss and the MSE "
+                   "baseline N more times with seeds --seed+1..--seed+N (mean ± std in the "
+                   "report); with --resume DIR, adds them to a finished search")
     p.add_argument("--smoke", action="store_true",
                    help="tiny end-to-end search on the built-in data, CPU, < 3 min")
     p.add_argument("--mock", action="store_true", help="mock trainable (tests of the search machinery)")
@@ -580,6 +620,12 @@ class Layout:
         return f"{self.storage}/{exp}"
 
     def check_writable(self) -> None:
+        existing = next(p for p in (self.local, *self.local.parents) if p.exists())
+        free = shutil.disk_usage(existing).free  # before creating anything there
+        if free < MIN_FREE_BYTES:
+            raise UserError(f"storage path {str(self.local)!r} is full ({free >> 20} MiB free, "
+                            f"a search needs at least {MIN_FREE_BYTES >> 20} MiB); free space "
+                            f"or choose another --storage-path")
         ensure_writable_dir(self.local, "storage path")
         if is_uri(self.storage):
             import pyarrow.fs
@@ -754,6 +800,42 @@ def build_tuner(cfg, layout, exp, space, base_config, trainable, objective, jour
     )
 
 
+def seed_experiments(cfg, layout, resume, summary, base_config, trainable) -> dict:
+    """--seeds N: jobs re-running the MSE baseline and each loss's best config with the
+    seeds cfg.seed+1 .. cfg.seed+N (a grid over train.seed), each an experiment of its own
+    (baseline-seeds/, <loss>-seeds/) in the search directory, resumable like the others."""
+    seeds = [cfg.seed + k for k in range(1, cfg.seeds + 1)]
+    train = {**base_config["train"], "seed": tune.grid_search(seeds)}
+    points = {BASELINE: {"role": BASELINE, "loss": "mse"}}
+    for loss in cfg.losses:
+        best = (summary.get(loss) or {}).get("best")
+        if best is None:
+            say(f"[{loss}] no completed trial: no seed re-runs")
+            continue
+        points[loss] = {"role": "search", "loss": loss, "with_mse": best["with_mse"], "w": best["w"]}
+    say(f"re-running {', '.join(label(p) for p in points.values())} with seeds "
+        f"{', '.join(map(str, seeds))}")
+
+    def job(exp, point):
+        def run():
+            path = layout.experiment(exp)
+            if resume and tune.Tuner.can_restore(path):
+                tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                           resume_errored=True)
+            else:
+                tuner = tune.Tuner(
+                    trainable, param_space={**base_config, **point, "train": train},
+                    tune_config=tune.TuneConfig(
+                        metric="objective", mode="min", num_samples=1,
+                        max_concurrent_trials=cfg.max_concurrent, trial_dirname_creator=trial_dirname),
+                    run_config=run_config(cfg, layout, exp, base_config["objective"]),
+                )
+            return tuner.fit()
+        return run
+
+    return {exp + SEEDS_SUFFIX: job(exp + SEEDS_SUFFIX, point) for exp, point in points.items()}
+
+
 def journal_storage(path: Path):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -842,7 +924,8 @@ def _statuses(grid) -> dict:
         return {}
 
 
-def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, objective: str):
+def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, objective: str,
+                 seeds: bool = False):
     statuses = _statuses(grid)
     rows = []
     for r in grid:
@@ -854,8 +937,11 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
         else:
             with_mse, w = c.get("with_mse", True), c.get("w")
             role = "paper" if space is not None and space.is_point(with_mse, w) else "search"
-            mode = f"mse+w*{exp}" if with_mse else f"{exp} alone"
+            loss = c.get("loss", exp)
+            mode = f"mse+w*{loss}" if with_mse else f"{loss} alone"
             w = w if with_mse else None
+        if seeds:
+            role = SEED
         status = statuses.get(trial_id, "TERMINATED")
         if r.error is not None or status == "ERROR":
             status = "ERROR"
@@ -864,18 +950,19 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
         elif status == "TERMINATED":
             status = "COMPLETED" if epoch >= cfg.epochs else "STOPPED"
         value = _metric_of(m, objective) if m and not m.get("diverged") else float("nan")
-        row = {"loss": exp if role != BASELINE else "mse", "experiment": exp, "role": role,
+        row = {"loss": c.get("loss", exp) if c.get("role") != BASELINE else "mse",
+               "experiment": exp, "role": role,
                "mode": mode, "with_mse": c.get("with_mse", True) if role != BASELINE else True,
                "w": w, "objective": objective, "value": value, "status": status, "epochs": epoch,
-               "trial_id": trial_id}
+               "trial_id": trial_id, "seed": (c.get("train") or {}).get("seed")}
         row.update({k: m.get(k) for k in ROW_METRICS})
         row["node_id"] = m.get("node_id")
         row["error"] = (str(r.error).strip().splitlines() or [""])[-1][:200] if r.error else \
             (m.get("error") if m.get("diverged") else None)
         row["path"] = str(r.path)
         rows.append(row)
-    order = {BASELINE: 0, "paper": 1, "search": 2}
-    rows.sort(key=lambda r: (order[r["role"]], r["w"] is not None, r["w"] or 0))
+    order = {BASELINE: 0, "paper": 1, "search": 2, SEED: 3}
+    rows.sort(key=lambda r: (order[r["role"]], r["w"] is not None, r["w"] or 0, r["seed"] or 0))
     return rows
 
 
@@ -937,7 +1024,8 @@ def format_table(rows: list[dict], summary: dict, objective: str) -> str:
              f"{'epochs':>6}  trial"]
     for r in rows:
         lines.append(f"{r['loss']:<9} {r['role']:<8} {r['mode']:<16} {_fmt(r['w']):>9} "
-                     f"{_fmt(r['value']):>10} {r['status']:<9} {r['epochs']:>6}  {r['trial_id']}")
+                     f"{_fmt(r['value']):>10} {r['status']:<9} {r['epochs']:>6}  {r['trial_id']}"
+                     + (f" (seed {r['seed']})" if r["role"] == SEED else ""))
     lines.append("")
     for loss, s in summary.items():
         if s.get("best") is None:
@@ -995,6 +1083,8 @@ def prepare(a: argparse.Namespace) -> tuple[SearchConfig, Layout, bool]:
         except (json.JSONDecodeError, TypeError) as e:
             raise UserError(f"--resume: {settings} is unreadable ({e}); "
                             "it is not a search's settings") from None
+        if a.seeds is not None:  # --resume DIR --seeds N: add seed re-runs to a search
+            cfg.seeds = a.seeds
         cfg.validate()
         return cfg, layout, True
     cfg = config_from_args(a)
@@ -1032,9 +1122,16 @@ def main(argv=None):
     quiet_console()
     started = connect(a.address, a.num_cpus)
     try:
-        if not resume:  # only now: a search that could not start leaves no experiment behind
+        # only now: a search that could not start leaves no experiment behind
+        if not resume or a.seeds is not None:
             atomic_write_text(layout.local / SETTINGS_FILE, json.dumps(dataclasses.asdict(cfg), indent=1))
         return _search(cfg, layout, resume, spaces, objective, fid_cfg, why, train_cfg, data, a)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # The results files are written atomically: the previous ones are intact.
+        raise UserError(f"storage path {str(layout.local)!r} is full ({e.strerror}); free space, "
+                        f"then continue with --resume {layout.local}") from None
     finally:
         if started:
             ray.shutdown()
@@ -1081,6 +1178,10 @@ def _search(cfg, layout, resume, spaces, objective, fid_cfg, why, train_cfg, dat
     for exp, grid in grids.items():
         rows.extend(collect_rows(exp, grid, cfg, spaces.get(exp), objective))
     summary = summarise(rows, cfg.losses, objective)
+    if cfg.seeds:
+        seed_jobs = seed_experiments(cfg, layout, resume, summary, base_config, trainable)
+        for exp, grid in run_experiments(seed_jobs).items():
+            rows.extend(collect_rows(exp, grid, cfg, None, objective, seeds=True))
     write_results(layout, cfg, objective, rows, summary)
     say("")
     say(format_table(rows, summary, objective))

@@ -221,19 +221,22 @@ MOCK_BEST_W = {"psnr": 0.05, "ssim": 2.0, "ms_ssim": 3.0, "haarpsi": 0.1, "gmsd"
 MOCK_BASELINE = 1.0  # final objective of the plain-MSE baseline
 MOCK_NO_MSE = 1.5  # final objective of the "no MSE" variant (worse than the baseline)
 MOCK_FLOOR = 0.2  # final objective at the best w (so the best gains 80% over the baseline)
+MOCK_SEED_NOISE = 0.01  # amplitude of the mock's seed dependence (none for seed 0)
 
 
 def mock_final_objective(config: dict) -> float:
     """Final objective of the mock: (log10 w - log10 w*)^2 + floor, plus small noise."""
     name, w, with_mse = loss_settings(config)
+    # Seed "noise" (0 for seed 0): --seeds re-runs differ a little, like real training runs.
+    seed_noise = MOCK_SEED_NOISE * math.sin(float((config.get("train") or {}).get("seed", 0)))
     if name == "mse":
-        return MOCK_BASELINE
+        return MOCK_BASELINE + seed_noise
     if not with_mse:
-        return MOCK_NO_MSE
+        return MOCK_NO_MSE + seed_noise
     value = MOCK_FLOOR + (math.log10(w) - math.log10(MOCK_BEST_W.get(name, 1.0))) ** 2
     # Deterministic "noise": a fixed function of w, +-1% of the floor.
     noise = 0.01 * MOCK_FLOOR * math.sin(1e3 * math.log(w))
-    return value + noise
+    return value + noise + seed_noise
 
 
 def mock_objective(config: dict, epoch: int, epochs: int) -> float:
