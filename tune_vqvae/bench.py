@@ -182,7 +182,7 @@ def bench_fid(bc: BenchConfig, data: ImageData) -> dict:
     batch = 50 if device.type == "cpu" else 500  # CPU: bounds the 299x299 activations (~2 GB)
     extractor = random_weight_inception()
     return {f"{n} images": benchmark_features(extractor, n, batch, device)
-            for n in (big // 4, big)}
+            for n in (big // 10, big)}
 
 
 def bench_packing(bc: BenchConfig, counts=(1, 2, 4, 8)) -> dict:
