@@ -98,9 +98,7 @@ def _space_error(path, key: str, what: str) -> UserError:
     return UserError(f"search space {path}: key {key!r}: {what}")
 
 
-def load_space(path: str | os.PathLike) -> SearchSpace:
-    """Read and validate a search-space YAML file; errors name the file and the key."""
-    path = Path(path)
+def _read_yaml(path: Path) -> dict:
     try:
         text = path.read_text()
     except OSError as e:
@@ -116,7 +114,61 @@ def load_space(path: str | os.PathLike) -> SearchSpace:
     unknown = sorted(set(raw) - SPACE_KEYS)
     if unknown:
         raise _space_error(path, unknown[0], f"unknown key; valid keys: {', '.join(sorted(SPACE_KEYS))}")
+    return raw
 
+
+def _is_number(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _parse_w(path: Path, w, space: SearchSpace) -> None:
+    """The `w: {low, high, log}` range, into space.low/high/log."""
+    if not isinstance(w, dict):
+        raise _space_error(path, "w", "must be a mapping {low: ..., high: ..., log: true}")
+    bad = sorted(set(w) - W_KEYS)
+    if bad:
+        raise _space_error(path, f"w.{bad[0]}", f"unknown key; valid keys: {', '.join(sorted(W_KEYS))}")
+    for key in ("low", "high"):
+        if not _is_number(w.get(key)):
+            raise _space_error(path, f"w.{key}", f"must be a finite number, got {w.get(key)!r}")
+    log = w.get("log", True)
+    if not isinstance(log, bool):
+        raise _space_error(path, "w.log", f"must be true or false, got {log!r}")
+    low, high = float(w["low"]), float(w["high"])
+    if low >= high:
+        raise _space_error(path, "w", f"low ({low:g}) must be < high ({high:g})")
+    if low <= 0:
+        raise _space_error(path, "w.low", f"must be > 0 (the loss weight is positive), got {low:g}")
+    space.low, space.high, space.log = low, high, log
+
+
+def _parse_point(path: Path, key: str, p, space: SearchSpace) -> dict:
+    """One `points` entry: {with_mse: true, w: 0.5} or {with_mse: false}."""
+    if not isinstance(p, dict):
+        raise _space_error(path, key, "must be a mapping {with_mse: true, w: 0.5} or {with_mse: false}")
+    bad = sorted(set(p) - POINT_KEYS)
+    if bad:
+        raise _space_error(path, f"{key}.{bad[0]}", "unknown key; valid keys: with_mse, w")
+    if not isinstance(p.get("with_mse"), bool):
+        raise _space_error(path, f"{key}.with_mse", "must be true or false")
+    if p["with_mse"] not in space.with_mse:
+        raise _space_error(path, f"{key}.with_mse", f"{p['with_mse']} is not among with_mse {space.with_mse}")
+    if not p["with_mse"]:
+        if "w" in p:
+            raise _space_error(path, f"{key}.w", "a no-MSE point has no weight; remove w")
+        return {"with_mse": False}
+    v = p.get("w")
+    if not _is_number(v) or not v > 0:
+        raise _space_error(path, f"{key}.w", f"must be a positive number, got {v!r}")
+    if space.low is not None and not space.low <= v <= space.high:
+        raise _space_error(path, f"{key}.w", f"{v:g} is outside w [{space.low:g}, {space.high:g}]")
+    return {"with_mse": True, "w": float(v)}
+
+
+def load_space(path: str | os.PathLike) -> SearchSpace:
+    """Read and validate a search-space YAML file; errors name the file and the key."""
+    path = Path(path)
+    raw = _read_yaml(path)
     losses = raw.get("losses")
     if isinstance(losses, str):
         losses = [losses]
@@ -126,68 +178,26 @@ def load_space(path: str | os.PathLike) -> SearchSpace:
         if name not in PERCEPTUAL_LOSSES:
             raise _space_error(path, "losses",
                                f"unknown loss {name!r}; valid: {', '.join(PERCEPTUAL_LOSSES)}")
-
     grid = raw.get("grid", False)
     if not isinstance(grid, bool):
         raise _space_error(path, "grid", f"must be true or false, got {grid!r}")
-
     with_mse = raw.get("with_mse", [True, False])
     if not isinstance(with_mse, list) or not with_mse or not all(isinstance(c, bool) for c in with_mse) \
             or len(set(with_mse)) != len(with_mse):
         raise _space_error(path, "with_mse", "must be a list of distinct booleans: [true, false]")
 
     space = SearchSpace(path=str(path), losses=list(losses), with_mse=with_mse, grid=grid)
-    w = raw.get("w")
-    if w is None:
-        if not grid:
-            raise _space_error(path, "w", "missing: give {low: ..., high: ..., log: true}")
-    else:
-        if not isinstance(w, dict):
-            raise _space_error(path, "w", "must be a mapping {low: ..., high: ..., log: true}")
-        bad = sorted(set(w) - W_KEYS)
-        if bad:
-            raise _space_error(path, f"w.{bad[0]}", f"unknown key; valid keys: {', '.join(sorted(W_KEYS))}")
-        for key in ("low", "high"):
-            v = w.get(key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise _space_error(path, f"w.{key}", f"must be a finite number, got {v!r}")
-        log = w.get("log", True)
-        if not isinstance(log, bool):
-            raise _space_error(path, "w.log", f"must be true or false, got {log!r}")
-        low, high = float(w["low"]), float(w["high"])
-        if low >= high:
-            raise _space_error(path, "w", f"low ({low:g}) must be < high ({high:g})")
-        if low <= 0:
-            raise _space_error(path, "w.low", f"must be > 0 (the loss weight is positive), got {low:g}")
-        space.low, space.high, space.log = low, high, log
-
+    if raw.get("w") is not None:
+        _parse_w(path, raw["w"], space)
+    elif not grid:
+        raise _space_error(path, "w", "missing: give {low: ..., high: ..., log: true}")
     points = raw.get("points", [])
     if not isinstance(points, list):
         raise _space_error(path, "points", "must be a list of {with_mse: ..., w: ...}")
     for i, p in enumerate(points):
-        key = f"points[{i}]"
-        if not isinstance(p, dict):
-            raise _space_error(path, key, "must be a mapping {with_mse: true, w: 0.5} or {with_mse: false}")
-        bad = sorted(set(p) - POINT_KEYS)
-        if bad:
-            raise _space_error(path, f"{key}.{bad[0]}", "unknown key; valid keys: with_mse, w")
-        if not isinstance(p.get("with_mse"), bool):
-            raise _space_error(path, f"{key}.with_mse", "must be true or false")
-        if p["with_mse"] not in with_mse:
-            raise _space_error(path, f"{key}.with_mse", f"{p['with_mse']} is not among with_mse {with_mse}")
-        if p["with_mse"]:
-            v = p.get("w")
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v):
-                raise _space_error(path, f"{key}.w", f"must be a positive number, got {v!r}")
-            if space.low is not None and not space.low <= v <= space.high:
-                raise _space_error(path, f"{key}.w", f"{v:g} is outside w [{space.low:g}, {space.high:g}]")
-            point = {"with_mse": True, "w": float(v)}
-        else:
-            if "w" in p:
-                raise _space_error(path, f"{key}.w", "a no-MSE point has no weight; remove w")
-            point = {"with_mse": False}
+        point = _parse_point(path, f"points[{i}]", p, space)
         if point in space.points:
-            raise _space_error(path, key, f"duplicate point {point}")
+            raise _space_error(path, f"points[{i}]", f"duplicate point {point}")
         space.points.append(point)
     if grid and not space.points:
         raise _space_error(path, "points", "a grid needs at least one point")
