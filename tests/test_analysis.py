@@ -224,3 +224,29 @@ def test_cli_subprocess_exit_2(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ")
     code = "import sys, analysis.cli, analysis.recon; assert 'ray' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+@pytest.mark.slow
+def test_report_of_a_tiny_real_search_agrees_with_its_results(tmp_path):
+    """Real training (tiny model, CPU): the report's best w and ratios are the search's own."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": str(tmp_path / "ray")}
+    cmd = [sys.executable, "-m", "tune_vqvae.search", "--loss", "ssim", "--num-samples", "4",
+           "--epochs", "1", "--hidden", "8", "--codebook-size", "16", "--train-images", "256",
+           "--val-images", "64", "--batch-size", "32", "--objective", "swd", "--fid-samples", "64",
+           "--no-early-stop", "--max-concurrent", "2", "--num-cpus", "2",
+           "--storage-path", str(tmp_path), "--name", "real"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = pd.read_csv(tmp_path / "real" / "results.csv")
+    assert main([str(tmp_path / "real"), "--out", str(tmp_path / "report")]) == 0
+
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv").set_index("loss")
+    ssim = results[(results.loss == "ssim") & (results.status == "COMPLETED")]
+    best = ssim.loc[ssim.value.idxmin()]
+    baseline = results[results.role == "baseline"].value.item()
+    assert summary.loc["ssim", "value"] == pytest.approx(best.value)
+    assert summary.loc["ssim", "vs_baseline"] == pytest.approx(best.value / baseline)
+    if best.with_mse:
+        assert summary.loc["ssim", "w"] == pytest.approx(best.w)
+    for png in ("weight_ssim.png", "pareto.png", "reconstructions.png"):
+        assert (tmp_path / "report" / png).stat().st_size > 10_000

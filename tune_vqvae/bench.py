@@ -198,8 +198,18 @@ def bench_packing(bc: BenchConfig, counts=(1, 2, 4, 8)) -> dict:
     return rows
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
 def environment(device: torch.device) -> dict:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     return {"device": name, "device_type": device.type, "torch": torch.__version__,
             "cuda": torch.version.cuda, "python": platform.python_version(),
             "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
@@ -252,7 +262,8 @@ def main(argv=None):
     except OSError as e:
         raise UserError(f"cannot create {out} ({e.strerror}); pass a writable --out-dir") from None
     env = results["environment"]
-    path = out / f"{env['device'].replace(' ', '_')}-{env['date']}{'-quick' if bc.quick else ''}.json"
+    device_tag = "cpu" if env["device_type"] == "cpu" else env["device"].replace(" ", "_")
+    path = out / f"{device_tag}-{env['date']}-{a.what}{'-quick' if bc.quick else ''}.json"
     atomic_write_text(path, json.dumps(results, indent=2))
     print(f"\nwrote {path}")
     return 0
