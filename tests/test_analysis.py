@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -229,13 +230,17 @@ def test_cli_subprocess_exit_2(tmp_path):
 @pytest.mark.slow
 def test_report_of_a_tiny_real_search_agrees_with_its_results(tmp_path):
     """Real training (tiny model, CPU): the report's best w and ratios are the search's own."""
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": str(tmp_path / "ray")}
+    ray_tmp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit 107 bytes
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp}
     cmd = [sys.executable, "-m", "tune_vqvae.search", "--loss", "ssim", "--num-samples", "4",
            "--epochs", "1", "--hidden", "8", "--codebook-size", "16", "--train-images", "256",
            "--val-images", "64", "--batch-size", "32", "--objective", "swd", "--fid-samples", "64",
            "--no-early-stop", "--max-concurrent", "2", "--num-cpus", "2",
            "--storage-path", str(tmp_path), "--name", "real"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = pd.read_csv(tmp_path / "real" / "results.csv")
     assert main([str(tmp_path / "real"), "--out", str(tmp_path / "report")]) == 0
