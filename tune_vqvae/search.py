@@ -827,23 +827,25 @@ def seed_experiments(cfg, layout, resume, summary, base_config, trainable) -> di
         f"{', '.join(map(str, seeds))}")
 
     def job(exp, point):
-        def run():
-            path = layout.experiment(exp)
-            if resume and tune.Tuner.can_restore(path):
-                tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
-                                           resume_errored=True)
-            else:
-                tuner = tune.Tuner(
-                    trainable, param_space={**base_config, **point, "train": train},
-                    tune_config=tune.TuneConfig(
-                        metric="objective", mode="min", num_samples=1,
-                        max_concurrent_trials=cfg.max_concurrent, trial_dirname_creator=trial_dirname),
-                    run_config=run_config(cfg, layout, exp, base_config["objective"]),
-                )
-            return tuner.fit()
-        return run
+        def build():
+            return tune.Tuner(
+                trainable, param_space={**base_config, **point, "train": train},
+                tune_config=tune.TuneConfig(
+                    metric="objective", mode="min", num_samples=1,
+                    max_concurrent_trials=cfg.max_concurrent, trial_dirname_creator=trial_dirname),
+                run_config=run_config(cfg, layout, exp, base_config["objective"]),
+            )
+        return lambda: restore_or_build(layout.experiment(exp), trainable, resume, build).fit()
 
     return {exp + SEEDS_SUFFIX: job(exp + SEEDS_SUFFIX, point) for exp, point in points.items()}
+
+
+def restore_or_build(path: str, trainable, resume: bool, build) -> tune.Tuner:
+    """The experiment at `path` restored (an interrupted search goes on), else a new one."""
+    if resume and tune.Tuner.can_restore(path):
+        return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                  resume_errored=True)
+    return build()
 
 
 def journal_storage(path: Path):
@@ -1170,15 +1172,9 @@ def _search(cfg, layout, resume, spaces, objective, fid_cfg, why, train_cfg, dat
         f"{'resuming ' if resume else ''}{layout.storage}")
 
     def job(exp, space):
-        def run():
-            path = layout.experiment(exp)
-            if resume and tune.Tuner.can_restore(path):
-                tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
-                                           resume_errored=True)
-            else:
-                tuner = build_tuner(cfg, layout, exp, space, base_config, trainable, objective, journal)
-            return tuner.fit()
-        return run
+        def build():
+            return build_tuner(cfg, layout, exp, space, base_config, trainable, objective, journal)
+        return lambda: restore_or_build(layout.experiment(exp), trainable, resume, build).fit()
 
     jobs = {BASELINE: job(BASELINE, None)}
     jobs.update({loss: job(loss, spaces[loss]) for loss in cfg.losses})
