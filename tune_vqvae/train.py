@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import math
 import statistics
@@ -250,8 +251,6 @@ class Trainer:
 
     def save_checkpoint(self, path):
         """Atomic: a crash mid-save leaves the previous checkpoint intact."""
-        import io
-
         buf = io.BytesIO()
         torch.save(self.state_dict(), buf)
         atomic_write_bytes(path, buf.getvalue())
