@@ -101,3 +101,31 @@ def test_same_config_and_seed_give_bitwise_identical_metrics_on_cpu(builtin_data
     assert a == b
     other = Trainer(tiny_config(loss=LossConfig("ssim", 0.5), seed=1), builtin_data).train_epoch()
     assert other["val_mse"] != a["val_mse"]
+
+
+def test_resume_keeps_the_runs_own_settings(tmp_path):
+    out = tmp_path / "run"
+    first = ["--loss", "ssim", "--weight", "0.25", "--epochs", "1", "--hidden", "8",
+             "--codebook-size", "16", "--train-images", "128", "--val-images", "32",
+             "--batch-size", "32", "--device", "cpu", "--out", str(out)]
+    assert main(first) == 0
+    # Resumed with defaults for everything but --epochs: the run stays ssim, hidden 8.
+    assert main(["--out", str(out), "--epochs", "2", "--device", "cpu", "--resume"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["loss"] == {"name": "ssim", "weight": 0.25, "with_mse": True}
+    assert config["model"]["hidden"] == 8 and config["epochs"] == 2
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 2 and state["config"]["loss"]["name"] == "ssim"
+
+
+def test_damaged_checkpoint_and_bad_device_are_one_line_errors(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    (out / "config.json").write_text(json.dumps(tiny_config().to_dict()))
+    for argv, says in ((["--out", str(out), "--resume"], "cannot resume from checkpoint"),
+                       (["--out", str(tmp_path / "new"), "--device", "tpu9"], "unknown --device")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err.strip()
+        assert e.value.code == 2 and says in err and len(err.splitlines()) == 1

@@ -89,11 +89,13 @@ def ray_cluster(tmp_path_factory):
 
 @pytest.mark.slow
 def test_real_trainable_tiny_model_two_trials(ray_cluster, tmp_path, capsys):
-    """The real trainable through the real search: baseline + one point, 1 epoch, CPU."""
+    """The real trainable through the real search: baseline + one point, 3 epochs, CPU,
+    SWD evaluated at epochs 1 (every report needs an objective) and 3 (--eval-every 3)."""
     space = tmp_path / "one.yaml"
     space.write_text("losses: [gmsd]\ngrid: true\npoints: [{with_mse: true, w: 0.5}]\n")
     rc = search.main([
-        "--space", str(space), "--epochs", "1", "--hidden", "16", "--codebook-size", "32",
+        "--space", str(space), "--epochs", "3", "--eval-every", "3", "--hidden", "16",
+        "--codebook-size", "32", "--no-early-stop",
         "--train-images", "128", "--val-images", "64", "--batch-size", "32", "--fid-samples", "64",
         "--storage-path", str(tmp_path), "--name", "real", "--objective", "swd",
     ])
@@ -109,9 +111,11 @@ def test_real_trainable_tiny_model_two_trials(ray_cluster, tmp_path, capsys):
         files = os.listdir(r.path)
         # TensorBoard: Ray's scalars and the Trainer's own events (curves + reconstructions)
         assert sum(f.startswith("events.out.tfevents") for f in files) >= 2, files
-        assert "checkpoint_000000" in files
-        assert "trainer.pt" in os.listdir(os.path.join(r.path, "checkpoint_000000"))
-        result = json.loads(open(os.path.join(r.path, "result.json")).readline())
+        checkpoints = sorted(f for f in files if f.startswith("checkpoint_"))
+        assert "trainer.pt" in os.listdir(os.path.join(r.path, checkpoints[-1]))
+        results = [json.loads(line) for line in open(os.path.join(r.path, "result.json"))]
+        assert [x["eval_epoch"] for x in results] == [1, 1, 3]
+        result = results[0]
         for key in ("train_loss", "val_mse", "val_psnr", "val_ssim", "perplexity", "images_per_s",
                     "step_ms", "recon_loss_ms", "swd", "objective", "epoch"):
             assert key in result, key

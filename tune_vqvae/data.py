@@ -136,17 +136,18 @@ def builtin_images(n_train: int, n_test: int, seed: int = 0) -> tuple[np.ndarray
 def _cifar10(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     from torchvision.datasets import CIFAR10
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    # One process downloads and extracts; the others wait, then find it complete.
-    with FileLock(str(cache_dir / "cifar10.lock")):
-        try:
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        # One process downloads and extracts; the others wait, then find it complete.
+        with FileLock(str(cache_dir / "cifar10.lock")):
             train = CIFAR10(str(cache_dir), train=True, download=True)
             test = CIFAR10(str(cache_dir), train=False, download=True)
-        except (OSError, RuntimeError) as e:  # URLError is an OSError
-            raise UserError(
-                f"could not download CIFAR-10 into {cache_dir} ({e}); without a network, put "
-                f"cifar-10-python.tar.gz there, or use --data builtin or --data FILE.npz"
-            ) from None
+    except (OSError, RuntimeError) as e:  # URLError is an OSError; so is an unwritable cache
+        raise UserError(
+            f"could not download CIFAR-10 into {cache_dir} ({e}); without a network, put "
+            f"cifar-10-python.tar.gz there (or pick a writable --cache-dir), or use --data builtin "
+            f"or --data FILE.npz"
+        ) from None
     return train.data, test.data
 
 

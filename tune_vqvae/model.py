@@ -81,8 +81,8 @@ class VectorQuantizer(nn.Module):
         the codebook loss).
         """
         codes = self.nearest_codes(z_e)
-        z_q = self.codebook(codes).permute(0, 3, 1, 2).to(z_e.dtype)
-        z_q_st = z_e + (z_q - z_e).detach()
+        z_q = self.codebook(codes).permute(0, 3, 1, 2)  # fp32: the codebook loss needs it exact
+        z_q_st = z_e + (z_q.to(z_e.dtype) - z_e).detach()
         return z_q_st, z_q, codes
 
 

@@ -730,7 +730,7 @@ def train_config_dict(cfg: SearchConfig) -> dict:
         loss=LossConfig(),
         data=DataConfig(source=data_source, train_images=cfg.train_images,
                         test_images=cfg.test_images, builtin_train=cfg.builtin_train,
-                        builtin_test=cfg.builtin_test, seed=cfg.seed),
+                        builtin_test=cfg.builtin_test),  # one dataset for every --seed
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
         val_images=cfg.val_images,
     )
@@ -919,6 +919,8 @@ def run_experiments(jobs: dict) -> dict:
                 t.join(0.5)
         raise
     for name, e in errors.items():
+        if isinstance(e, (OSError, UserError)):  # e.g. a full disk: main turns it into exit 2
+            raise e
         raise RuntimeError(f"experiment {name} failed: {e}") from e
     return results
 

@@ -11,9 +11,11 @@ import dataclasses
 import io
 import json
 import math
+import pickle
 import statistics
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,9 +75,15 @@ class TrainConfig:
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name} asked for, but no CUDA GPU is visible; use --device cpu")
-    return torch.device(name)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible")
+    return device
 
 
 class Trainer:
@@ -258,9 +266,11 @@ class Trainer:
     def load_checkpoint(self, path):
         try:
             state = torch.load(path, map_location=self.device, weights_only=False)
-        except (OSError, RuntimeError, EOFError) as e:
-            raise UserError(f"cannot read checkpoint {path} ({e}); point --resume at a run dir") from None
-        self.load_state_dict(state)
+            self.load_state_dict(state)
+        except (OSError, RuntimeError, EOFError, KeyError, pickle.UnpicklingError,
+                zipfile.BadZipFile) as e:
+            raise UserError(f"cannot resume from checkpoint {path} ({type(e).__name__}); it is "
+                            f"damaged or from another model configuration") from None
 
     def close(self):
         if self.writer is not None:
@@ -290,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-channels-last", action="store_true", help="NCHW activations on CUDA")
     p.add_argument("--compile", action="store_true", help="torch.compile forward and losses")
     p.add_argument("--out", help="run directory (default runs/train/<loss>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its own settings (only --epochs and the "
+                        "device flags may change)")
     return p
 
 
@@ -315,17 +327,31 @@ def _run_dir(a: argparse.Namespace, cfg: TrainConfig) -> Path:
     return ensure_writable_dir(out, "output directory")
 
 
+# What a resumed run may change; everything else comes from the run's config.json.
+RESUME_OVERRIDES = ("epochs", "device", "amp", "channels_last", "compile")
+
+
+def _resumed_config(out: Path, given: TrainConfig) -> TrainConfig:
+    """The run's own config (model, loss, data, seed...), with only RESUME_OVERRIDES from the CLI."""
+    try:
+        saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    except (OSError, ValueError, TypeError) as e:
+        raise UserError(f"--resume: cannot read {out / 'config.json'} ({e}); is {out} a run dir?") from None
+    return dataclasses.replace(saved, **{k: getattr(given, k) for k in RESUME_OVERRIDES})
+
+
 @cli_entry
 def main(argv=None):
     a = build_parser().parse_args(argv)
     cfg = config_from_args(a)
     out = _run_dir(a, cfg)
+    if a.resume:
+        cfg = _resumed_config(out, cfg)
     data = load_data(cfg.data)
     trainer = Trainer(cfg, data, log_dir=out / "tb")
     if a.resume:
         trainer.load_checkpoint(out / "checkpoint.pt")
-    else:
-        atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
+    atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
     print(f"{cfg.loss.label}: {len(data.x_train)} train / {len(trainer.x_val)} val images of "
           f"{data.name} on {trainer.device}, epochs {trainer.epoch + 1}..{cfg.epochs}, run dir {out}")
     try:

@@ -198,7 +198,10 @@ def train_vqvae(config: dict, data=None) -> None:
                 tune.report(_diverged(e.epoch, e))
                 return
             epoch = trainer.epoch
-            if epoch % eval_every == 0 or epoch == cfg.epochs or objective not in EVAL_METRICS:
+            # Always at the first epoch too: every report needs an objective (ASHA, Optuna);
+            # between evaluation epochs the last evaluation is reported again.
+            if not last_eval or epoch % eval_every == 0 or epoch == cfg.epochs \
+                    or objective not in EVAL_METRICS:
                 last_eval = evaluator.evaluate(trainer.reconstruct)
                 last_eval["eval_epoch"] = float(epoch)
             metrics.update(last_eval)
