@@ -1,5 +1,8 @@
 """Shared fixtures: the tiny model and a small slice of the built-in photographs."""
 
+import shutil
+import tempfile
+
 import pytest
 import torch
 
@@ -30,3 +33,16 @@ def tiny_config(**overrides) -> TrainConfig:
 @pytest.fixture(scope="session")
 def builtin_data():
     return load_data(DataConfig(builtin_train=1024, builtin_test=256))
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local 2-CPU Ray on 127.0.0.1 for a test module; `search.main` reuses it."""
+    import ray  # only the search-layer tests need ray
+
+    ray_tmp = tempfile.mkdtemp(prefix="rr", dir="/tmp")  # short: Ray's socket paths must fit
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             _temp_dir=ray_tmp, logging_level="WARNING")
+    yield
+    ray.shutdown()
+    shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -32,7 +32,6 @@ import pandas as pd
 import pytest
 
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
-import ray  # noqa: E402
 
 from tune_vqvae import errors, search  # noqa: E402
 from tune_vqvae.trainable import MOCK_SEED_NOISE, mock_final_objective  # noqa: E402
@@ -40,17 +39,6 @@ from tune_vqvae.trainable import MOCK_SEED_NOISE, mock_final_objective  # noqa: 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 STATES = optuna.trial.TrialState
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """One local 2-CPU Ray for the in-process searches of this module (stopped at the end)."""
-    ray_tmp = tempfile.mkdtemp(prefix="rr", dir="/tmp")  # short: Ray's socket paths must fit
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             _temp_dir=ray_tmp, logging_level="WARNING")
-    yield
-    ray.shutdown()
-    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def run(argv) -> int:

@@ -30,15 +30,6 @@ REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """One local 2-CPU Ray for the module; `search.main` reuses it (and leaves it up)."""
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             _temp_dir=str(tmp_path_factory.mktemp("ray")), logging_level="WARNING")
-    yield
-    ray.shutdown()
-
-
 def run(argv, capsys=None) -> int:
     try:
         return search.main(argv)

@@ -46,11 +46,13 @@ def test_resume_continues_at_next_epoch_with_identical_weights(builtin_data, tmp
         assert torch.equal(a, b)
 
 
+TINY_CLI = ["--epochs", "1", "--hidden", "8", "--codebook-size", "16", "--train-images", "256",
+            "--val-images", "64", "--batch-size", "32", "--device", "cpu"]
+
+
 def test_cli_run_writes_tensorboard_scalars_and_image_grid_and_resumes(tmp_path):
     out = tmp_path / "run"
-    args = ["--loss", "gmsd", "--weight", "0.5", "--epochs", "1", "--hidden", "8",
-            "--codebook-size", "16", "--train-images", "256", "--val-images", "64",
-            "--batch-size", "32", "--device", "cpu", "--out", str(out)]
+    args = ["--loss", "gmsd", "--weight", "0.5", *TINY_CLI, "--out", str(out)]
     assert main(args) == 0
     tb = EventAccumulator(str(out / "tb")).Reload()
     assert {"val/val_mse", "val/val_psnr", "val/val_ssim", "train/train_loss",
@@ -105,9 +107,7 @@ def test_same_config_and_seed_give_bitwise_identical_metrics_on_cpu(builtin_data
 
 def test_resume_keeps_the_runs_own_settings(tmp_path):
     out = tmp_path / "run"
-    first = ["--loss", "ssim", "--weight", "0.25", "--epochs", "1", "--hidden", "8",
-             "--codebook-size", "16", "--train-images", "128", "--val-images", "32",
-             "--batch-size", "32", "--device", "cpu", "--out", str(out)]
+    first = ["--loss", "ssim", "--weight", "0.25", *TINY_CLI, "--out", str(out)]
     assert main(first) == 0
     # Resumed with defaults for everything but --epochs: the run stays ssim, hidden 8.
     assert main(["--out", str(out), "--epochs", "2", "--device", "cpu", "--resume"]) == 0

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
-import ray  # noqa: E402
 
 from tune_vqvae import search  # noqa: E402
 from tune_vqvae.errors import DivergedError  # noqa: E402
@@ -77,14 +76,6 @@ def test_fault_injection(tmp_path):
     with pytest.raises(DivergedError, match="epoch 2"):
         inject_faults(c, 2)
     inject_faults(cfg(w=0.7, faults={"nan_at_epoch": 2, "only_w": 0.5}), 2)  # other trial: no fault
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             _temp_dir=str(tmp_path_factory.mktemp("ray")), logging_level="WARNING")
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.slow
