@@ -275,6 +275,9 @@ def _last_done(history: pd.DataFrame) -> bool:
     return "done" in history and len(history) > 0 and str(history["done"].iloc[-1]) == "True"
 
 
+TEST_COLUMNS = ("test_fid", "test_swd", "test_mse", "test_psnr", "test_ssim")
+
+
 def trials_frame(trials: list[Trial]) -> pd.DataFrame:
     rows = []
     for t in trials:
@@ -304,6 +307,8 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
             "val_psnr": _last(h, "val_psnr"), "val_ssim": _last(h, "val_ssim"),
             "val_mse": _last(h, "val_mse"), "val_recon": _last(h, "val_recon"),
             "train_loss": _last(h, "train_loss"),
+            # The test split's scores at the last epoch (searches with --holdout only).
+            **{k: _last(h, k) for k in TEST_COLUMNS},
             "step_ms": _mean_after_first(h, "step_ms"),
             "recon_loss_ms": _mean_after_first(h, "recon_loss_ms"),
             "images_per_s": _mean_after_first(h, "images_per_s"),

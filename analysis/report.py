@@ -188,11 +188,13 @@ def objective_text(a: Analysis, requested: bool) -> str:
 
 
 def summary_table(a: Analysis) -> Table:
+    held_out = bool(a.summary["test"].notna().any())  # the search selected on a holdout
     rows = []
     for _, r in a.summary.iterrows():
+        test = [_pm(r["test"], r["test_std"], r["n"]), _x(r["test_vs_baseline"])] if held_out else []
         rows.append([r["loss"], r["best"] if isinstance(r["best"], str) else "–",
                      _pm(r["value"], r["value_std"], r["n"]), _x(r["vs_baseline"]),
-                     _x(r.get("vs_lowest")), _pm(r["psnr"], r["psnr_std"], spec=".2f"),
+                     _x(r.get("vs_lowest")), *test, _pm(r["psnr"], r["psnr_std"], spec=".2f"),
                      _pm(r["ssim"], r["ssim_std"], spec=".4f"),
                      "yes" if r["on_paper_grid"] is True else "no" if r["on_paper_grid"] is False
                      else "–",
@@ -200,12 +202,18 @@ def summary_table(a: Analysis) -> Table:
                      _f(r["stopped"], "g"), _f(r["failed"], "g")])
     return Table(
         "Best weight per loss",
-        ["loss", "best w", a.objective, "× MSE baseline", "× lowest", "PSNR (dB)", "SSIM",
+        ["loss", "best w", a.objective, "× MSE baseline", "× lowest",
+         *([f"{a.objective} on test", "test × MSE baseline"] if held_out else []), "PSNR (dB)", "SSIM",
          "on paper grid", "completed/trials", "stopped early", "failed"],
         rows,
         caption=f"`× lowest`: the paper's scaling, {a.objective} as a multiple of the lowest in "
                 f"this table. PSNR/SSIM on the held-out images of the same trials. Only "
-                f"trials that trained all epochs count for the best.")
+                f"trials that trained all epochs count for the best."
+                + (f" The best w was selected on held-out training images (--holdout); "
+                   f"`{a.objective} on test` scores it on the test images, which the selection "
+                   f"never saw." if held_out else
+                   " The best w was selected and is scored on the same images (no --holdout): "
+                   "its gain is optimistic."))
 
 
 def grid_table(a: Analysis) -> Table:

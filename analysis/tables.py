@@ -61,6 +61,7 @@ def _groups(df: pd.DataFrame) -> pd.DataFrame:
     ok = df[(df["state"] == COMPLETED) & df["value"].notna()].copy()
     if ok.empty:
         return pd.DataFrame(columns=["loss", "with_mse", "w", "label", "n", "mean", "std",
+                                     "test", "test_std",
                                      "psnr", "psnr_std", "ssim", "ssim_std", "paper_grid",
                                      "step_ms", "best_trial"])
     ok["w_key"] = ok["w"].map(_w_key)
@@ -69,6 +70,7 @@ def _groups(df: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "loss": loss, "with_mse": bool(with_mse), "w": g["w"].iloc[0], "label": g["label"].iloc[0],
             "n": len(g), "mean": g["value"].mean(), "std": _std(g["value"]),
+            "test": g["test_value"].mean(), "test_std": _std(g["test_value"]),
             "psnr": g["val_psnr"].mean(), "psnr_std": _std(g["val_psnr"]),
             "ssim": g["val_ssim"].mean(), "ssim_std": _std(g["val_ssim"]),
             "paper_grid": bool(g["paper_grid"].iloc[0]), "step_ms": g["step_ms"].mean(),
@@ -86,6 +88,9 @@ def _search_dir(path: str) -> Path:
 def analyse(df: pd.DataFrame, objective: str) -> Analysis:
     df = df.copy()
     df["value"] = pd.to_numeric(df[objective], errors="coerce")
+    # With --holdout the value above is on held-out training images, this on test images.
+    test_column = "test_" + objective.removeprefix("val_")
+    df["test_value"] = pd.to_numeric(df[test_column], errors="coerce") if test_column in df else math.nan
     df["search"] = df["path"].map(lambda p: str(_search_dir(p)))
     order = list(dict.fromkeys(df.loc[df["loss"] != "mse", "loss"]))
     a = Analysis(trials=df, objective=objective, losses=order, groups=_groups(df))
@@ -154,7 +159,9 @@ def _summary(a: Analysis) -> pd.DataFrame:
     if base_all is not None:
         rows.append(dict(loss="mse (baseline)", best="-", w=math.nan, with_mse=True,
                          value=base_all["mean"], value_std=base_all["std"], n=base_all["n"],
-                         vs_baseline=1.0, psnr=base_all["psnr"], psnr_std=base_all["psnr_std"],
+                         vs_baseline=1.0, test=base_all["test"], test_std=base_all["test_std"],
+                         test_vs_baseline=1.0 if pd.notna(base_all["test"]) else math.nan,
+                         psnr=base_all["psnr"], psnr_std=base_all["psnr_std"],
                          ssim=base_all["ssim"], ssim_std=base_all["ssim_std"],
                          on_paper_grid=True, **_counts(a, "mse")))
     for loss in a.losses:
@@ -167,6 +174,8 @@ def _summary(a: Analysis) -> pd.DataFrame:
         row.update(best=point_name(g["with_mse"], g["w"]), w=g["w"], with_mse=g["with_mse"],
                    value=g["mean"], value_std=g["std"], n=g["n"],
                    vs_baseline=g["mean"] / base["mean"] if base is not None else math.nan,
+                   test=g["test"], test_std=g["test_std"],
+                   test_vs_baseline=g["test"] / base["test"] if base is not None else math.nan,
                    psnr=g["psnr"], psnr_std=g["psnr_std"], ssim=g["ssim"],
                    ssim_std=g["ssim_std"], on_paper_grid=g["paper_grid"])
         rows.append(row)
@@ -175,7 +184,8 @@ def _summary(a: Analysis) -> pd.DataFrame:
         best = s["value"].max() if a.higher_is_better else s["value"].min()
         s["vs_lowest"] = s["value"] / best  # the paper's scaling: a multiple of the lowest
     cols = ["loss", "best", "w", "with_mse", "value", "value_std", "n", "vs_baseline",
-            "vs_lowest", "psnr", "psnr_std", "ssim", "ssim_std", "on_paper_grid",
+            "vs_lowest", "test", "test_std", "test_vs_baseline", "psnr", "psnr_std", "ssim",
+            "ssim_std", "on_paper_grid",
             "trials", "completed", "stopped", "failed"]
     return s.reindex(columns=cols)
 

@@ -47,7 +47,7 @@ def search(tmp_path_factory) -> Path:
     cmd = [sys.executable, "-m", "tune_vqvae.search", "--mock", "--loss", "gmsd",
            "--space", str(space), "--num-samples", "6", "--epochs", str(EPOCHS),
            "--max-concurrent", "2", "--num-cpus", "2", "--max-failures", "0",
-           "--no-early-stop", "--storage-path", str(tmp), "--name", "mock",
+           "--no-early-stop", "--storage-path", str(tmp), "--name", "mock", "--holdout", "100",
            "--faults", json.dumps(faults)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -94,6 +94,10 @@ def test_best_weight_and_ratios(search, report):
     md = (report / "report.md").read_text()
     assert f"best w={gmsd['w']:.4g}" in md and "**swd**" in md
     assert "× MSE baseline" in md
+    # --holdout: the winner's score on the test images (the mock's test = 1.05 x its val)
+    assert gmsd["test"] == pytest.approx(1.05 * value)
+    assert gmsd["test_vs_baseline"] == pytest.approx(value / MOCK_BASELINE)
+    assert "swd on test" in md and "which the selection never saw" in md
 
 
 def test_paper_grid_against_optimum(report):
@@ -253,5 +257,6 @@ def test_report_of_a_tiny_real_search_agrees_with_its_results(tmp_path):
     assert summary.loc["ssim", "vs_baseline"] == pytest.approx(best.value / baseline)
     if best.with_mse:
         assert summary.loc["ssim", "w"] == pytest.approx(best.w)
+    assert "its gain is optimistic" in (tmp_path / "report" / "report.md").read_text()  # no --holdout
     for png in ("weight_ssim.png", "pareto.png", "reconstructions.png"):
         assert (tmp_path / "report" / png).stat().st_size > 10_000

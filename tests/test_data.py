@@ -71,3 +71,17 @@ def test_device_batches_cover_the_epoch_in_a_seeded_order():
     again = torch.cat([b[:, 0, 0, 0] for b in batches.epoch(0)])
     other = torch.cat([b[:, 0, 0, 0] for b in batches.epoch(1)])
     assert torch.equal(values, again) and not torch.equal(values, other)
+
+
+def test_holdout_is_the_tail_of_the_training_set_and_never_trained_on(tmp_path):
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x_train, x_test=x_train[:4])
+    plain = load_data(DataConfig(source=str(tmp_path / "d.npz")))
+    assert plain.x_val is plain.x_test  # default: validate on test (the paper's protocol)
+    held = load_data(DataConfig(source=str(tmp_path / "d.npz"), holdout=3, train_images=5))
+    assert torch.equal(held.x_val, plain.x_train[7:]) and torch.equal(held.x_test, plain.x_test)
+    assert torch.equal(held.x_train, plain.x_train[:5])  # --train-images counts from the rest
+    assert held.fingerprint != plain.fingerprint
+    with pytest.raises(UserError, match="--holdout 10 leaves no training images"):
+        load_data(DataConfig(source=str(tmp_path / "d.npz"), holdout=10))

@@ -85,10 +85,10 @@ def identity(x_u8):
     return x_u8.float() / 255
 
 
-def evaluator(tmp_path, data, extractor=None, **cfg):
+def evaluator(tmp_path, data, extractor=None, split="val", **cfg):
     cfg = FIDConfig(cache_dir=str(tmp_path / "cache"), **{"batch_size": 16, **cfg})
     extractor = extractor or RandomFeatures()
-    return FIDEvaluator(cfg, data, "cpu", extractor=extractor, extractor_id="random-conv-v1")
+    return FIDEvaluator(cfg, data, "cpu", extractor=extractor, extractor_id="random-conv-v1", split=split)
 
 
 @pytest.fixture
@@ -276,6 +276,18 @@ def test_reference_cache_reused_and_keyed_by_dataset(tmp_path):
     files = sorted(p.name for p in (tmp_path / "cache" / "fid_stats").iterdir())
     assert len([f for f in files if f.endswith(".npz")]) == 2
     assert not [f for f in files if f.endswith(".tmp")]
+
+
+def test_validation_and_test_splits_are_scored_and_cached_apart(tmp_path):
+    x = make_images(48)
+    data = ImageData(x_train=x[:8], x_test=x[:24], name="toy", fingerprint="f", x_holdout=x[24:])
+    val, test = evaluator(tmp_path, data), evaluator(tmp_path, data, split="test")
+    assert val.cache_path() != test.cache_path()
+    # Each scores its own images against its own reference: a perfect reconstruction is 0.
+    for ev, images in ((val, x[24:]), (test, x[:24])):
+        scored = []
+        out = ev.evaluate(lambda x_u8: (scored.append(x_u8), identity(x_u8))[1])
+        assert torch.equal(torch.cat(scored), images) and abs(out["fid"]) < 1e-6
 
 
 def test_samples_clipped_to_test_set(tmp_path):

@@ -105,9 +105,10 @@ def test_mock_search_finds_best_w_and_measures_paper_points(ray_cluster, tmp_pat
 
 
 @pytest.mark.slow
-def test_paper_grid_two_losses_concurrently(ray_cluster, tmp_path):
+def test_paper_grid_two_losses_concurrently_selected_on_a_holdout(ray_cluster, tmp_path, capsys):
     rc = run(["--mock", "--space", str(REPO / "search_spaces/paper_grid.yaml"), "--loss", "gmsd",
-              "--loss", "ssim", "--epochs", "2", "--storage-path", str(tmp_path), "--name", "grid"])
+              "--loss", "ssim", "--epochs", "2", "--storage-path", str(tmp_path), "--name", "grid",
+              "--holdout", "100"])
     assert rc == 0
     exp = tmp_path / "grid"
     rows, doc = load_results(exp)
@@ -118,6 +119,12 @@ def test_paper_grid_two_losses_concurrently(ray_cluster, tmp_path):
         assert len(study(exp, loss).trials) == 4  # its own Optuna study
         assert doc["best"][loss]["gain_vs_baseline"] is not None
     assert (exp / "baseline").is_dir() and (exp / "gmsd").is_dir() and (exp / "ssim").is_dir()
+    # --holdout: every trial also has its test score, and the winner is reported on test too.
+    assert rows.test_value.notna().all() and (rows.test_value == rows.test_swd).all()
+    best = doc["best"]["gmsd"]
+    assert best["best"]["test_value"] == pytest.approx(1.05 * best["best"]["value"])
+    assert best["gain_vs_baseline_test"]["reference"] == pytest.approx(1.05 * best["baseline"])
+    assert "on test: test_swd" in capsys.readouterr().out
 
 
 @pytest.mark.slow

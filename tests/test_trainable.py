@@ -81,14 +81,15 @@ def test_fault_injection(tmp_path):
 @pytest.mark.slow
 def test_real_trainable_tiny_model_two_trials(ray_cluster, tmp_path, capsys):
     """The real trainable through the real search: baseline + one point, 3 epochs, CPU,
-    SWD evaluated at epochs 1 (every report needs an objective) and 3 (--eval-every 3)."""
+    SWD evaluated at epochs 1 (every report needs an objective) and 3 (--eval-every 3),
+    selected on 64 held-out training images and scored on test at the last epoch."""
     space = tmp_path / "one.yaml"
     space.write_text("losses: [gmsd]\ngrid: true\npoints: [{with_mse: true, w: 0.5}]\n")
     rc = search.main([
         "--space", str(space), "--epochs", "3", "--eval-every", "3", "--hidden", "16",
         "--codebook-size", "32", "--no-early-stop",
         "--train-images", "128", "--val-images", "64", "--batch-size", "32", "--fid-samples", "64",
-        "--storage-path", str(tmp_path), "--name", "real", "--objective", "swd",
+        "--storage-path", str(tmp_path), "--name", "real", "--objective", "swd", "--holdout", "64",
     ])
     assert rc == 0
     exp = tmp_path / "real"
@@ -106,6 +107,11 @@ def test_real_trainable_tiny_model_two_trials(ray_cluster, tmp_path, capsys):
         assert "trainer.pt" in os.listdir(os.path.join(r.path, checkpoints[-1]))
         results = [json.loads(line) for line in open(os.path.join(r.path, "result.json"))]
         assert [x["eval_epoch"] for x in results] == [1, 1, 3]
+        # The test split is scored once, at the end, on other images than the objective.
+        assert ["test_swd" in x for x in results] == [False, False, True]
+        final = results[-1]
+        assert r.test_value == pytest.approx(final["test_swd"]) and final["test_swd"] != final["swd"]
+        assert final["test_mse"] != final["val_mse"] and 0 < final["test_ssim"] <= 1
         result = results[0]
         for key in ("train_loss", "val_mse", "val_psnr", "val_ssim", "perplexity", "images_per_s",
                     "step_ms", "recon_loss_ms", "swd", "objective", "epoch"):
@@ -115,4 +121,5 @@ def test_real_trainable_tiny_model_two_trials(ray_cluster, tmp_path, capsys):
         assert "x_train" not in json.dumps(params) and params["train"]["model"]["hidden"] == 16
     paper = rows[rows.role == "paper"].iloc[0]
     assert paper.w == 0.5 and paper["mode"] == "mse+w*gmsd"
-    assert "gmsd: best w=0.5" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "gmsd: best w=0.5" in out and "on test: test_swd" in out

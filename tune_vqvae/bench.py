@@ -1,4 +1,4 @@
-"""Benchmarks: `python -m tune_vqvae.bench [train|overhead|fid|packing|all] [--quick]`.
+"""Benchmarks: `python -m tune_vqvae.bench [train|overhead|fid|fused|packing|all] [--quick]`.
 
 Every figure is the median of repeated timings (min/max kept), measured side by side in
 one process so ratios compare like with like. On CUDA, CUDA events time the GPU work.
@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -76,11 +76,16 @@ def summary(seconds: list[float], images: int) -> dict:
             "images_per_s": images / med, "repeats": len(seconds)}
 
 
-def time_trainer_steps(trainer: Trainer, steps: int, repeats: int) -> dict:
-    """Our training path: batches gathered on the device, no host sync inside the loop."""
+def time_trainer_steps(trainer: Trainer, steps: int, repeats: int, on_ready=None) -> dict:
+    """Our training path: batches gathered on the device, no host sync inside the loop.
+
+    on_ready() runs between the warm-up and the timed repeats (the packing barrier).
+    """
     batches = list(trainer.batches.epoch(0))[:steps]
     for x in batches[:3]:  # warm-up: cuDNN autotuning, compilation
         trainer._step(x)
+    if on_ready is not None:
+        on_ready()
     times = []
     for _ in range(repeats):
         with Timer(trainer.device) as t:
@@ -185,17 +190,65 @@ def bench_fid(bc: BenchConfig, data: ImageData) -> dict:
             for n in (big // 10, big)}
 
 
+def bench_fused(bc: BenchConfig, data: ImageData, groups=(2, 4, 8)) -> dict:
+    """G weights of one loss: one fused grouped model vs G separate models stepping in turn.
+
+    Same device, same batches, interleaved repeats; images count every model's batch.
+    """
+    from .fused import FusedTrainer
+
+    device = pick_device(bc.device)
+    cfg = TrainConfig(model=bc.model(device), loss=LossConfig("gmsd"), device=bc.device)
+    rows = {}
+    for g in groups[:2] if bc.quick else groups:
+        weights = [0.25 * (i + 1) for i in range(g)]
+        fused = FusedTrainer(cfg, weights, data)
+        separate = [Trainer(replace(cfg, loss=LossConfig("gmsd", w)), data) for w in weights]
+        batches = list(fused.batches.epoch(0))[:bc.steps]
+        runs = {"fused": lambda: [fused._step(x) for x in batches],
+                "separate": lambda: [t._step(x) for x in batches for t in separate]}
+        times = {name: [] for name in runs}
+        for name, run in runs.items():  # warm-up
+            run()
+        for _ in range(bc.repeats):
+            for name, run in runs.items():
+                with Timer(device) as t:
+                    run()
+                times[name].append(t.seconds)
+        images = len(batches) * fused.batches.batch_size * g
+        f, s = summary(times["fused"], images), summary(times["separate"], images)
+        f["speedup_vs_separate"] = s["median_s"] / f["median_s"]
+        rows[f"{g} fused"], rows[f"{g} separate"] = f, s
+    return rows
+
+
 def bench_packing(bc: BenchConfig, counts=(1, 2, 4, 8)) -> dict:
-    """Total images/s of N concurrent training processes sharing one device."""
+    """Total images/s of N concurrent training processes sharing one device.
+
+    A barrier: every child builds its model and warms up, says "ready", and starts its
+    timed steps only when the parent has heard from all of them.
+    """
     rows = {}
     for n in counts[:3] if bc.quick else counts:
         cmd = [sys.executable, "-m", "tune_vqvae.bench", "child", "--device", bc.device,
                "--data", bc.data, "--steps", str(bc.steps)] + (["--quick"] if bc.quick else [])
         env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
-        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) for _ in range(n)]
+        procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+                 for _ in range(n)]
+        for p in procs:
+            if p.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"packing child failed (exit {p.wait()})")
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
         rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["images_per_s"] for p in procs]
         rows[f"{n} per device"] = {"trials": n, "total_images_per_s": sum(rates)}
     return rows
+
+
+def _packing_barrier():
+    print("ready", flush=True)
+    sys.stdin.readline()
 
 
 def _cpu_name() -> str:
@@ -222,7 +275,7 @@ def print_table(title: str, rows: dict):
         print(f"  {name:18s} {cells}")
 
 
-BENCHES = {"train": bench_train, "overhead": bench_overhead, "fid": bench_fid}
+BENCHES = {"train": bench_train, "overhead": bench_overhead, "fused": bench_fused, "fid": bench_fid}
 
 
 @cli_entry
@@ -245,7 +298,7 @@ def main(argv=None):
     data = load_data(DataConfig(source=bc.data, train_images=steps * 128))
     if a.what == "child":  # one process of the packing benchmark
         trainer = Trainer(TrainConfig(model=bc.model(device), device=bc.device), data)
-        print(json.dumps(time_trainer_steps(trainer, steps, bc.repeats)))
+        print(json.dumps(time_trainer_steps(trainer, steps, bc.repeats, _packing_barrier)))
         return 0
     results = {"environment": environment(device), "settings": vars(a)}
     for name in (BENCHES if a.what == "all" else [a.what] if a.what != "packing" else []):

@@ -6,6 +6,11 @@ Sources (`DataConfig.source`):
             come from the left 3/4 of each photo, test crops from the right 1/4.
   cifar10   torchvision's CIFAR-10, downloaded once into the cache dir under a file lock.
   PATH.npz  any dataset in the keras layout: x_train, x_test as (N, H, W, 3) uint8.
+
+Splits: train, test, and the validation split `x_val` that held-out metrics and the
+search's objective use. By default x_val is the test split (the paper's protocol: FID on
+test images). With `holdout=N` it is the last N training images instead, so a search
+selects its best weight on images it never reports, and scores the winner on test.
 """
 
 from __future__ import annotations
@@ -34,12 +39,15 @@ class DataConfig:
     builtin_train: int = 10_000  # size of the built-in dataset
     builtin_test: int = 2_000
     seed: int = 0  # of the built-in crops
+    holdout: int = 0  # > 0: the last N training images are the validation split (not trained on)
 
     def __post_init__(self):
         for name in ("train_images", "test_images"):
             n = getattr(self, name)
             if n is not None and n < 1:
                 raise UserError(f"{name} must be >= 1, got {n}")
+        if self.holdout < 0:
+            raise UserError(f"--holdout must be >= 0, got {self.holdout}")
 
 
 @dataclass
@@ -48,24 +56,40 @@ class ImageData:
     x_test: torch.Tensor
     name: str
     fingerprint: str  # sha256 of the pixels: keys caches (FID reference statistics)
+    x_holdout: torch.Tensor | None = None  # held-out training images (DataConfig.holdout)
 
     @property
     def image_size(self) -> int:
         return self.x_train.shape[-1]
 
+    @property
+    def x_val(self) -> torch.Tensor:
+        """The validation split: the held-out training images, else the test split."""
+        return self.x_test if self.x_holdout is None else self.x_holdout
 
-def _fingerprint(x_train: np.ndarray, x_test: np.ndarray) -> str:
+
+def _fingerprint(*arrays: np.ndarray) -> str:
     h = hashlib.sha256()
-    for a in (x_train, x_test):
+    for a in arrays:
         h.update(str(a.shape).encode())
         h.update(np.ascontiguousarray(a).data)
     return h.hexdigest()[:16]
 
 
 def _to_image_data(x_train: np.ndarray, x_test: np.ndarray, name: str, cfg: DataConfig):
-    x_train, x_test = x_train[: cfg.train_images], x_test[: cfg.test_images]
     as_nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
-    return ImageData(as_nchw(x_train), as_nchw(x_test), name, _fingerprint(x_train, x_test))
+    x_test = x_test[: cfg.test_images]
+    if not cfg.holdout:
+        x_train = x_train[: cfg.train_images]
+        return ImageData(as_nchw(x_train), as_nchw(x_test), name, _fingerprint(x_train, x_test))
+    # The holdout comes off the end of the full training set first, so it does not depend
+    # on --train-images: runs with different training sizes are selected on the same images.
+    if cfg.holdout >= len(x_train):
+        raise UserError(f"--holdout {cfg.holdout} leaves no training images ({name} has "
+                        f"{len(x_train)}); hold out fewer")
+    x_train, x_holdout = x_train[: -cfg.holdout][: cfg.train_images], x_train[-cfg.holdout:]
+    return ImageData(as_nchw(x_train), as_nchw(x_test), name,
+                     _fingerprint(x_train, x_test, x_holdout), as_nchw(x_holdout))
 
 
 def load_data(cfg: DataConfig) -> ImageData:

@@ -404,8 +404,11 @@ def _u8_to_unit(x_u8: torch.Tensor, device) -> torch.Tensor:
 
 
 class FIDEvaluator:
-    """Scores `reconstruct` on the first `samples` test images: `fid` (when weights are
-    available or an extractor is injected) and `swd` (offline, when enabled).
+    """Scores `reconstruct` on the first `samples` images of a split: `fid` (when weights
+    are available or an extractor is injected) and `swd` (offline, when enabled).
+
+    `split`: "val" (data.x_val: the test split, or the held-out training images with
+    DataConfig.holdout) or "test".
 
     `extractor`: any module mapping [0, 1] NCHW images to (N, D) features, with
     `extractor_id` naming it for the cache (tests use small fixed random networks)."""
@@ -417,11 +420,14 @@ class FIDEvaluator:
         device: str | torch.device = "cpu",
         extractor: nn.Module | None = None,
         extractor_id: str | None = None,
+        split: str = "val",
     ):
         self.cfg, self.data, self.device = cfg, data, torch.device(device)
-        self.samples = min(cfg.samples, data.x_test.shape[0])  # the count actually used
+        self.images = data.x_val if split == "val" else data.x_test
+        self.split = "test" if self.images is data.x_test else "holdout"  # names the cache
+        self.samples = min(cfg.samples, self.images.shape[0])  # the count actually used
         if self.samples < 2:
-            raise UserError(f"FID needs at least 2 test images, dataset has {self.samples}")
+            raise UserError(f"FID needs at least 2 {self.split} images, dataset has {self.samples}")
         self.swd_samples = min(cfg.swd_samples, self.samples)
         self.weights_path = None
         if extractor is None and cfg.fid_mode != "off":
@@ -443,22 +449,21 @@ class FIDEvaluator:
         key = self._cache_key()
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.data.name)[:40]
-        return (
-            Path(self.cfg.cache_dir).expanduser() / "fid_stats" / f"{name}-test-{self.samples}-{digest}.npz"
-        )
+        stats_dir = Path(self.cfg.cache_dir).expanduser() / "fid_stats"
+        return stats_dir / f"{name}-{self.split}-{self.samples}-{digest}.npz"
 
     def _cache_key(self) -> dict:
         return {
             "version": _CACHE_VERSION,
             "dataset": self.data.name,
             "fingerprint": self.data.fingerprint,
-            "split": "test",
+            "split": self.split,
             "samples": self.samples,
             "extractor": self.extractor_id,
         }
 
     def reference_stats(self) -> tuple[np.ndarray, np.ndarray]:
-        """(mu, sigma) of the real test images: from memory, else disk, else computed once
+        """(mu, sigma) of the real images of the split: from memory, else disk, else computed once
         per node under a file lock and written atomically."""
         if self._ref is None:
             path = self.cache_path()
@@ -490,7 +495,7 @@ class FIDEvaluator:
     def _compute_reference(self):
         stats = StreamingStats()
         for i in range(0, self.samples, self.cfg.batch_size):
-            x = _u8_to_unit(self.data.x_test[i : min(i + self.cfg.batch_size, self.samples)], self.device)
+            x = _u8_to_unit(self.images[i : min(i + self.cfg.batch_size, self.samples)], self.device)
             stats.update(self.extractor(x))
         return stats.mean(), stats.cov()
 
@@ -504,7 +509,7 @@ class FIDEvaluator:
         acc = SWDAccumulator(self.cfg.swd_patches, self.cfg.seed) if "swd" in self.metrics else None
         bs = self.cfg.batch_size
         for i in range(0, self.samples, bs):
-            x_u8 = self.data.x_test[i : min(i + bs, self.samples)]
+            x_u8 = self.images[i : min(i + bs, self.samples)]
             fake = (
                 reconstruct(x_u8).to(self.device, torch.float32).clamp(0, 1)
             )  # not in place: may be the caller's tensor

@@ -46,18 +46,18 @@ def _first_weights(weights: torch.Tensor, scales: int) -> torch.Tensor:
     return w / w.sum()
 
 
-def ms_ssim(image_size: int) -> nn.Module:
+def ms_ssim(image_size: int, **kwargs) -> nn.Module:
     """MS-SSIM with as many of Wang et al.'s 5 scales as fit: 3 at 32x32 (32, 16, 8)."""
     scales = _scales_that_fit(image_size, MS_SSIM_WINDOW, len(piqa.MS_SSIM.WEIGHTS))
     return piqa.MS_SSIM(
-        window_size=MS_SSIM_WINDOW, weights=_first_weights(piqa.MS_SSIM.WEIGHTS, scales)
+        window_size=MS_SSIM_WINDOW, weights=_first_weights(piqa.MS_SSIM.WEIGHTS, scales), **kwargs
     )
 
 
-def ms_gmsd(image_size: int) -> nn.Module:
+def ms_gmsd(image_size: int, **kwargs) -> nn.Module:
     """MS-GMSD with as many of Zhang et al.'s 4 scales as fit: all 4 at 32x32."""
     scales = _scales_that_fit(image_size, MS_GMSD_KERNEL, len(piqa.MS_GMSD.WEIGHTS))
-    return piqa.MS_GMSD(weights=_first_weights(piqa.MS_GMSD.WEIGHTS, scales))
+    return piqa.MS_GMSD(weights=_first_weights(piqa.MS_GMSD.WEIGHTS, scales), **kwargs)
 
 
 PSNR_EPSILON = 1e-8  # piqa's default; PSNR of identical images is 10*log10(1/eps) = 80 dB
@@ -67,7 +67,7 @@ PSNR_EPSILON = 1e-8  # piqa's default; PSNR of identical images is 10*log10(1/ep
 class Metric:
     """A piqa metric and how it becomes a loss."""
 
-    build: Callable[[int], nn.Module]  # image size -> metric module
+    build: Callable[..., nn.Module]  # (image size, **piqa kwargs such as reduction) -> module
     best: float | None  # value on identical images for similarities; None for distances
 
     def as_loss(self, value: torch.Tensor) -> torch.Tensor:
@@ -76,11 +76,11 @@ class Metric:
 
 # The registry: loss name -> how to build it. `mse` is the plain reference loss.
 METRICS: dict[str, Metric] = {
-    "psnr": Metric(lambda s: piqa.PSNR(epsilon=PSNR_EPSILON), 10 * math.log10(1 / PSNR_EPSILON)),
-    "ssim": Metric(lambda s: piqa.SSIM(), 1.0),
+    "psnr": Metric(lambda s, **kw: piqa.PSNR(epsilon=PSNR_EPSILON, **kw), 10 * math.log10(1 / PSNR_EPSILON)),
+    "ssim": Metric(lambda s, **kw: piqa.SSIM(**kw), 1.0),
     "ms_ssim": Metric(ms_ssim, 1.0),
-    "haarpsi": Metric(lambda s: piqa.HaarPSI(), 1.0),
-    "gmsd": Metric(lambda s: piqa.GMSD(), None),
+    "haarpsi": Metric(lambda s, **kw: piqa.HaarPSI(**kw), 1.0),
+    "gmsd": Metric(lambda s, **kw: piqa.GMSD(**kw), None),
     "ms_gmsd": Metric(ms_gmsd, None),
 }
 PERCEPTUAL_LOSSES = tuple(METRICS)
@@ -119,14 +119,15 @@ class ReconstructionLoss(nn.Module):
     """Maps (x_tilde, x) in [-1, 1] to the run's scalar reconstruction loss.
 
     `forward` returns (total, mse, perceptual); perceptual is None for plain MSE, and mse is
-    computed (detached) even for "no MSE" runs so every run logs it.
+    computed (detached) even for "no MSE" runs so every run logs it. `reduction="none"`
+    makes `perceptual` per image (N,), as fused multi-weight training needs.
     """
 
-    def __init__(self, cfg: LossConfig, image_size: int = 32):
+    def __init__(self, cfg: LossConfig, image_size: int = 32, reduction: str = "mean"):
         super().__init__()
         self.cfg = cfg
         self.metric = None if cfg.name == "mse" else METRICS[cfg.name]
-        self.module = self.metric.build(image_size) if self.metric else None
+        self.module = self.metric.build(image_size, reduction=reduction) if self.metric else None
 
     def perceptual(self, x_tilde: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The piqa loss L on [0, 1] images, in fp32 (SSIM variances cancel badly in bf16)."""

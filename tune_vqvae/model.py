@@ -4,6 +4,9 @@ Encoder: two 4x4 stride-2 convolutions and two residual blocks (32x32 -> 8x8 lat
 Quantizer: nearest of K codebook vectors, straight-through gradient to the encoder.
 Decoder: mirrors the encoder, tanh output in [-1, 1].
 Loss (the training loop adds it): recon + ||sg[z_e] - z_q||^2 + beta * ||z_e - sg[z_q]||^2.
+
+`groups=G` builds G independent VQ-VAEs as one network (grouped convolutions, per-model
+BatchNorm channels, G codebooks): the fused multi-weight training in `fused.py`.
 """
 
 from __future__ import annotations
@@ -32,14 +35,14 @@ class ModelConfig:
 
 
 class ResBlock(nn.Module):
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, groups: int = 1):
         super().__init__()
         self.block = nn.Sequential(
             nn.ReLU(),
-            nn.Conv2d(dim, dim, 3, 1, 1),
+            nn.Conv2d(dim, dim, 3, 1, 1, groups=groups),
             nn.BatchNorm2d(dim),
             nn.ReLU(),
-            nn.Conv2d(dim, dim, 1),
+            nn.Conv2d(dim, dim, 1, groups=groups),
             nn.BatchNorm2d(dim),
         )
 
@@ -48,42 +51,52 @@ class ResBlock(nn.Module):
 
 
 class VectorQuantizer(nn.Module):
-    """Nearest-neighbour codebook lookup with a straight-through estimator."""
+    """Nearest-neighbour codebook lookup with a straight-through estimator.
 
-    def __init__(self, num_codes: int, dim: int):
+    With `groups=G` the latent channels are G models' D-dim latents side by side and each
+    model has its own K codes (rows g*K .. (g+1)*K of one embedding table).
+    """
+
+    def __init__(self, num_codes: int, dim: int, groups: int = 1):
         super().__init__()
-        self.codebook = nn.Embedding(num_codes, dim)
+        self.num_codes, self.groups = num_codes, groups
+        self.codebook = nn.Embedding(groups * num_codes, dim)
         self.codebook.weight.data.uniform_(-1 / num_codes, 1 / num_codes)
 
     @torch.autocast("cuda", enabled=False)  # distances in fp32: bf16 ties pick wrong codes
     def nearest_codes(self, z_e: torch.Tensor) -> torch.Tensor:
-        """Indices (N, H, W) of the closest code to each latent vector of z_e (N, D, H, W).
+        """Indices (G, N, H, W), in 0..K-1, of the closest of each model's codes to each
+        latent vector of z_e (N, G*D, H, W).
 
-        ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2 as one matmul: memory O(N*H*W*K),
+        ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2 as one batched matmul: memory O(N*H*W*K),
         never a broadcast (N*H*W, K, D) difference tensor.
         """
-        n, d, h, w = z_e.shape
-        flat = z_e.detach().float().permute(0, 2, 3, 1).reshape(-1, d)
-        codes = self.codebook.weight.detach().float()
-        dist = torch.addmm(
-            (codes * codes).sum(1)[None, :] + (flat * flat).sum(1, keepdim=True),
+        n, _, h, w = z_e.shape
+        g, d = self.groups, self.codebook.embedding_dim
+        flat = z_e.detach().float().view(n, g, d, h, w).permute(1, 0, 3, 4, 2).reshape(g, -1, d)
+        codes = self.codebook.weight.detach().float().view(g, -1, d)
+        dist = torch.baddbmm(
+            (codes * codes).sum(2)[:, None, :] + (flat * flat).sum(2, keepdim=True),
             flat,
-            codes.t(),
+            codes.transpose(1, 2),
             alpha=-2.0,
         )
-        return dist.argmin(1).view(n, h, w)
+        return dist.argmin(2).view(g, n, h, w)
 
     def forward(self, z_e: torch.Tensor):
         """Returns (z_q_st, z_q, codes).
 
         z_q_st: z_q in the forward pass, gradient copied to z_e (the straight-through path
         the decoder uses); z_q: the selected codes, differentiable w.r.t. the codebook (for
-        the codebook loss).
+        the codebook loss); codes: (N, H, W) code indices, (N, G, H, W) with groups.
         """
-        codes = self.nearest_codes(z_e)
-        z_q = self.codebook(codes).permute(0, 3, 1, 2)  # fp32: the codebook loss needs it exact
+        codes = self.nearest_codes(z_e)  # (G, N, H, W)
+        offsets = torch.arange(self.groups, device=codes.device).view(-1, 1, 1, 1) * self.num_codes
+        z_q = self.codebook(codes + offsets)  # (G, N, H, W, D), fp32: the codebook loss needs it exact
+        z_q = z_q.permute(1, 0, 4, 2, 3).flatten(1, 2)  # (N, G*D, H, W)
         z_q_st = z_e + (z_q.to(z_e.dtype) - z_e).detach()
-        return z_q_st, z_q, codes
+        codes = codes.transpose(0, 1)
+        return z_q_st, z_q, codes[:, 0] if self.groups == 1 else codes
 
 
 def codebook_usage(codes: torch.Tensor, num_codes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,33 +115,36 @@ def _init_weights(m: nn.Module):
 
 
 class VQVAE(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, groups: int = 1):
         super().__init__()
-        self.cfg = cfg
-        c, d = cfg.in_channels, cfg.hidden
+        self.cfg, self.groups = cfg, groups
+        g, c, d = groups, cfg.in_channels, cfg.hidden * groups
         self.encoder = nn.Sequential(
-            nn.Conv2d(c, d, 4, 2, 1),
+            nn.Conv2d(c * g, d, 4, 2, 1, groups=g),
             nn.BatchNorm2d(d),
             nn.ReLU(),
-            nn.Conv2d(d, d, 4, 2, 1),
-            ResBlock(d),
-            ResBlock(d),
+            nn.Conv2d(d, d, 4, 2, 1, groups=g),
+            ResBlock(d, g),
+            ResBlock(d, g),
         )
-        self.quantizer = VectorQuantizer(cfg.codebook_size, d)
+        self.quantizer = VectorQuantizer(cfg.codebook_size, cfg.hidden, g)
         self.decoder = nn.Sequential(
-            ResBlock(d),
-            ResBlock(d),
+            ResBlock(d, g),
+            ResBlock(d, g),
             nn.ReLU(),
-            nn.ConvTranspose2d(d, d, 4, 2, 1),
+            nn.ConvTranspose2d(d, d, 4, 2, 1, groups=g),
             nn.BatchNorm2d(d),
             nn.ReLU(),
-            nn.ConvTranspose2d(d, c, 4, 2, 1),
+            nn.ConvTranspose2d(d, c * g, 4, 2, 1, groups=g),
             nn.Tanh(),
         )
         self.apply(_init_weights)
 
     def forward(self, x: torch.Tensor):
-        """x in [-1, 1] -> (x_tilde, z_e, z_q, codes)."""
+        """x (N, C, H, W) in [-1, 1] -> (x_tilde, z_e, z_q, codes); with groups x_tilde is
+        (N, G*C, H, W): every model reconstructs the same x."""
+        if self.groups > 1:
+            x = x.repeat(1, self.groups, 1, 1)
         z_e = self.encoder(x)
         z_q_st, z_q, codes = self.quantizer(z_e)
         return self.decoder(z_q_st), z_e, z_q, codes

@@ -53,7 +53,15 @@ from ray.tune.search.optuna import OptunaSearch
 
 from .errors import UserError, atomic_write_text, cli_entry, ensure_writable_dir
 from .losses import LOSSES, PERCEPTUAL_LOSSES
-from .trainable import MAXIMISE, OBJECTIVES, label, mock_trainable, train_vqvae
+from .trainable import (
+    MAXIMISE,
+    OBJECTIVES,
+    TEST_METRICS,
+    label,
+    mock_trainable,
+    test_metric,
+    train_vqvae,
+)
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 JOURNAL_FILE = "optuna_journal.log"
@@ -441,6 +449,7 @@ class SearchConfig:
     builtin_train: int = 10_000
     builtin_test: int = 2_000
     val_images: int = 1000
+    holdout: int = 0  # > 0: select on the last N training images, score the winners on test
     batch_size: int = 128
     lr: float = 2e-4
     hidden: int = 256
@@ -503,7 +512,7 @@ class SearchConfig:
 def smoke_settings(a: argparse.Namespace) -> None:
     """--smoke: tiny model, few images, few trials and epochs, offline built-in data."""
     defaults = dict(loss=["gmsd"], num_samples=8, epochs=4, hidden=16, codebook_size=32,
-                    builtin_train=2048, builtin_test=256, val_images=128, batch_size=32,
+                    builtin_train=2048, builtin_test=256, holdout=256, val_images=128, batch_size=32,
                     fid_samples=128, max_concurrent=2, grace_period=2, data="builtin",
                     name=f"smoke-{time.strftime('%Y%m%d-%H%M%S')}")
     for key, value in defaults.items():
@@ -532,6 +541,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="builtin (offline default) | cifar10 | FILE.npz")
     p.add_argument("--train-images", type=int, help="use the first N training images")
     p.add_argument("--val-images", type=int, help=f"held-out images for val metrics (default {d.val_images})")
+    p.add_argument("--holdout", type=int,
+                   help="select w on the last N training images (not trained on) and report the "
+                   "test split's scores of every finished trial as test_<objective> "
+                   "(default 0: select on the test images, the paper's protocol)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--hidden", type=int, help=f"model width (default {d.hidden})")
@@ -730,7 +743,7 @@ def train_config_dict(cfg: SearchConfig) -> dict:
         loss=LossConfig(),
         data=DataConfig(source=data_source, train_images=cfg.train_images,
                         test_images=cfg.test_images, builtin_train=cfg.builtin_train,
-                        builtin_test=cfg.builtin_test),  # one dataset for every --seed
+                        builtin_test=cfg.builtin_test, holdout=cfg.holdout),  # one dataset for every --seed
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
         val_images=cfg.val_images,
     )
@@ -928,7 +941,7 @@ def run_experiments(jobs: dict) -> dict:
 # --- results -------------------------------------------------------------------------------
 
 ROW_METRICS = ("fid", "swd", "val_mse", "val_psnr", "val_ssim", "perplexity", "codes_used",
-               "images_per_s", "step_ms", "recon_loss_ms")
+               "images_per_s", "step_ms", "recon_loss_ms", *TEST_METRICS)
 
 
 def _statuses(grid) -> dict:
@@ -967,7 +980,8 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
         row = {"loss": c.get("loss", exp) if c.get("role") != BASELINE else "mse",
                "experiment": exp, "role": role,
                "mode": mode, "with_mse": c.get("with_mse", True) if role != BASELINE else True,
-               "w": w, "objective": objective, "value": value, "status": status, "epochs": epoch,
+               "w": w, "objective": objective, "value": value, "test_value": m.get(test_metric(objective)),
+               "status": status, "epochs": epoch,
                "trial_id": trial_id, "seed": (c.get("train") or {}).get("seed")}
         row.update({k: m.get(k) for k in ROW_METRICS})
         row["node_id"] = m.get("node_id")
@@ -997,6 +1011,7 @@ def summarise(rows: list[dict], losses: list[str], objective: str) -> dict:
     pick = max if objective in MAXIMISE else min
     base = [r for r in rows if r["role"] == BASELINE and _ok(r)]
     baseline = base[0]["value"] if base else None
+    baseline_test = base[0]["test_value"] if base else None
     out = {}
     for loss in losses:
         mine = [r for r in rows if r["experiment"] == loss and _ok(r)]
@@ -1008,9 +1023,14 @@ def summarise(rows: list[dict], losses: list[str], objective: str) -> dict:
         best_paper = pick(paper, key=lambda r: r["value"]) if paper else None
         out[loss] = {
             "best": {"with_mse": best["with_mse"], "w": best["w"], "mode": best["mode"],
-                     "value": best["value"], "trial_id": best["trial_id"], "role": best["role"]},
+                     "value": best["value"], "test_value": best["test_value"],
+                     "trial_id": best["trial_id"], "role": best["role"]},
             "baseline": baseline,
             "gain_vs_baseline": _gain(baseline, best["value"], objective),
+            # With --holdout: the same comparison on the test split, which selection never saw.
+            "baseline_test": baseline_test,
+            "gain_vs_baseline_test": None if best["test_value"] is None else
+            _gain(baseline_test, best["test_value"], objective),
             "best_paper_point": None if best_paper is None else
             {"with_mse": best_paper["with_mse"], "w": best_paper["w"], "value": best_paper["value"]},
             "gain_vs_paper": None if best_paper is None else
@@ -1033,12 +1053,22 @@ def _point(p: dict) -> str:
     return f"w={p['w']:.4g}" if p["with_mse"] else "no MSE"
 
 
+def _vs(gain: dict | None, name: str) -> str:
+    if not gain:
+        return ""
+    text = f"; vs {name} {_fmt(gain['reference'])}: {_fmt(gain['absolute'], '+.4g')}"
+    return text + (f" ({gain['percent']:+.1f}%)" if gain["percent"] is not None else "")
+
+
 def format_table(rows: list[dict], summary: dict, objective: str) -> str:
-    lines = [f"{'loss':<9} {'role':<8} {'mode':<16} {'w':>9} {objective:>10} {'status':<9} "
+    test = any(r.get("test_value") is not None for r in rows)
+    test_head = f" {test_metric(objective):>10}" if test else ""
+    lines = [f"{'loss':<9} {'role':<8} {'mode':<16} {'w':>9} {objective:>10}{test_head} {'status':<9} "
              f"{'epochs':>6}  trial"]
     for r in rows:
+        test_cell = f" {_fmt(r.get('test_value')):>10}" if test else ""
         lines.append(f"{r['loss']:<9} {r['role']:<8} {r['mode']:<16} {_fmt(r['w']):>9} "
-                     f"{_fmt(r['value']):>10} {r['status']:<9} {r['epochs']:>6}  {r['trial_id']}"
+                     f"{_fmt(r['value']):>10}{test_cell} {r['status']:<9} {r['epochs']:>6}  {r['trial_id']}"
                      + (f" (seed {r['seed']})" if r["role"] == SEED else ""))
     lines.append("")
     for loss, s in summary.items():
@@ -1047,16 +1077,12 @@ def format_table(rows: list[dict], summary: dict, objective: str) -> str:
             continue
         b = s["best"]
         text = f"{loss}: best {_point(b)} ({b['mode']}): {objective} {_fmt(b['value'])}"
-        g = s["gain_vs_baseline"]
-        if g:
-            text += f"; vs MSE baseline {_fmt(g['reference'])}: {_fmt(g['absolute'], '+.4g')}"
-            if g["percent"] is not None:
-                text += f" ({g['percent']:+.1f}%)"
-        gp, bp = s["gain_vs_paper"], s["best_paper_point"]
-        if gp and bp:
-            text += f"; vs paper's best {_point(bp)} {_fmt(gp['reference'])}: {_fmt(gp['absolute'], '+.4g')}"
-            if gp["percent"] is not None:
-                text += f" ({gp['percent']:+.1f}%)"
+        text += _vs(s["gain_vs_baseline"], "MSE baseline")
+        if s["best_paper_point"]:
+            text += _vs(s["gain_vs_paper"], f"paper's best {_point(s['best_paper_point'])}")
+        if b.get("test_value") is not None:
+            text += f"; on test: {test_metric(objective)} {_fmt(b['test_value'])}"
+            text += _vs(s.get("gain_vs_baseline_test"), "MSE baseline")
         lines.append(text)
     lines.append(f"({objective}: lower is better)" if objective not in MAXIMISE else
                  f"({objective}: higher is better)")

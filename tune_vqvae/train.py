@@ -10,7 +10,6 @@ import argparse
 import dataclasses
 import io
 import json
-import math
 import pickle
 import statistics
 import sys
@@ -48,7 +47,7 @@ class TrainConfig:
     lr: float = 2e-4
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    val_images: int = 1000  # the first N test images: the fixed held-out set
+    val_images: int = 1000  # the first N images of the validation split (data.x_val)
     amp: bool = True  # bf16 autocast for convolutions (CUDA only)
     channels_last: bool = True  # NHWC activations: faster tensor-core convolutions (CUDA only)
     compile: bool = False  # torch.compile the forward + losses (pays off on GPU for long runs)
@@ -92,14 +91,14 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.data = data if data is not None else load_data(cfg.data)
         torch.manual_seed(cfg.seed)
-        self.model = VQVAE(cfg.model).to(self.device)
+        self.model = self._build_model().to(self.device)
         on_cuda = self.device.type == "cuda"
         if cfg.channels_last and on_cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.loss_fn = ReconstructionLoss(cfg.loss, self.data.image_size).to(self.device)
+        self.loss_fn = self._build_loss().to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.batches = DeviceBatches(self.data.x_train, cfg.batch_size, self.device, cfg.seed)
-        self.x_val = self.data.x_test[: cfg.val_images].to(self.device)
+        self.x_val = self.data.x_val[: cfg.val_images].to(self.device)
         self.autocast = torch.autocast(
             "cuda", dtype=torch.bfloat16, enabled=cfg.amp and on_cuda
         )
@@ -112,6 +111,12 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter  # only runs that log need it
 
             self.writer = SummaryWriter(str(log_dir))
+
+    def _build_model(self) -> VQVAE:
+        return VQVAE(self.cfg.model)
+
+    def _build_loss(self) -> ReconstructionLoss:
+        return ReconstructionLoss(self.cfg.loss, self.data.image_size)
 
     # --- training ------------------------------------------------------------------------
 
@@ -127,32 +132,36 @@ class Trainer:
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         """One optimiser step; returns the detached TRAIN_STATS as one tensor (no host sync)."""
         stats = self._losses(x)
-        loss = stats[0]
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        stats[0].sum().backward()  # a sum over models when fused; models share no parameters
         self.opt.step()
         return stats.detach()
 
-    def train_epoch(self) -> dict:
+    def _train_steps(self) -> tuple[torch.Tensor, float, torch.Tensor]:
+        """One epoch of steps: (mean TRAIN_STATS on the host, seconds, last batch)."""
         self.model.train()
-        sums = torch.zeros(len(TRAIN_STATS), device=self.device)
-        steps, x = 0, None
+        sums, steps, x = 0, 0, None
         self._sync()
         start = last_print = time.perf_counter()
         for x in self.batches.epoch(self.epoch):
-            sums += self._step(x)
+            sums = sums + self._step(x)
             steps += 1
             if time.perf_counter() - last_print > 30:  # long CPU epochs show progress
                 last_print = time.perf_counter()
                 print(f"  epoch {self.epoch + 1}: step {steps}/{len(self.batches)}", file=sys.stderr)
         self._sync()
         epoch_s = time.perf_counter() - start
-        means = (sums / steps).tolist()
+        means = (sums / steps).cpu()
         for name, value in zip(TRAIN_STATS, means):
-            if not math.isfinite(value):
+            if not torch.isfinite(value).all():
                 raise DivergedError(self.epoch + 1, name)
         self.epoch += 1
-        metrics = {"epoch": self.epoch, **dict(zip(TRAIN_STATS, means))}
+        return means, epoch_s, x
+
+    def train_epoch(self) -> dict:
+        means, epoch_s, x = self._train_steps()
+        steps = len(self.batches)
+        metrics = {"epoch": self.epoch, **dict(zip(TRAIN_STATS, means.tolist()))}
         metrics.update(self.evaluate())
         metrics.update(
             images_per_s=steps * self.batches.batch_size / epoch_s,
@@ -204,13 +213,15 @@ class Trainer:
         return torch.cat(out).clamp_(0, 1)
 
     @torch.no_grad()
-    def evaluate(self) -> dict:
-        """Held-out MSE (model space, like the training term), PSNR, SSIM, own loss, codes."""
+    def evaluate(self, images: torch.Tensor | None = None) -> dict:
+        """Held-out MSE (model space, like the training term), PSNR, SSIM, own loss, codes,
+        on uint8 `images` (default: the first val_images of the validation split)."""
+        images = self.x_val if images is None else images.to(self.device)
         self.model.eval()
         sums = torch.zeros(4, device=self.device)
         codes = []
-        for i in range(0, len(self.x_val), 500):
-            x = to_model_range(self.x_val[i:i + 500])
+        for i in range(0, len(images), 500):
+            x = to_model_range(images[i:i + 500])
             with self.autocast:
                 x_tilde, _, _, c = self.model(x)
             recon, mse, _ = self.loss_fn(x_tilde, x)
@@ -219,7 +230,7 @@ class Trainer:
             sums += len(x) * torch.stack([mse, psnr, self.ssim(a, b), recon])
             codes.append(c)
         self.model.train()
-        mse, psnr, ssim, recon = (sums / len(self.x_val)).tolist()
+        mse, psnr, ssim, recon = (sums / len(images)).tolist()
         perplexity, used = codebook_usage(torch.cat(codes), self.cfg.model.codebook_size)
         return dict(val_mse=mse, val_psnr=psnr, val_ssim=ssim, val_recon=recon,
                     perplexity=perplexity.item(), codes_used=used.item())
@@ -287,7 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="builtin", help="builtin | cifar10 | FILE.npz")
     p.add_argument("--cache-dir", default=DataConfig.cache_dir)
     p.add_argument("--train-images", type=int, help="use only the first N training images")
-    p.add_argument("--val-images", type=int, default=1000)
+    p.add_argument("--val-images", type=int, default=1000,
+                   help="images of the validation split the val_* metrics use")
+    p.add_argument("--holdout", type=int, default=0,
+                   help="validate on the last N training images (not trained on) instead of test")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-4)
@@ -310,7 +324,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         model=ModelConfig(hidden=a.hidden, codebook_size=a.codebook_size, beta=a.beta),
         loss=LossConfig(name=a.loss, weight=a.weight, with_mse=not a.no_mse),
-        data=DataConfig(source=a.data, cache_dir=a.cache_dir, train_images=a.train_images),
+        data=DataConfig(source=a.data, cache_dir=a.cache_dir, train_images=a.train_images,
+                        holdout=a.holdout),
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device,
         val_images=a.val_images, amp=not a.no_amp, channels_last=not a.no_channels_last,
         compile=a.compile,

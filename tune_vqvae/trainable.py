@@ -11,6 +11,9 @@ A trial's config (built by `tune_vqvae.search`):
     fid        FIDConfig as a dict (weights path resolved by the driver; fid_mode "off"
                when no weights: then only the offline `swd` is computed)
     eval_every FID/SWD every N epochs (and always at the last epoch)
+               With a holdout (DataConfig.holdout) the objective is measured on the
+               held-out training images, and the last epoch also reports the same metrics
+               on the test split as test_fid, test_swd, test_mse, test_psnr, test_ssim.
     cpus       torch threads of the trial
     faults     fault injection for the reliability tests, see `inject_faults`
 
@@ -55,10 +58,17 @@ TRAINER_METRICS = (
 # metric itself, or its negative for the higher-is-better ones in MAXIMISE.
 OBJECTIVES = ("fid", "swd", "val_mse", "val_recon", "val_psnr", "val_ssim", "train_loss")
 MAXIMISE = ("val_psnr", "val_ssim")
+# Reported at the last epoch when the search selects on held-out training images.
+TEST_METRICS = ("test_fid", "test_swd", "test_mse", "test_psnr", "test_ssim")
 
 
 def objective_value(metrics: dict, objective: str) -> float:
     return -metrics[objective] if objective in MAXIMISE else metrics[objective]
+
+
+def test_metric(objective: str) -> str:
+    """The test-split counterpart of an objective: fid -> test_fid, val_mse -> test_mse."""
+    return "test_" + objective.removeprefix("val_")
 
 
 class InjectedCrash(RuntimeError):
@@ -183,7 +193,10 @@ def train_vqvae(config: dict, data=None) -> None:
     # The trial's working directory: Ray chdirs there and syncs it to the trial's
     # directory in the experiment (SyncConfig(sync_artifacts=True)), on any node.
     trainer = Trainer(cfg, data=data, log_dir=os.getcwd())
-    evaluator = FIDEvaluator(FIDConfig.from_dict(config["fid"]), trainer.data, device=trainer.device)
+    fid_cfg = FIDConfig.from_dict(config["fid"])
+    evaluator = FIDEvaluator(fid_cfg, trainer.data, device=trainer.device)
+    held_out = trainer.data.x_holdout is not None  # then val is not test: score test at the end
+    test_evaluator = FIDEvaluator(fid_cfg, trainer.data, trainer.device, split="test") if held_out else None
     objective = config["objective"]
     eval_every = int(config.get("eval_every", 1))
 
@@ -205,6 +218,8 @@ def train_vqvae(config: dict, data=None) -> None:
                 last_eval = evaluator.evaluate(trainer.reconstruct)
                 last_eval["eval_epoch"] = float(epoch)
             metrics.update(last_eval)
+            if held_out and epoch == cfg.epochs:
+                metrics.update(_test_scores(trainer, test_evaluator))
             metrics["objective"] = objective_value(metrics, objective)
             metrics["diverged"] = 0.0
             _report(
@@ -214,6 +229,14 @@ def train_vqvae(config: dict, data=None) -> None:
             )
     finally:
         trainer.close()
+
+
+def _test_scores(trainer, evaluator) -> dict:
+    """The final model on the test split: FID/SWD and the val_* metrics as test_*."""
+    held_out = trainer.evaluate(trainer.data.x_test[: trainer.cfg.val_images])
+    scores = {test_metric(k): v for k, v in held_out.items() if k.startswith("val_")}
+    scores.update({test_metric(k): v for k, v in evaluator.evaluate(trainer.reconstruct).items()})
+    return scores
 
 
 # --- mock trainable: the search machinery without training ------------------------------
@@ -290,6 +313,10 @@ def mock_trainable(config: dict, data=None) -> None:
                 perplexity=20.0, codes_used=0.5, eval_epoch=float(epoch), diverged=0.0,
                 node_id=_node(),
             )
+            if epoch == epochs and config["train"]["data"].get("holdout"):
+                # With a holdout the test split scores a little worse (selection on val).
+                worse = {"fid": 1.05, "swd": 1.05, "val_mse": 1.05, "val_psnr": 0.95, "val_ssim": 0.95}
+                metrics.update({test_metric(k): f * metrics[k] for k, f in worse.items()})
             metrics["objective"] = objective_value(metrics, config["objective"])
             writer.add_scalar("val/objective", metrics["objective"], epoch)
             writer.flush()
