@@ -18,3 +18,21 @@ def test_quick_benchmark_writes_side_by_side_figures(tmp_path):
     overhead = json.loads(overhead_file.read_text())["overhead"]
     assert set(overhead) == {"mse", "psnr", "ssim", "ms_ssim", "haarpsi", "gmsd", "ms_gmsd"}
     assert overhead["mse"]["step_time_vs_mse"] == 1
+
+
+def test_a_failing_benchmark_is_recorded_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    from tune_vqvae import bench
+
+    def broken(bc, data):
+        raise RuntimeError("no kernel image is available for execution on the device")
+
+    monkeypatch.setattr(bench, "BENCHES", {"train": lambda bc, data: {"optimised": {"images_per_s": 1.0}},
+                                           "fid": broken})
+    monkeypatch.setattr(bench, "bench_packing", lambda bc: {"1 per device": {"trials": 1}})
+    assert main(["all", "--quick", "--out-dir", str(tmp_path)]) == 1  # failed: not a silent 0
+    (path,) = tmp_path.glob("*.json")
+    results = json.loads(path.read_text())
+    assert results["fid"] == {"error": "RuntimeError: no kernel image is available for execution "
+                                       "on the device"}
+    assert results["train"]["optimised"]["images_per_s"] == 1.0 and "packing" in results
+    assert "fid failed" in capsys.readouterr().err

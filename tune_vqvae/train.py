@@ -35,6 +35,7 @@ from .losses import LOSSES, LossConfig, ReconstructionLoss
 from .model import VQVAE, ModelConfig, codebook_usage
 
 TRAIN_STATS = ("train_loss", "train_recon", "train_mse", "train_vq", "train_commit")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 @dataclass
@@ -51,10 +52,15 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast for convolutions (CUDA only)
     channels_last: bool = True  # NHWC activations: faster tensor-core convolutions (CUDA only)
     compile: bool = False  # torch.compile the forward + losses (pays off on GPU for long runs)
+    compile_mode: str = "default"  # "reduce-overhead": also CUDA graphs (one launch per step)
+    fused_adam: bool = True  # one fused Adam kernel instead of a loop over parameters
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.val_images < 1:
             raise UserError("--epochs, --batch-size and --val-images must be >= 1")
+        if self.compile_mode not in COMPILE_MODES:
+            raise UserError(f"unknown --compile-mode {self.compile_mode!r}; use one of "
+                            f"{', '.join(COMPILE_MODES)}")
         if not self.lr > 0:
             raise UserError(f"--lr must be > 0, got {self.lr}")
 
@@ -96,13 +102,15 @@ class Trainer:
         if cfg.channels_last and on_cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.loss_fn = self._build_loss().to(self.device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        # fused=None, not False: False would also turn off the multi-tensor (foreach) default
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=cfg.fused_adam or None)
         self.batches = DeviceBatches(self.data.x_train, cfg.batch_size, self.device, cfg.seed)
         self.x_val = self.data.x_val[: cfg.val_images].to(self.device)
         self.autocast = torch.autocast(
             "cuda", dtype=torch.bfloat16, enabled=cfg.amp and on_cuda
         )
-        self._losses = torch.compile(self._forward_losses) if cfg.compile else self._forward_losses
+        self._losses = (torch.compile(self._forward_losses, mode=cfg.compile_mode) if cfg.compile
+                        else self._forward_losses)
         self.ssim = piqa.SSIM().to(self.device)
         self.epoch = 0  # completed epochs
         self.history: list[dict] = []
@@ -131,6 +139,8 @@ class Trainer:
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         """One optimiser step; returns the detached TRAIN_STATS as one tensor (no host sync)."""
+        if self.cfg.compile:  # CUDA graphs: this step may reuse the last step's output buffers
+            torch.compiler.cudagraph_mark_step_begin()
         stats = self._losses(x)
         self.opt.zero_grad(set_to_none=True)
         stats[0].sum().backward()  # a sum over models when fused; models share no parameters
@@ -313,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-amp", action="store_true", help="fp32 everywhere on CUDA")
     p.add_argument("--no-channels-last", action="store_true", help="NCHW activations on CUDA")
     p.add_argument("--compile", action="store_true", help="torch.compile forward and losses")
+    p.add_argument("--compile-mode", default="default", choices=COMPILE_MODES,
+                   help="torch.compile mode; reduce-overhead adds CUDA graphs")
+    p.add_argument("--no-fused-adam", action="store_true", help="Adam as a loop over parameters")
     p.add_argument("--out", help="run directory (default runs/train/<loss>-<time>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its own settings (only --epochs and the "
@@ -328,7 +341,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                         holdout=a.holdout),
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device,
         val_images=a.val_images, amp=not a.no_amp, channels_last=not a.no_channels_last,
-        compile=a.compile,
+        compile=a.compile, compile_mode=a.compile_mode, fused_adam=not a.no_fused_adam,
     )
 
 
@@ -343,7 +356,7 @@ def _run_dir(a: argparse.Namespace, cfg: TrainConfig) -> Path:
 
 
 # What a resumed run may change; everything else comes from the run's config.json.
-RESUME_OVERRIDES = ("epochs", "device", "amp", "channels_last", "compile")
+RESUME_OVERRIDES = ("epochs", "device", "amp", "channels_last", "compile", "compile_mode", "fused_adam")
 
 
 def _resumed_config(out: Path, given: TrainConfig) -> TrainConfig:
