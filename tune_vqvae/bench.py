@@ -76,27 +76,16 @@ def summary(seconds: list[float], images: int) -> dict:
             "images_per_s": images / med, "repeats": len(seconds)}
 
 
-def time_trainer_steps(trainer: Trainer, steps: int, repeats: int, on_ready=None) -> dict:
-    """Our training path: batches gathered on the device, no host sync inside the loop.
-
-    on_ready() runs between the warm-up and the timed repeats (the packing barrier).
-    """
+def trainer_steps(trainer: Trainer, steps: int):
+    """Our training path as a timeable run: `steps` optimiser steps on device-gathered
+    batches, no host sync inside the loop."""
     batches = list(trainer.batches.epoch(0))[:steps]
-    for x in batches[:3]:  # warm-up: cuDNN autotuning, compilation
-        trainer._step(x)
-    if on_ready is not None:
-        on_ready()
-    times = []
-    for _ in range(repeats):
-        with Timer(trainer.device) as t:
-            for x in batches:
-                trainer._step(x)
-        times.append(t.seconds)
-    return summary(times, len(batches) * trainer.batches.batch_size)
+    return lambda: [trainer._step(x) for x in batches]
 
 
-def time_reference_steps(cfg: TrainConfig, data: ImageData, steps: int, repeats: int) -> dict:
-    """The reference pipeline: CPU DataLoader with per-image transforms, fp32, .item() each step."""
+def reference_steps(cfg: TrainConfig, data: ImageData, steps: int):
+    """The reference pipeline as a timeable run: CPU DataLoader with per-image transforms,
+    fp32, .item() each step."""
     from torch.utils.data import DataLoader, Dataset
 
     class PerImage(Dataset):  # what torchvision's CIFAR10 + ToTensor + Normalize does per image
@@ -111,9 +100,9 @@ def time_reference_steps(cfg: TrainConfig, data: ImageData, steps: int, repeats:
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     loader = DataLoader(PerImage(), batch_size=cfg.batch_size, shuffle=True, drop_last=True)
 
-    def run(n):
+    def run():
         for i, x in enumerate(loader):
-            if i == n:
+            if i == steps:
                 break
             x = x.to(device)
             x_tilde, z_e, z_q, _ = model(x)
@@ -124,13 +113,44 @@ def time_reference_steps(cfg: TrainConfig, data: ImageData, steps: int, repeats:
             opt.step()
             loss.item()  # the reference logs every step: a host sync
 
-    run(3)
-    times = []
+    return run
+
+
+def warmed_up(name: str, build) -> tuple:
+    """(run, None) with run = build() run once (cuDNN autotuning, compilation), or (None,
+    error row) if building or the warm-up fails: on a lent GPU, one variant that fails (a
+    compiler that does not support the GPU, out of memory) must not cost the others."""
+    def build_and_warm():
+        run = build()
+        run()
+        return run
+
+    result = survive(name, build_and_warm)
+    return (None, result) if isinstance(result, dict) else (result, None)
+
+
+def time_interleaved(runs: dict, device: torch.device, repeats: int, images: int) -> dict:
+    """Median/min/max of each warmed-up run over `repeats`; the repeats interleave the runs,
+    so drift of the machine (clocks, other load) hits every run alike."""
+    times = {name: [] for name in runs}
     for _ in range(repeats):
-        with Timer(device) as t:
-            run(steps)
-        times.append(t.seconds)
-    return summary(times, steps * cfg.batch_size)
+        for name, run in runs.items():
+            with Timer(device) as t:
+                run()
+            times[name].append(t.seconds)
+    return {name: summary(t, images) for name, t in times.items()}
+
+
+def compare(builds: dict, device: torch.device, repeats: int, images: int) -> dict:
+    """Build and warm up every run (failures become error rows), then time them interleaved."""
+    runs, failed = {}, {}
+    for name, build in builds.items():
+        run, error = warmed_up(name, build)
+        if run is None:
+            failed[name] = error
+        else:
+            runs[name] = run
+    return {**time_interleaved(runs, device, repeats, images), **failed}
 
 
 def bench_train(bc: BenchConfig, data: ImageData) -> dict:
@@ -142,27 +162,25 @@ def bench_train(bc: BenchConfig, data: ImageData) -> dict:
         variants.update({"fp32": {"amp": False}, "no channels_last": {"channels_last": False},
                          "compiled": {"compile": True},
                          "compiled + CUDA graphs": {"compile": True, "compile_mode": "reduce-overhead"}})
-    rows = {}
-    for name, extra in variants.items():
-        rows[name] = survive(name, lambda: time_trainer_steps(
-            Trainer(TrainConfig(**base, **extra), data), bc.steps, bc.repeats))
-    rows["reference"] = time_reference_steps(TrainConfig(**base), data, bc.steps, bc.repeats)
-    ref = rows["reference"]["images_per_s"]
+    builds = {name: (lambda extra=extra: trainer_steps(Trainer(TrainConfig(**base, **extra), data), bc.steps))
+              for name, extra in variants.items()}
+    builds["reference"] = lambda: reference_steps(TrainConfig(**base), data, bc.steps)
+    rows = compare(builds, device, bc.repeats, bc.steps * TrainConfig.batch_size)
+    ref = rows["reference"].get("images_per_s")
     for row in rows.values():
-        if "images_per_s" in row:
+        if "images_per_s" in row and ref:
             row["speedup_vs_reference"] = row["images_per_s"] / ref
             row["cifar10_epoch_s"] = 50_000 / row["images_per_s"]
     return rows
 
 
-def survive(name: str, run) -> dict:
-    """run(), or its error as the result: on a lent GPU, one variant that fails (a compiler
-    that does not support this GPU, out of memory) must not cost the other figures."""
+def survive(name: str, run):
+    """run(), or its error as a row {"error": ...}, recorded in the JSON and printed."""
     try:
         return run()
     except UserError:
         raise
-    except Exception as e:  # noqa: BLE001 - recorded in the JSON and printed, not hidden
+    except Exception as e:  # noqa: BLE001 - recorded and printed, not hidden
         print(f"  {name} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         return {"error": f"{type(e).__name__}: {str(e)[:500]}"}
 
@@ -170,21 +188,13 @@ def survive(name: str, run) -> dict:
 def bench_overhead(bc: BenchConfig, data: ImageData) -> dict:
     """Step time of mse + 0.5 * L for every loss, relative to MSE alone, interleaved repeats."""
     device = pick_device(bc.device)
-    trainers = {
-        name: Trainer(TrainConfig(model=bc.model(device), loss=LossConfig(name, 0.5),
-                                  device=bc.device), data)
-        for name in LOSSES
-    }
-    times = {name: [] for name in LOSSES}
-    for trainer in trainers.values():
-        time_trainer_steps(trainer, 3, 1)  # warm-up
-    for _ in range(bc.repeats):  # interleaved: drift of the machine hits every loss alike
-        for name, trainer in trainers.items():
-            times[name].append(time_trainer_steps(trainer, bc.steps, 1)["median_s"])
-    images = bc.steps * trainers["mse"].batches.batch_size
-    rows = {name: summary(t, images) for name, t in times.items()}
+    builds = {name: (lambda name=name: trainer_steps(Trainer(TrainConfig(
+        model=bc.model(device), loss=LossConfig(name, 0.5), device=bc.device), data), bc.steps))
+        for name in LOSSES}
+    rows = compare(builds, device, bc.repeats, bc.steps * TrainConfig.batch_size)
     for row in rows.values():
-        row["step_time_vs_mse"] = row["median_s"] / rows["mse"]["median_s"]
+        if "median_s" in row and "median_s" in rows["mse"]:
+            row["step_time_vs_mse"] = row["median_s"] / rows["mse"]["median_s"]
     return rows
 
 
@@ -216,23 +226,20 @@ def bench_fused(bc: BenchConfig, data: ImageData, groups=(2, 4, 8)) -> dict:
     rows = {}
     for g in groups[:2] if bc.quick else groups:
         weights = [0.25 * (i + 1) for i in range(g)]
-        fused = FusedTrainer(cfg, weights, data)
-        separate = [Trainer(replace(cfg, loss=LossConfig("gmsd", w)), data) for w in weights]
-        batches = list(fused.batches.epoch(0))[:bc.steps]
-        runs = {"fused": lambda: [fused._step(x) for x in batches],
-                "separate": lambda: [t._step(x) for x in batches for t in separate]}
-        times = {name: [] for name in runs}
-        for name, run in runs.items():  # warm-up
-            run()
-        for _ in range(bc.repeats):
-            for name, run in runs.items():
-                with Timer(device) as t:
-                    run()
-                times[name].append(t.seconds)
-        images = len(batches) * fused.batches.batch_size * g
-        f, s = summary(times["fused"], images), summary(times["separate"], images)
-        f["speedup_vs_separate"] = s["median_s"] / f["median_s"]
-        rows[f"{g} fused"], rows[f"{g} separate"] = f, s
+
+        def separate(weights=weights):
+            runs = [trainer_steps(Trainer(replace(cfg, loss=LossConfig("gmsd", w)), data), bc.steps)
+                    for w in weights]
+            return lambda: [run() for run in runs]
+
+        pair = compare({f"{g} fused": lambda weights=weights: trainer_steps(
+                            FusedTrainer(cfg, weights, data), bc.steps),
+                        f"{g} separate": separate},
+                       device, bc.repeats, bc.steps * cfg.batch_size * g)
+        fused, alone = pair[f"{g} fused"], pair[f"{g} separate"]
+        if "median_s" in fused and "median_s" in alone:
+            fused["speedup_vs_separate"] = alone["median_s"] / fused["median_s"]
+        rows.update(pair)
     return rows
 
 
@@ -260,9 +267,13 @@ def bench_packing(bc: BenchConfig, counts=(1, 2, 4, 8)) -> dict:
     return rows
 
 
-def _packing_barrier():
+def packing_child(bc: BenchConfig, data: ImageData, device: torch.device) -> dict:
+    """One packed process: build and warm up, say "ready", wait for the parent's go, time."""
+    run = trainer_steps(Trainer(TrainConfig(model=bc.model(device), device=bc.device), data), bc.steps)
+    run()
     print("ready", flush=True)
     sys.stdin.readline()
+    return time_interleaved({"child": run}, device, bc.repeats, bc.steps * TrainConfig.batch_size)["child"]
 
 
 def _cpu_name() -> str:
@@ -314,8 +325,7 @@ def main(argv=None):
     device = pick_device(bc.device)
     data = load_data(DataConfig(source=bc.data, train_images=steps * 128))
     if a.what == "child":  # one process of the packing benchmark
-        trainer = Trainer(TrainConfig(model=bc.model(device), device=bc.device), data)
-        print(json.dumps(time_trainer_steps(trainer, steps, bc.repeats, _packing_barrier)))
+        print(json.dumps(packing_child(bc, data, device)))
         return 0
     results = {"environment": environment(device), "settings": vars(a)}
     for name in (BENCHES if a.what == "all" else [a.what] if a.what != "packing" else []):
