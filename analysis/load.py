@@ -275,7 +275,7 @@ def _last_done(history: pd.DataFrame) -> bool:
     return "done" in history and len(history) > 0 and str(history["done"].iloc[-1]) == "True"
 
 
-TEST_COLUMNS = ("test_fid", "test_swd", "test_mse", "test_psnr", "test_ssim")
+TEST_COLUMNS = ("test_fid", "test_swd", "test_mse", "test_psnr", "test_ssim", "test_recon")
 
 
 def trials_frame(trials: list[Trial]) -> pd.DataFrame:
@@ -299,6 +299,7 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
             "loss": loss, "role": role, "with_mse": with_mse, "w": w,
             "label": config_label(loss, with_mse, w),
             "seed": _num(t.config.get("seed", train.get("seed", 0))),
+            "holdout": _num((train.get("data") or {}).get("holdout", 0)),
             "paper_grid": on_paper_grid(loss, with_mse, w),
             "state": state, "reason": reason,
             "epochs": epochs_done, "epochs_planned": epochs_planned,

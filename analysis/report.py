@@ -188,7 +188,7 @@ def objective_text(a: Analysis, requested: bool) -> str:
 
 
 def summary_table(a: Analysis) -> Table:
-    held_out = bool(a.summary["test"].notna().any())  # the search selected on a holdout
+    held_out = bool((a.trials["holdout"] > 0).any())  # the search selected on held-out images
     rows = []
     for _, r in a.summary.iterrows():
         test = [_pm(r["test"], r["test_std"], r["n"]), _x(r["test_vs_baseline"])] if held_out else []

@@ -36,3 +36,23 @@ def test_a_failing_benchmark_is_recorded_and_the_others_still_run(tmp_path, monk
                                        "on the device"}
     assert results["train"]["optimised"]["images_per_s"] == 1.0 and "packing" in results
     assert "fid failed" in capsys.readouterr().err
+
+
+def _child(code: str):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_packing_children_start_together_and_a_dead_child_is_an_error():
+    from tune_vqvae.bench import run_in_lockstep
+
+    waits = "print('a library says hi'); print('ready', flush=True); input(); print('{\"images_per_s\": %d}')"
+    assert run_in_lockstep([_child(waits % 5), _child(waits % 7)]) == [5, 7]
+    alive, dead = _child(waits % 5), _child("import sys; sys.exit(3)")
+    with pytest.raises(RuntimeError, match="exit 3"):
+        run_in_lockstep([alive, dead])
+    alive.kill()
+    alive.wait()

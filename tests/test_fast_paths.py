@@ -33,3 +33,11 @@ def test_fused_adam_step_matches_the_multi_tensor_step(builtin_data):
     # would magnify rounding in near-zero gradients, see above).
     for a, b in zip(fused.model.parameters(), loop.model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_resumed_run_keeps_and_records_its_checkpoints_adam(builtin_data, tmp_path):
+    first = Trainer(tiny_config(), builtin_data)
+    first.save_checkpoint(tmp_path / "checkpoint.pt")
+    resumed = Trainer(tiny_config(fused_adam=False), builtin_data)
+    resumed.load_checkpoint(tmp_path / "checkpoint.pt")
+    assert resumed.opt.param_groups[0]["fused"] and resumed.cfg.fused_adam

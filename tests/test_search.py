@@ -232,6 +232,9 @@ def bad_cases(tmp_path):
         (["--loss", "gmsd", "--mock", "--num-samples", "2", "--storage-path", s],
          "fewer than the 4 points"),
         (["--mock", "--storage-path", s], "no loss to search"),
+        (["--loss", "gmsd", "--mock", "--holdout", "1", "--storage-path", s], "--holdout must be 0"),
+        (["--loss", "gmsd", "--objective", "swd", "--holdout", "20000", "--storage-path", s],
+         "--holdout 20000 leaves no training images"),
         (["--loss", "gmsd", "--fid-weights", str(tmp_path / "none.pth"), "--storage-path", s],
          "is not a file"),
     ]

@@ -132,13 +132,23 @@ def warmed_up(name: str, build) -> tuple:
 def time_interleaved(runs: dict, device: torch.device, repeats: int, images: int) -> dict:
     """Median/min/max of each warmed-up run over `repeats`; the repeats interleave the runs,
     so drift of the machine (clocks, other load) hits every run alike."""
-    times = {name: [] for name in runs}
+    times, failed = {name: [] for name in runs}, {}
     for _ in range(repeats):
         for name, run in runs.items():
-            with Timer(device) as t:
-                run()
-            times[name].append(t.seconds)
-    return {name: summary(t, images) for name, t in times.items()}
+            if name in failed:
+                continue
+            seconds = survive(name, lambda: time_once(run, device))
+            if isinstance(seconds, dict):  # failed in a timed repeat (out of memory...): drop it
+                failed[name] = seconds
+            else:
+                times[name].append(seconds)
+    return {**{name: summary(t, images) for name, t in times.items() if name not in failed}, **failed}
+
+
+def time_once(run, device: torch.device) -> float:
+    with Timer(device) as t:
+        run()
+    return t.seconds
 
 
 def compare(builds: dict, device: torch.device, repeats: int, images: int) -> dict:
@@ -256,15 +266,28 @@ def bench_packing(bc: BenchConfig, counts=(1, 2, 4, 8)) -> dict:
         env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
         procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
                  for _ in range(n)]
-        for p in procs:
-            if p.stdout.readline().strip() != "ready":
-                raise RuntimeError(f"packing child failed (exit {p.wait()})")
-        for p in procs:
-            p.stdin.write("go\n")
-            p.stdin.flush()
-        rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["images_per_s"] for p in procs]
+        try:
+            rates = run_in_lockstep(procs)
+        finally:
+            for p in procs:  # after a failure no child may wait for a "go" forever
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
         rows[f"{n} per device"] = {"trials": n, "total_images_per_s": sum(rates)}
     return rows
+
+
+def run_in_lockstep(procs: list[subprocess.Popen]) -> list[float]:
+    """Wait for every child's "ready", send all of them "go", return their images/s."""
+    for p in procs:
+        while (line := p.stdout.readline()) and line.strip() != "ready":
+            pass  # anything a library printed before the barrier
+        if not line:
+            raise RuntimeError(f"packing child exited before its warm-up ended (exit {p.wait()})")
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    return [json.loads(p.communicate()[0].strip().splitlines()[-1])["images_per_s"] for p in procs]
 
 
 def packing_child(bc: BenchConfig, data: ImageData, device: torch.device) -> dict:

@@ -422,6 +422,8 @@ class FIDEvaluator:
         extractor_id: str | None = None,
         split: str = "val",
     ):
+        if split not in ("val", "test"):
+            raise ValueError(f"split must be 'val' or 'test', got {split!r}")
         self.cfg, self.data, self.device = cfg, data, torch.device(device)
         self.images = data.x_val if split == "val" else data.x_test
         self.split = "test" if self.images is data.x_test else "holdout"  # names the cache

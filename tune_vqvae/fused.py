@@ -5,7 +5,9 @@ convolutions (each model sees only its own channels), per-model BatchNorm channe
 codebooks, and one optimizer step over the sum of the G losses. The models share no
 parameter, so the gradient of the sum with respect to model g's parameters is model g's
 own gradient, and Adam is elementwise: member g follows the same trajectory as a separate
-trial with weight w_g, the same seed and the same batches (tests/test_fused.py checks it).
+trial with weight w_g, the same seed and the same batches: in exact arithmetic; in floating
+point the same to rounding at first, then drifting apart as training amplifies rounding
+(tests/test_fused.py checks both). A member whose loss diverges (NaN) stops all G.
 
 The point is speed on a GPU: G small kernels per layer become one G-times-wider one.
 `python -m tune_vqvae.bench fused` measures it against G separate trials.

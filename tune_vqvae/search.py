@@ -484,6 +484,9 @@ class SearchConfig:
             raise UserError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
         if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
             raise UserError(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
+        if 0 < self.holdout < 2 or self.holdout < 0:
+            raise UserError(f"--holdout must be 0 (select on test) or >= 2 images (FID/SWD need "
+                            f"two), got {self.holdout}")
         if self.max_failures < 0:
             raise UserError(f"--max-failures must be >= 0, got {self.max_failures}")
         if self.seeds < 0:
@@ -553,7 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "are maximised); default fid (needs its weights; --smoke falls back to swd)")
     p.add_argument("--fid-weights",
                    help="Inception weights file for FID (pt_inception-2015-12-05-6726825d.pth)")
-    p.add_argument("--fid-samples", type=int, help=f"test images scored by FID/SWD (default {d.fid_samples})")
+    p.add_argument("--fid-samples", type=int, help=f"images scored by FID/SWD: of the test split, or of "
+                   f"the --holdout (default {d.fid_samples})")
     p.add_argument("--eval-every", type=int, help="FID/SWD every N epochs and at the last (default 1)")
     p.add_argument("--storage-path",
                    help=f"where experiments go: a dir, NFS, or s3://... (default {d.storage_path})")

@@ -61,6 +61,8 @@ class TrainConfig:
         if self.compile_mode not in COMPILE_MODES:
             raise UserError(f"unknown --compile-mode {self.compile_mode!r}; use one of "
                             f"{', '.join(COMPILE_MODES)}")
+        if self.compile_mode != "default" and not self.compile:
+            raise UserError(f"--compile-mode {self.compile_mode} needs --compile")
         if not self.lr > 0:
             raise UserError(f"--lr must be > 0, got {self.lr}")
 
@@ -275,6 +277,9 @@ class Trainer:
     def load_state_dict(self, state: dict):
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
+        # The checkpoint's optimizer settings win (torch restores them, and its state
+        # tensors are laid out for them): record the Adam implementation actually used.
+        self.cfg.fused_adam = bool(self.opt.param_groups[0].get("fused"))
         self.epoch = state["epoch"]
         self.history = list(state["history"])
 
@@ -329,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default runs/train/<loss>-<time>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its own settings (only --epochs and the "
-                        "device flags may change)")
+                        "device and compile flags may change)")
     return p
 
 
@@ -356,7 +361,7 @@ def _run_dir(a: argparse.Namespace, cfg: TrainConfig) -> Path:
 
 
 # What a resumed run may change; everything else comes from the run's config.json.
-RESUME_OVERRIDES = ("epochs", "device", "amp", "channels_last", "compile", "compile_mode", "fused_adam")
+RESUME_OVERRIDES = ("epochs", "device", "amp", "channels_last", "compile", "compile_mode")
 
 
 def _resumed_config(out: Path, given: TrainConfig) -> TrainConfig:

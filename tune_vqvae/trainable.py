@@ -13,7 +13,8 @@ A trial's config (built by `tune_vqvae.search`):
     eval_every FID/SWD every N epochs (and always at the last epoch)
                With a holdout (DataConfig.holdout) the objective is measured on the
                held-out training images, and the last epoch also reports the same metrics
-               on the test split as test_fid, test_swd, test_mse, test_psnr, test_ssim.
+               on the test split as test_fid, test_swd, test_mse, test_psnr, test_ssim,
+               test_recon (TEST_METRICS).
     cpus       torch threads of the trial
     faults     fault injection for the reliability tests, see `inject_faults`
 
@@ -59,7 +60,7 @@ TRAINER_METRICS = (
 OBJECTIVES = ("fid", "swd", "val_mse", "val_recon", "val_psnr", "val_ssim", "train_loss")
 MAXIMISE = ("val_psnr", "val_ssim")
 # Reported at the last epoch when the search selects on held-out training images.
-TEST_METRICS = ("test_fid", "test_swd", "test_mse", "test_psnr", "test_ssim")
+TEST_METRICS = ("test_fid", "test_swd", "test_mse", "test_psnr", "test_ssim", "test_recon")
 
 
 def objective_value(metrics: dict, objective: str) -> float:
@@ -196,7 +197,9 @@ def train_vqvae(config: dict, data=None) -> None:
     fid_cfg = FIDConfig.from_dict(config["fid"])
     evaluator = FIDEvaluator(fid_cfg, trainer.data, device=trainer.device)
     held_out = trainer.data.x_holdout is not None  # then val is not test: score test at the end
-    test_evaluator = FIDEvaluator(fid_cfg, trainer.data, trainer.device, split="test") if held_out else None
+    test_evaluator = FIDEvaluator(  # the same Inception network: loaded once per trial
+        fid_cfg, trainer.data, trainer.device, extractor=evaluator.extractor,
+        extractor_id=evaluator.extractor_id, split="test") if held_out else None
     objective = config["objective"]
     eval_every = int(config.get("eval_every", 1))
 
