@@ -18,6 +18,17 @@ from .tables import Analysis, best_group, point_name
 DPI = 110
 
 
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str, legend_size: float = 8,
+            minor_grid: bool = True) -> bytes:
+    """Labels, grid, the legend outside on the right; the figure as PNG bytes."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both" if minor_grid else "major", alpha=0.25)
+    ax.legend(fontsize=legend_size, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _png(fig)
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
@@ -108,12 +119,8 @@ def weight_plot(a: Analysis, loss: str) -> bytes:
                     bbox={"boxstyle": "round", "fc": "lightyellow", "ec": "0.6"})
     if t["with_mse"].any() and t.loc[t["with_mse"], "w"].notna().any():
         _log_x(ax)
-    ax.set_xlabel("weight w in  mse + w · loss  (log scale)")
-    ax.set_ylabel(_ylabel(a))
-    ax.set_title(f"{loss}: {a.objective} vs weight")
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _png(fig)
+    return _finish(fig, ax, "weight w in  mse + w · loss  (log scale)", _ylabel(a),
+                   f"{loss}: {a.objective} vs weight", legend_size=7.5)
 
 
 def combined_plot(a: Analysis) -> bytes:
@@ -141,12 +148,9 @@ def combined_plot(a: Analysis) -> bytes:
     for w in (0.25, 0.5, 1.0):
         ax.axvline(w, color="0.8", lw=0.8, zorder=0)
     _log_x(ax)
-    ax.set_xlabel("weight w (log scale; grey lines: the paper's grid; dotted: no MSE)")
-    ax.set_ylabel(f"{a.objective} / MSE baseline" if relative else _ylabel(a))
-    ax.set_title(f"All losses: {a.objective} vs weight ★ = best")
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _png(fig)
+    return _finish(fig, ax, "weight w (log scale; grey lines: the paper's grid; dotted: no MSE)",
+                   f"{a.objective} / MSE baseline" if relative else _ylabel(a),
+                   f"All losses: {a.objective} vs weight ★ = best")
 
 
 def pareto_plot(a: Analysis) -> bytes:
@@ -168,12 +172,9 @@ def pareto_plot(a: Analysis) -> bytes:
         for _, r in front.iterrows():
             ax.annotate(r["label"], (r["val_psnr"], r["value"]), fontsize=7,
                         xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel("held-out PSNR (dB, higher is better: distortion)")
-    ax.set_ylabel(_ylabel(a) + " (perception)")
-    ax.set_title("Perception-distortion trade-off across trials")
-    ax.grid(True, alpha=0.25)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _png(fig)
+    return _finish(fig, ax, "held-out PSNR (dB, higher is better: distortion)",
+                   _ylabel(a) + " (perception)", "Perception-distortion trade-off across trials",
+                   minor_grid=False)
 
 
 def reconstructions_plot(originals, rows: list[tuple[str, object]]) -> bytes:

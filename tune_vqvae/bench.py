@@ -116,19 +116,6 @@ def reference_steps(cfg: TrainConfig, data: ImageData, steps: int):
     return run
 
 
-def warmed_up(name: str, build) -> tuple:
-    """(run, None) with run = build() run once (cuDNN autotuning, compilation), or (None,
-    error row) if building or the warm-up fails: on a lent GPU, one variant that fails (a
-    compiler that does not support the GPU, out of memory) must not cost the others."""
-    def build_and_warm():
-        run = build()
-        run()
-        return run
-
-    result = survive(name, build_and_warm)
-    return (None, result) if isinstance(result, dict) else (result, None)
-
-
 def time_interleaved(runs: dict, device: torch.device, repeats: int, images: int) -> dict:
     """Median/min/max of each warmed-up run over `repeats`; the repeats interleave the runs,
     so drift of the machine (clocks, other load) hits every run alike."""
@@ -152,15 +139,30 @@ def time_once(run, device: torch.device) -> float:
 
 
 def compare(builds: dict, device: torch.device, repeats: int, images: int) -> dict:
-    """Build and warm up every run (failures become error rows), then time them interleaved."""
+    """Build every run and warm it up once (cuDNN autotuning, compilation), then time them
+    interleaved. A run that fails becomes an error row: on a lent GPU one variant that fails
+    (a compiler that does not support the GPU, out of memory) must not cost the others."""
     runs, failed = {}, {}
     for name, build in builds.items():
-        run, error = warmed_up(name, build)
-        if run is None:
-            failed[name] = error
-        else:
-            runs[name] = run
+        run = survive(name, lambda: warm(build()))
+        (failed if isinstance(run, dict) else runs)[name] = run
     return {**time_interleaved(runs, device, repeats, images), **failed}
+
+
+def warm(run):
+    run()
+    return run
+
+
+def survive(name: str, run):
+    """run(), or its error as a row {"error": ...}, recorded in the JSON and printed."""
+    try:
+        return run()
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - recorded and printed, not hidden
+        print(f"  {name} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return {"error": f"{type(e).__name__}: {str(e)[:500]}"}
 
 
 def bench_train(bc: BenchConfig, data: ImageData) -> dict:
@@ -182,17 +184,6 @@ def bench_train(bc: BenchConfig, data: ImageData) -> dict:
             row["speedup_vs_reference"] = row["images_per_s"] / ref
             row["cifar10_epoch_s"] = 50_000 / row["images_per_s"]
     return rows
-
-
-def survive(name: str, run):
-    """run(), or its error as a row {"error": ...}, recorded in the JSON and printed."""
-    try:
-        return run()
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001 - recorded and printed, not hidden
-        print(f"  {name} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-        return {"error": f"{type(e).__name__}: {str(e)[:500]}"}
 
 
 def bench_overhead(bc: BenchConfig, data: ImageData) -> dict:

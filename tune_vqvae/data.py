@@ -78,18 +78,17 @@ def _fingerprint(*arrays: np.ndarray) -> str:
 
 def _to_image_data(x_train: np.ndarray, x_test: np.ndarray, name: str, cfg: DataConfig):
     as_nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
-    x_test = x_test[: cfg.test_images]
-    if not cfg.holdout:
-        x_train = x_train[: cfg.train_images]
-        return ImageData(as_nchw(x_train), as_nchw(x_test), name, _fingerprint(x_train, x_test))
-    # The holdout comes off the end of the full training set first, so it does not depend
-    # on --train-images: runs with different training sizes are selected on the same images.
-    if cfg.holdout >= len(x_train):
-        raise UserError(f"--holdout {cfg.holdout} leaves no training images ({name} has "
-                        f"{len(x_train)}); hold out fewer")
-    x_train, x_holdout = x_train[: -cfg.holdout][: cfg.train_images], x_train[-cfg.holdout:]
-    return ImageData(as_nchw(x_train), as_nchw(x_test), name,
-                     _fingerprint(x_train, x_test, x_holdout), as_nchw(x_holdout))
+    x_test, held = x_test[: cfg.test_images], []
+    if cfg.holdout:
+        # Off the end of the full training set first, so it does not depend on
+        # --train-images: runs with different training sizes are selected on the same images.
+        if cfg.holdout >= len(x_train):
+            raise UserError(f"--holdout {cfg.holdout} leaves no training images ({name} has "
+                            f"{len(x_train)}); hold out fewer")
+        x_train, held = x_train[: -cfg.holdout], [x_train[-cfg.holdout:]]
+    x_train = x_train[: cfg.train_images]
+    return ImageData(as_nchw(x_train), as_nchw(x_test), name, _fingerprint(x_train, x_test, *held),
+                     as_nchw(held[0]) if held else None)
 
 
 def load_data(cfg: DataConfig) -> ImageData:

@@ -141,8 +141,8 @@ class Trainer:
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         """One optimiser step; returns the detached TRAIN_STATS as one tensor (no host sync)."""
-        if self.cfg.compile:  # CUDA graphs: this step may reuse the last step's output buffers
-            torch.compiler.cudagraph_mark_step_begin()
+        if self.cfg.compile and self.cfg.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs may reuse last step's buffers
         stats = self._losses(x)
         self.opt.zero_grad(set_to_none=True)
         stats[0].sum().backward()  # a sum over models when fused; models share no parameters
