@@ -38,6 +38,12 @@ class BenchConfig:
     steps: int = 20  # training steps per timed repeat
     out_dir: str = "benchmarks/results"
     fid_images: int | None = None  # default 10,000 (100 with --quick)
+    graphs: bool = False  # overhead/fused/packing trainers compiled with CUDA graphs
+
+    def train_config(self, device: torch.device, **fields) -> TrainConfig:
+        """The trainer settings every benchmark shares: model, device, compile mode."""
+        graphs = dict(compile=True, compile_mode="reduce-overhead") if self.graphs else {}
+        return TrainConfig(model=self.model(device), device=self.device, **{**graphs, **fields})
 
     def model(self, device: torch.device) -> ModelConfig:
         # The paper's model on a GPU; a small one where a CPU would take minutes per step.
@@ -173,7 +179,11 @@ def bench_train(bc: BenchConfig, data: ImageData) -> dict:
     if device.type == "cuda":  # the switches below act on CUDA only
         variants.update({"fp32": {"amp": False}, "no channels_last": {"channels_last": False},
                          "compiled": {"compile": True},
-                         "compiled + CUDA graphs": {"compile": True, "compile_mode": "reduce-overhead"}})
+                         "compiled + CUDA graphs": {"compile": True, "compile_mode": "reduce-overhead"},
+                         "compiled + CUDA graphs, fp32": {"compile": True, "compile_mode": "reduce-overhead",
+                                                          "amp": False},
+                         "compiled + CUDA graphs, NCHW": {"compile": True, "compile_mode": "reduce-overhead",
+                                                          "channels_last": False}})
     builds = {name: (lambda extra=extra: trainer_steps(Trainer(TrainConfig(**base, **extra), data), bc.steps))
               for name, extra in variants.items()}
     builds["reference"] = lambda: reference_steps(TrainConfig(**base), data, bc.steps)
@@ -189,8 +199,8 @@ def bench_train(bc: BenchConfig, data: ImageData) -> dict:
 def bench_overhead(bc: BenchConfig, data: ImageData) -> dict:
     """Step time of mse + 0.5 * L for every loss, relative to MSE alone, interleaved repeats."""
     device = pick_device(bc.device)
-    builds = {name: (lambda name=name: trainer_steps(Trainer(TrainConfig(
-        model=bc.model(device), loss=LossConfig(name, 0.5), device=bc.device), data), bc.steps))
+    builds = {name: (lambda name=name: trainer_steps(Trainer(
+        bc.train_config(device, loss=LossConfig(name, 0.5)), data), bc.steps))
         for name in LOSSES}
     rows = compare(builds, device, bc.repeats, bc.steps * TrainConfig.batch_size)
     for row in rows.values():
@@ -223,7 +233,7 @@ def bench_fused(bc: BenchConfig, data: ImageData, groups=(2, 4, 8)) -> dict:
     from .fused import FusedTrainer
 
     device = pick_device(bc.device)
-    cfg = TrainConfig(model=bc.model(device), loss=LossConfig("gmsd"), device=bc.device)
+    cfg = bc.train_config(device, loss=LossConfig("gmsd"))
     rows = {}
     for g in groups[:2] if bc.quick else groups:
         weights = [0.25 * (i + 1) for i in range(g)]
@@ -253,7 +263,8 @@ def bench_packing(bc: BenchConfig, counts=(1, 2, 4, 8)) -> dict:
     rows = {}
     for n in counts[:3] if bc.quick else counts:
         cmd = [sys.executable, "-m", "tune_vqvae.bench", "child", "--device", bc.device,
-               "--data", bc.data, "--steps", str(bc.steps)] + (["--quick"] if bc.quick else [])
+               "--data", bc.data, "--steps", str(bc.steps)] + (["--quick"] if bc.quick else []) + (
+               ["--graphs"] if bc.graphs else [])
         env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
         procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
                  for _ in range(n)]
@@ -283,7 +294,7 @@ def run_in_lockstep(procs: list[subprocess.Popen]) -> list[float]:
 
 def packing_child(bc: BenchConfig, data: ImageData, device: torch.device) -> dict:
     """One packed process: build and warm up, say "ready", wait for the parent's go, time."""
-    run = trainer_steps(Trainer(TrainConfig(model=bc.model(device), device=bc.device), data), bc.steps)
+    run = trainer_steps(Trainer(bc.train_config(device), data), bc.steps)
     run()
     print("ready", flush=True)
     sys.stdin.readline()
@@ -331,11 +342,12 @@ def main(argv=None):
     p.add_argument("--steps", type=int, help="training steps per timed repeat")
     p.add_argument("--out-dir", default="benchmarks/results")
     p.add_argument("--fid-images", type=int, help="images of the FID benchmark (default 10000)")
+    p.add_argument("--graphs", action="store_true",
+                   help="overhead, fused and packing with torch.compile + CUDA graphs")
     a = p.parse_args(argv)
     steps = a.steps or (5 if a.quick else 20)
     repeats = a.repeats or (3 if a.quick else 5)
-    bc = BenchConfig(a.quick, a.device, a.data, repeats, steps, a.out_dir,
-                     a.fid_images)
+    bc = BenchConfig(a.quick, a.device, a.data, repeats, steps, a.out_dir, a.fid_images, a.graphs)
     device = pick_device(bc.device)
     data = load_data(DataConfig(source=bc.data, train_images=steps * 128))
     if a.what == "child":  # one process of the packing benchmark
