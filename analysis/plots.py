@@ -12,8 +12,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from tune_vqvae.vocab import point_name
+
 from .load import DIVERGED, FAILED, STOPPED
-from .tables import Analysis, best_group, point_name
+from .tables import Analysis, best_group
 
 DPI = 110
 

@@ -34,7 +34,8 @@ import pytest
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
 
 from tune_vqvae import errors, search  # noqa: E402
-from tune_vqvae.trainable import MOCK_SEED_NOISE, mock_final_objective  # noqa: E402
+from tune_vqvae.testing import MOCK_SEED_NOISE, mock_final_objective  # noqa: E402
+from tune_vqvae.vocab import JOURNAL_FILE, SETTINGS_FILE  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -49,7 +50,7 @@ def run(argv) -> int:
 
 
 def study(exp: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=search.journal_storage(exp / search.JOURNAL_FILE))
+    return optuna.load_study(study_name=name, storage=search.journal_storage(exp / JOURNAL_FILE))
 
 
 def snapshot(d: Path) -> dict[str, bytes]:
@@ -113,7 +114,7 @@ def uninterrupted(params: dict) -> dict:
     from tune_vqvae.fid import FIDConfig, FIDEvaluator
     from tune_vqvae.losses import LossConfig
     from tune_vqvae.train import TrainConfig, Trainer
-    from tune_vqvae.trainable import loss_settings
+    from tune_vqvae.vocab import loss_settings
 
     cfg = TrainConfig.from_dict(params["train"])
     name, w, with_mse = loss_settings(params)
@@ -243,7 +244,7 @@ def test_restored_searcher_reconciles_the_journal(tmp_path):
     experiment with UpdateFinishedTrialError); trial b was asked after the snapshot (no Tune
     trial owns it: marked FAIL instead of RUNNING forever, which the GP would take as pending)."""
     space = search.load_space(REPO / "search_spaces" / "gmsd.yaml")
-    journal = tmp_path / search.JOURNAL_FILE
+    journal = tmp_path / JOURNAL_FILE
 
     def searcher():
         return search.WeightSearch(
@@ -310,11 +311,11 @@ def test_bad_input_leaves_an_existing_search_untouched(finished, tmp_path, capsy
 
     # A full disk, found up front: too little free space on the storage path.
     real = shutil.disk_usage
-    monkeypatch.setattr(search.shutil, "disk_usage", lambda p: real(p)._replace(free=1 << 20))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1 << 20))
     assert run(["--mock", "--loss", "gmsd", "--storage-path", s, "--name", "n4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is full (1 MiB free" in err[0] and "--storage-path" in err[0], err
-    monkeypatch.setattr(search.shutil, "disk_usage", real)
+    monkeypatch.setattr(shutil, "disk_usage", real)
 
     assert sorted(p.name for p in finished.iterdir()) == ["exp"]  # no new experiment
     assert snapshot(exp) == before
@@ -336,7 +337,7 @@ def test_full_disk_while_writing_results_keeps_the_previous_ones(finished, capsy
     """--resume of the finished search (nothing to re-run) on a disk that fills up as it
     writes results.csv: exit 2 with one line; the previous results are intact, no temp files."""
     exp = finished / "exp"
-    results = {f: (exp / f).read_bytes() for f in ("results.csv", "results.json", search.SETTINGS_FILE)}
+    results = {f: (exp / f).read_bytes() for f in ("results.csv", "results.json", SETTINGS_FILE)}
     monkeypatch.setattr(errors, "os", FullDisk())
     assert run(["--resume", str(exp)]) == 2
     monkeypatch.setattr(errors, "os", os)

@@ -24,7 +24,8 @@ os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private
 import ray  # noqa: E402
 
 from tune_vqvae import search  # noqa: E402
-from tune_vqvae.trainable import MOCK_BEST_W  # noqa: E402
+from tune_vqvae.testing import MOCK_BEST_W  # noqa: E402
+from tune_vqvae.vocab import JOURNAL_FILE  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -44,7 +45,7 @@ def load_results(exp: Path):
 
 
 def study(exp: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=search.journal_storage(exp / search.JOURNAL_FILE))
+    return optuna.load_study(study_name=name, storage=search.journal_storage(exp / JOURNAL_FILE))
 
 
 # --- the search -------------------------------------------------------------------------

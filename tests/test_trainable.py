@@ -14,19 +14,18 @@ os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private
 
 from tune_vqvae import search  # noqa: E402
 from tune_vqvae.errors import DivergedError  # noqa: E402
-from tune_vqvae.trainable import (  # noqa: E402
+from tune_vqvae.testing import (  # noqa: E402
     MOCK_BASELINE,
     MOCK_BEST_W,
     MOCK_FLOOR,
     MOCK_NO_MSE,
     InjectedCrash,
     inject_faults,
-    label,
-    loss_settings,
     mock_final_objective,
     mock_objective,
-    objective_value,
 )
+from tune_vqvae.vocab import config_label as label  # noqa: E402
+from tune_vqvae.vocab import loss_settings, objective_value  # noqa: E402
 
 
 def cfg(**kw):
