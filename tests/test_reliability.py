@@ -111,8 +111,8 @@ def uninterrupted(params: dict) -> dict:
     process, with the trial's thread count (CPU training is bitwise deterministic)."""
     import torch
 
-    from tune_vqvae.fid import FIDConfig, FIDEvaluator
     from tune_vqvae.losses import LossConfig
+    from tune_vqvae.metrics import FIDConfig, FIDEvaluator
     from tune_vqvae.train import TrainConfig, Trainer
     from tune_vqvae.vocab import loss_settings
 
@@ -407,7 +407,7 @@ CIFAR10.test_list = [["test_batch", md5["test_batch"]]]
 CIFAR10.meta = {**CIFAR10.meta, "md5": md5["batches.meta"]}
 
 from tune_vqvae.data import DataConfig, load_data
-from tune_vqvae.fid import FIDConfig, FIDEvaluator
+from tune_vqvae.metrics import FIDConfig, FIDEvaluator
 
 compute = FIDEvaluator._compute_reference
 def counted(self):

@@ -103,8 +103,8 @@ def train_vqvae(config: dict, data=None) -> None:
     import torch
 
     from .errors import DivergedError
-    from .fid import FIDConfig, FIDEvaluator
     from .losses import LossConfig
+    from .metrics import FIDConfig, FIDEvaluator
     from .testing import inject_faults
     from .train import TrainConfig, Trainer
 

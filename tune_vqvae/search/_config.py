@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..data import DataConfig
 from ..errors import UserError
-from ..fid import FIDConfig, check_fid_weights, require_fid_weights
 from ..losses import LOSSES, PERCEPTUAL_LOSSES, LossConfig
+from ..metrics import FIDConfig, check_fid_weights, require_fid_weights
 from ..model import ModelConfig
 from ..train import TrainConfig
 from ..vocab import OBJECTIVES
