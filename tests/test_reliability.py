@@ -33,6 +33,8 @@ import pytest
 
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
 
+from processes import kill_session, run, search_env, study  # noqa: E402
+
 from tune_vqvae import errors, search  # noqa: E402
 from tune_vqvae.testing import MOCK_SEED_NOISE, mock_final_objective  # noqa: E402
 from tune_vqvae.vocab import JOURNAL_FILE, SETTINGS_FILE  # noqa: E402
@@ -42,60 +44,12 @@ PY = sys.executable
 STATES = optuna.trial.TrialState
 
 
-def run(argv) -> int:
-    try:
-        return search.main(argv)
-    except SystemExit as e:
-        return e.code
-
-
-def study(exp: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=search.journal_storage(exp / JOURNAL_FILE))
-
-
 def snapshot(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 def epochs_of(trial_dir: Path) -> list[int]:
     return [int(json.loads(line)["epoch"]) for line in (trial_dir / "result.json").read_text().splitlines()]
-
-
-# --- processes we start: by session id, never by name ----------------------------------------
-
-def session_pids(sid: int) -> list[int]:
-    """Processes of session `sid` (a driver started with start_new_session and what it spawned:
-    Ray's GCS, raylet and workers), read from /proc."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            pids.append(int(entry))
-    return pids
-
-
-def kill_session(sid: int, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while pids := session_pids(sid):
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        assert time.time() < deadline, f"processes of session {sid} survive SIGKILL: {pids}"
-        time.sleep(0.2)
-
-
-def search_env(ray_tmp: str) -> dict:
-    # RAY_TMPDIR: the search's local Ray keeps its session files (and its address file) in a
-    # directory of its own, so it never meets another Ray on this machine.
-    return {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": ray_tmp}
 
 
 # --- 1. a trial's worker process is killed -------------------------------------------------
