@@ -6,6 +6,7 @@ import math
 import os
 
 import pytest
+from conftest import trial_config as cfg
 
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
 
@@ -20,10 +21,6 @@ from tune_vqvae.testing import (  # noqa: E402
     mock_final_objective,
     mock_objective,
 )
-
-
-def cfg(**kw):
-    return {"loss": "gmsd", "role": "search", "with_mse": True, "w": None, **kw}
 
 
 def test_mock_has_its_known_optimum():

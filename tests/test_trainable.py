@@ -9,15 +9,12 @@ import os
 
 import pandas as pd
 import pytest
+from conftest import trial_config as cfg
 
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
 
 from tune_vqvae import search  # noqa: E402
 from tune_vqvae.vocab import loss_settings  # noqa: E402
-
-
-def cfg(**kw):
-    return {"loss": "gmsd", "role": "search", "with_mse": True, "w": None, **kw}
 
 
 def test_loss_settings_build_valid_loss_configs():

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import yaml
+from conftest import trial_config as cfg
 
 from tune_vqvae.vocab import (
     PAPER_GRID_FILE,
@@ -20,10 +21,6 @@ from tune_vqvae.vocab import (
     paper_weights,
     point_name,
 )
-
-
-def cfg(**kw):
-    return {"loss": "gmsd", "role": "search", "with_mse": True, "w": None, **kw}
 
 
 def test_loss_settings_and_labels():

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import ray
 
+from ..data import DataConfig, load_data
 from ..errors import UserError, atomic_write_text, cli_entry
 from ..losses import PERCEPTUAL_LOSSES
+from ..train import TrainConfig
 from ..vocab import BASELINE_EXPERIMENT, JOURNAL_FILE, OBJECTIVES, RESULTS_CSV, RESULTS_JSON, SETTINGS_FILE
 from . import _cluster
 from ._config import SearchConfig, resolve_objective, resolve_spaces, train_config_dict
@@ -174,15 +176,13 @@ class Plan:
 
 
 def prepare(a: argparse.Namespace) -> Plan:
+    """Everything a bad input can break, checked in the order the errors are documented."""
     cfg, layout, resume = settings(a)
     spaces = resolve_spaces(cfg)
     objective, fid, why = resolve_objective(cfg)
     train = train_config_dict(cfg)
     data = None
     if not cfg.mock:
-        from ..data import DataConfig, load_data
-        from ..train import TrainConfig
-
         data = load_data(DataConfig(**train["data"]))  # bad --data fails here, exit 2
         TrainConfig.from_dict(train)  # validates epochs, lr, ...
     if a.address:
