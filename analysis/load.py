@@ -23,10 +23,16 @@ from pathlib import Path
 import pandas as pd
 
 from tune_vqvae.errors import UserError
-
-CHECKPOINT_FILE = "trainer.pt"  # tune_vqvae.trainable.CHECKPOINT_FILE (no ray import here)
-PAPER_GRID_W = (0.25, 0.5, 1.0)  # plus "no MSE": the paper's fixed grid per loss
-OBJECTIVES = ("fid", "swd")  # preferred first
+from tune_vqvae.vocab import (
+    BASELINE,
+    BASELINE_EXPERIMENT,
+    CHECKPOINT_FILE,
+    EVAL_METRICS,
+    SEARCH,
+    TEST_METRICS,
+    label,
+    on_paper_grid,
+)
 
 # Trial states in the report (Ray's TERMINATED is split by what actually happened).
 COMPLETED, STOPPED, DIVERGED, FAILED, RUNNING, PENDING = (
@@ -190,26 +196,14 @@ def _num(v) -> float:
 
 
 def trial_settings(config: dict) -> tuple[str, str, bool, float]:
-    """(loss, role, with_mse, w): like tune_vqvae.trainable.loss_settings, w NaN if none."""
-    role = config.get("role", "search")
+    """(loss, role, with_mse, w): like tune_vqvae.vocab.loss_settings, w NaN if none."""
+    role = config.get("role", SEARCH)
     loss = config.get("loss", "mse")
-    if role == "baseline" or loss == "mse":
-        return "mse", "baseline", True, math.nan
+    if role == BASELINE or loss == "mse":
+        return "mse", BASELINE, True, math.nan
     with_mse = bool(config.get("with_mse", True))
     w = _num(config.get("w")) if with_mse else math.nan
     return str(loss), str(role), with_mse, w
-
-
-def config_label(loss: str, with_mse: bool, w: float) -> str:
-    if loss == "mse":
-        return "mse"
-    return f"mse+{w:.4g}*{loss}" if with_mse else f"{loss} (no mse)"
-
-
-def on_paper_grid(loss: str, with_mse: bool, w: float) -> bool:
-    if loss == "mse":
-        return True
-    return (not with_mse) or any(math.isclose(w, g, rel_tol=1e-6) for g in PAPER_GRID_W)
 
 
 def _last(history: pd.DataFrame, col: str) -> float:
@@ -275,9 +269,6 @@ def _last_done(history: pd.DataFrame) -> bool:
     return "done" in history and len(history) > 0 and str(history["done"].iloc[-1]) == "True"
 
 
-TEST_COLUMNS = ("test_fid", "test_swd", "test_mse", "test_psnr", "test_ssim", "test_recon")
-
-
 def trials_frame(trials: list[Trial]) -> pd.DataFrame:
     rows = []
     for t in trials:
@@ -297,7 +288,7 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
             "experiment": t.experiment, "trial": t.path.name,
             "trial_id": _last_str(h, "trial_id") or t.path.name,
             "loss": loss, "role": role, "with_mse": with_mse, "w": w,
-            "label": config_label(loss, with_mse, w),
+            "label": label(loss, with_mse, w),
             "seed": _num(t.config.get("seed", train.get("seed", 0))),
             "holdout": _num((train.get("data") or {}).get("holdout", 0)),
             "paper_grid": on_paper_grid(loss, with_mse, w),
@@ -309,7 +300,7 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
             "val_mse": _last(h, "val_mse"), "val_recon": _last(h, "val_recon"),
             "train_loss": _last(h, "train_loss"),
             # The test split's scores at the last epoch (searches with --holdout only).
-            **{k: _last(h, k) for k in TEST_COLUMNS},
+            **{k: _last(h, k) for k in TEST_METRICS},
             "step_ms": _mean_after_first(h, "step_ms"),
             "recon_loss_ms": _mean_after_first(h, "recon_loss_ms"),
             "images_per_s": _mean_after_first(h, "images_per_s"),
@@ -325,14 +316,14 @@ def choose_objective(df: pd.DataFrame, requested: str | None) -> str:
     config `objective`), else fid if any trial reported it, else swd."""
     if requested:
         if requested not in df or not df[requested].notna().any():
-            have = [c for c in OBJECTIVES if c in df and df[c].notna().any()]
+            have = [c for c in EVAL_METRICS if c in df and df[c].notna().any()]
             raise UserError(f"--objective {requested}: no trial reported it; reported: "
                             f"{', '.join(have) or 'none'}")
         return requested
     named = [n for n in dict.fromkeys(df["objective_name"]) if n]
     if len(named) == 1 and named[0] in df and df[named[0]].notna().any():
         return named[0]  # what the search minimised
-    for c in OBJECTIVES:
+    for c in EVAL_METRICS:
         if c in df and df[c].notna().any():
             return c
     raise UserError("no trial reported fid or swd yet; wait for the first evaluation "
@@ -345,7 +336,7 @@ def _with_baseline(exps: list[Path], trials: list[Trial]) -> list[Path]:
         return []
     extra = []
     for parent in dict.fromkeys(e.parent for e in exps):
-        b = parent / "baseline"
+        b = parent / BASELINE_EXPERIMENT
         if b.is_dir() and b.resolve() not in exps and _is_experiment(b):
             extra.append(b.resolve())
     return extra

@@ -12,8 +12,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from tune_vqvae.vocab import paper_weights, point_name
+
 from .load import DIVERGED, FAILED, STOPPED
-from .tables import Analysis, best_group, point_name
+from .tables import Analysis, best_group
 
 DPI = 110
 
@@ -145,7 +147,7 @@ def combined_plot(a: Analysis) -> bytes:
             ax.axhline(nomse["mean"].iloc[0] / scale, color=color, ls=":", lw=1)
     if relative:
         ax.axhline(1.0, color="k", ls="--", lw=1.3, label="MSE baseline")
-    for w in (0.25, 0.5, 1.0):
+    for w in paper_weights():
         ax.axvline(w, color="0.8", lw=0.8, zorder=0)
     _log_x(ax)
     return _finish(fig, ax, "weight w (log scale; grey lines: the paper's grid; dotted: no MSE)",

@@ -17,10 +17,11 @@ from pathlib import Path
 import pandas as pd
 
 from tune_vqvae.errors import atomic_write_bytes, atomic_write_text
+from tune_vqvae.vocab import paper_weights, point_name
 
 from . import plots
 from .load import IN_PROGRESS
-from .tables import Analysis, best_group, best_trial, point_name
+from .tables import Analysis, best_group, best_trial
 
 OBJECTIVE_TEXT = {
     "fid": "FID (Fréchet Inception distance between held-out images and their "
@@ -217,7 +218,7 @@ def summary_table(a: Analysis) -> Table:
 
 
 def grid_table(a: Analysis) -> Table:
-    points = [point_name(True, w) for w in (1.0, 0.5, 0.25)] + ["no MSE"]
+    points = [point_name(True, w) for w in paper_weights()] + [point_name(False, None)]
     rows = []
     for loss in a.losses:
         g = a.grid[a.grid["loss"] == loss]

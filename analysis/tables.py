@@ -10,14 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .load import COMPLETED, DIVERGED, FAILED, PAPER_GRID_W, STOPPED
+from tune_vqvae.vocab import higher_is_better, paper_weights, point_name
 
-HIGHER_IS_BETTER = ("val_psnr", "val_ssim")
-GRID_POINTS = [(True, w) for w in sorted(PAPER_GRID_W, reverse=True)] + [(False, math.nan)]
+from .load import COMPLETED, DIVERGED, FAILED, STOPPED
 
-
-def point_name(with_mse: bool, w: float) -> str:
-    return f"w={w:.4g}" if with_mse else "no MSE"
+GRID_POINTS = [(True, w) for w in paper_weights()] + [(False, math.nan)]  # the paper's, per loss
 
 
 @dataclass
@@ -36,7 +33,7 @@ class Analysis:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.objective in HIGHER_IS_BETTER
+        return higher_is_better(self.objective)
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self.higher_is_better else a < b

@@ -30,6 +30,11 @@ def tiny_config(**overrides) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def trial_config(**overrides) -> dict:
+    """A trial config of a gmsd search (the keys tune_vqvae.vocab.loss_settings reads)."""
+    return {"loss": "gmsd", "role": "search", "with_mse": True, "w": None, **overrides}
+
+
 @pytest.fixture(scope="session")
 def builtin_data():
     return load_data(DataConfig(builtin_train=1024, builtin_test=256))

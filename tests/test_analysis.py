@@ -1,6 +1,6 @@
 """`python -m analysis` on a search the real search code ran with the mock trainable.
 
-The mock's best weight is known (tune_vqvae.trainable.MOCK_BEST_W), the search space here
+The mock's best weight is known (tune_vqvae.testing.MOCK_BEST_W), the search space here
 puts w = 2 (gmsd's best in the mock) among its first points, and one grid trial (w = 0.25)
 is made to crash, so the tables have known answers and a failed trial.
 """
@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from tune_vqvae.trainable import MOCK_BASELINE, MOCK_BEST_W, mock_final_objective
+from tune_vqvae.testing import MOCK_BASELINE, MOCK_BEST_W, mock_final_objective
 
 ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 3

@@ -33,23 +33,15 @@ import pytest
 
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
 
+from processes import kill_session, run, search_env, study  # noqa: E402
+
 from tune_vqvae import errors, search  # noqa: E402
-from tune_vqvae.trainable import MOCK_SEED_NOISE, mock_final_objective  # noqa: E402
+from tune_vqvae.testing import MOCK_SEED_NOISE, mock_final_objective  # noqa: E402
+from tune_vqvae.vocab import JOURNAL_FILE, SETTINGS_FILE  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 STATES = optuna.trial.TrialState
-
-
-def run(argv) -> int:
-    try:
-        return search.main(argv)
-    except SystemExit as e:
-        return e.code
-
-
-def study(exp: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=search.journal_storage(exp / search.JOURNAL_FILE))
 
 
 def snapshot(d: Path) -> dict[str, bytes]:
@@ -58,43 +50,6 @@ def snapshot(d: Path) -> dict[str, bytes]:
 
 def epochs_of(trial_dir: Path) -> list[int]:
     return [int(json.loads(line)["epoch"]) for line in (trial_dir / "result.json").read_text().splitlines()]
-
-
-# --- processes we start: by session id, never by name ----------------------------------------
-
-def session_pids(sid: int) -> list[int]:
-    """Processes of session `sid` (a driver started with start_new_session and what it spawned:
-    Ray's GCS, raylet and workers), read from /proc."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            pids.append(int(entry))
-    return pids
-
-
-def kill_session(sid: int, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while pids := session_pids(sid):
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        assert time.time() < deadline, f"processes of session {sid} survive SIGKILL: {pids}"
-        time.sleep(0.2)
-
-
-def search_env(ray_tmp: str) -> dict:
-    # RAY_TMPDIR: the search's local Ray keeps its session files (and its address file) in a
-    # directory of its own, so it never meets another Ray on this machine.
-    return {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": ray_tmp}
 
 
 # --- 1. a trial's worker process is killed -------------------------------------------------
@@ -110,10 +65,10 @@ def uninterrupted(params: dict) -> dict:
     process, with the trial's thread count (CPU training is bitwise deterministic)."""
     import torch
 
-    from tune_vqvae.fid import FIDConfig, FIDEvaluator
     from tune_vqvae.losses import LossConfig
+    from tune_vqvae.metrics import FIDConfig, FIDEvaluator
     from tune_vqvae.train import TrainConfig, Trainer
-    from tune_vqvae.trainable import loss_settings
+    from tune_vqvae.vocab import loss_settings
 
     cfg = TrainConfig.from_dict(params["train"])
     name, w, with_mse = loss_settings(params)
@@ -243,7 +198,7 @@ def test_restored_searcher_reconciles_the_journal(tmp_path):
     experiment with UpdateFinishedTrialError); trial b was asked after the snapshot (no Tune
     trial owns it: marked FAIL instead of RUNNING forever, which the GP would take as pending)."""
     space = search.load_space(REPO / "search_spaces" / "gmsd.yaml")
-    journal = tmp_path / search.JOURNAL_FILE
+    journal = tmp_path / JOURNAL_FILE
 
     def searcher():
         return search.WeightSearch(
@@ -310,11 +265,11 @@ def test_bad_input_leaves_an_existing_search_untouched(finished, tmp_path, capsy
 
     # A full disk, found up front: too little free space on the storage path.
     real = shutil.disk_usage
-    monkeypatch.setattr(search.shutil, "disk_usage", lambda p: real(p)._replace(free=1 << 20))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1 << 20))
     assert run(["--mock", "--loss", "gmsd", "--storage-path", s, "--name", "n4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is full (1 MiB free" in err[0] and "--storage-path" in err[0], err
-    monkeypatch.setattr(search.shutil, "disk_usage", real)
+    monkeypatch.setattr(shutil, "disk_usage", real)
 
     assert sorted(p.name for p in finished.iterdir()) == ["exp"]  # no new experiment
     assert snapshot(exp) == before
@@ -336,7 +291,7 @@ def test_full_disk_while_writing_results_keeps_the_previous_ones(finished, capsy
     """--resume of the finished search (nothing to re-run) on a disk that fills up as it
     writes results.csv: exit 2 with one line; the previous results are intact, no temp files."""
     exp = finished / "exp"
-    results = {f: (exp / f).read_bytes() for f in ("results.csv", "results.json", search.SETTINGS_FILE)}
+    results = {f: (exp / f).read_bytes() for f in ("results.csv", "results.json", SETTINGS_FILE)}
     monkeypatch.setattr(errors, "os", FullDisk())
     assert run(["--resume", str(exp)]) == 2
     monkeypatch.setattr(errors, "os", os)
@@ -406,7 +361,7 @@ CIFAR10.test_list = [["test_batch", md5["test_batch"]]]
 CIFAR10.meta = {**CIFAR10.meta, "md5": md5["batches.meta"]}
 
 from tune_vqvae.data import DataConfig, load_data
-from tune_vqvae.fid import FIDConfig, FIDEvaluator
+from tune_vqvae.metrics import FIDConfig, FIDEvaluator
 
 compute = FIDEvaluator._compute_reference
 def counted(self):

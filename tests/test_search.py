@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,29 +21,18 @@ import pytest
 
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
 import ray  # noqa: E402
+from processes import free_port, run, study  # noqa: E402
 
-from tune_vqvae import search  # noqa: E402
-from tune_vqvae.trainable import MOCK_BEST_W  # noqa: E402
+from tune_vqvae.testing import MOCK_BEST_W  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
-
-
-def run(argv, capsys=None) -> int:
-    try:
-        return search.main(argv)
-    except SystemExit as e:
-        return e.code
 
 
 def load_results(exp: Path):
     rows = pd.read_csv(exp / "results.csv")
     doc = json.loads((exp / "results.json").read_text())
     return rows, doc
-
-
-def study(exp: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=search.journal_storage(exp / search.JOURNAL_FILE))
 
 
 # --- the search -------------------------------------------------------------------------
@@ -259,12 +247,6 @@ def test_bad_input_via_the_command_line(tmp_path):
 
 
 # --- two nodes ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

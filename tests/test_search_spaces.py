@@ -6,7 +6,9 @@ import pytest
 
 from tune_vqvae.errors import UserError
 from tune_vqvae.losses import PERCEPTUAL_LOSSES
-from tune_vqvae.search import PAPER_POINTS, SPACES_DIR, SearchConfig, load_space, resolve_spaces
+from tune_vqvae.search import SearchConfig, load_space
+from tune_vqvae.search._config import resolve_spaces
+from tune_vqvae.vocab import SPACES_DIR, paper_points
 
 
 @pytest.mark.parametrize("loss", PERCEPTUAL_LOSSES)
@@ -16,7 +18,7 @@ def test_shipped_loss_spaces_load_with_the_paper_points(loss):
     assert (space.low, space.high, space.log) == (1e-3, 10.0, True)
     assert space.with_mse == [True, False]
     assert not space.grid
-    for p in PAPER_POINTS:
+    for p in paper_points():
         assert p in space.points
 
 
@@ -24,7 +26,7 @@ def test_paper_grid_is_the_papers_25_runs():
     space = load_space(SPACES_DIR / "paper_grid.yaml")
     assert space.grid
     assert sorted(space.losses) == sorted(PERCEPTUAL_LOSSES)
-    assert sorted(map(str, space.points)) == sorted(map(str, PAPER_POINTS))
+    assert sorted(map(str, space.points)) == sorted(map(str, paper_points()))
     # 6 losses x 4 points + the one MSE baseline every search runs
     assert len(space.losses) * len(space.points) + 1 == 25
 

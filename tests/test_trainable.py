@@ -1,5 +1,5 @@
-"""The trainables: how a trial's config becomes a loss, the mock's known optimum, and one
-real search with the tiny model on CPU (2 trials, 1 epoch)."""
+"""The real trainable: how a trial's config becomes a loss, and one real search with the
+tiny model on CPU (2 trials, 1 epoch)."""
 
 from __future__ import annotations
 
@@ -9,37 +9,12 @@ import os
 
 import pandas as pd
 import pytest
+from conftest import trial_config as cfg
 
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
 
 from tune_vqvae import search  # noqa: E402
-from tune_vqvae.errors import DivergedError  # noqa: E402
-from tune_vqvae.trainable import (  # noqa: E402
-    MOCK_BASELINE,
-    MOCK_BEST_W,
-    MOCK_FLOOR,
-    MOCK_NO_MSE,
-    InjectedCrash,
-    inject_faults,
-    label,
-    loss_settings,
-    mock_final_objective,
-    mock_objective,
-    objective_value,
-)
-
-
-def cfg(**kw):
-    return {"loss": "gmsd", "role": "search", "with_mse": True, "w": None, **kw}
-
-
-def test_loss_settings_and_labels():
-    assert loss_settings(cfg(role="baseline", w=3.0)) == ("mse", 1.0, True)
-    assert loss_settings(cfg(w=0.5)) == ("gmsd", 0.5, True)
-    assert loss_settings(cfg(with_mse=False)) == ("gmsd", 1.0, False)
-    assert label(cfg(w=0.5)) == "mse+0.5*gmsd"
-    assert label(cfg(with_mse=False)) == "gmsd (no mse)"
-    assert label(cfg(role="baseline")) == "mse"
+from tune_vqvae.vocab import loss_settings  # noqa: E402
 
 
 def test_loss_settings_build_valid_loss_configs():
@@ -48,34 +23,6 @@ def test_loss_settings_build_valid_loss_configs():
     for c in (cfg(role="baseline"), cfg(w=0.01), cfg(with_mse=False)):
         name, w, with_mse = loss_settings(c)
         LossConfig(name=name, weight=w, with_mse=with_mse)  # raises UserError if invalid
-
-
-def test_mock_has_its_known_optimum():
-    ws = [10 ** (k / 20) for k in range(-60, 21)]
-    best = min(ws, key=lambda w: mock_final_objective(cfg(w=w)))
-    assert abs(math.log10(best / MOCK_BEST_W["gmsd"])) < 0.06
-    assert mock_final_objective(cfg(w=MOCK_BEST_W["gmsd"])) == pytest.approx(MOCK_FLOOR, rel=0.02)
-    assert mock_final_objective(cfg(role="baseline")) == MOCK_BASELINE
-    assert mock_final_objective(cfg(with_mse=False)) == MOCK_NO_MSE
-    # learning curves decrease to the final value
-    curve = [mock_objective(cfg(w=1.0), e, 5) for e in range(1, 6)]
-    assert curve == sorted(curve, reverse=True) and curve[-1] == mock_final_objective(cfg(w=1.0))
-
-
-def test_objective_value_is_minimised():
-    assert objective_value({"swd": 3.0}, "swd") == 3.0
-    assert objective_value({"val_psnr": 30.0}, "val_psnr") == -30.0
-
-
-def test_fault_injection(tmp_path):
-    c = cfg(w=0.5, faults=[{"nan_at_epoch": 2, "only_w": 0.5},
-                           {"crash_at_epoch": 1, "marker_dir": str(tmp_path)}])
-    with pytest.raises(InjectedCrash):
-        inject_faults(c, 1)
-    inject_faults(c, 1)  # the crash happens once (its marker remains)
-    with pytest.raises(DivergedError, match="epoch 2"):
-        inject_faults(c, 2)
-    inject_faults(cfg(w=0.7, faults={"nan_at_epoch": 2, "only_w": 0.5}), 2)  # other trial: no fault
 
 
 @pytest.mark.slow

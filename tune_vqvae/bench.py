@@ -25,6 +25,9 @@ import torch.nn.functional as F
 from .data import DataConfig, ImageData, load_data, to_model_range
 from .errors import UserError, atomic_write_text, cli_entry
 from .losses import LOSSES, LossConfig
+from .metrics.frechet import StreamingStats
+from .metrics.inception import FID_WEIGHTS_FILE, InceptionFeatures
+from .metrics.scorer import to_unit_range
 from .model import VQVAE, ModelConfig
 from .train import TrainConfig, Trainer, pick_device
 
@@ -209,14 +212,73 @@ def bench_overhead(bc: BenchConfig, data: ImageData) -> dict:
     return rows
 
 
+def random_weight_inception(seed: int = 0) -> InceptionFeatures:
+    """pytorch-fid's InceptionV3 with random weights, loaded through the user path: same
+    architecture and cost as the real one, for timing and tests where the download is
+    impossible. Its FID values mean nothing."""
+    import tempfile
+
+    import torchvision
+
+    torch.manual_seed(seed)
+    net = torchvision.models.inception_v3(
+        weights=None, aux_logits=False, num_classes=1008, init_weights=False
+    )  # the FID Inception's patched blocks keep torchvision's parameter names and shapes
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, FID_WEIGHTS_FILE)
+        torch.save(net.state_dict(), path)
+        return InceptionFeatures(path)
+
+
+def benchmark_features(
+    extractor: torch.nn.Module,
+    n_images: int,
+    batch_size: int = 200,
+    device: str | torch.device = "cpu",
+    image_size: int = 32,
+) -> dict:
+    """Images/s of feature extraction + streaming stats on random uint8 images, and peak
+    memory (CUDA: max allocated; CPU: process peak RSS)."""
+    import resource
+
+    device = torch.device(device)
+    extractor = extractor.to(device).eval()
+    gen = torch.Generator().manual_seed(0)
+    stats = StreamingStats()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with torch.inference_mode():
+        warm = torch.randint(0, 256, (2, 3, image_size, image_size), dtype=torch.uint8)
+        extractor(to_unit_range(warm, device))
+        start = time.perf_counter()
+        for i in range(0, n_images, batch_size):
+            n = min(batch_size, n_images - i)
+            x = torch.randint(0, 256, (n, 3, image_size, image_size), generator=gen, dtype=torch.uint8)
+            stats.update(extractor(to_unit_range(x, device)))
+        stats.cov()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {
+        "images": n_images,
+        "seconds": seconds,
+        "images_per_s": n_images / seconds,
+        "peak_mem_mb": peak_mb,
+        "device": name,
+    }
+
+
 def bench_fid(bc: BenchConfig, data: ImageData) -> dict:
     """Inception feature throughput and peak memory at two image counts (memory must stay flat).
 
     Random-weight Inception: the same network and cost as the real FID weights, which this
     benchmark therefore does not need.
     """
-    from .fid import benchmark_features, random_weight_inception
-
     device = pick_device(bc.device)
     big = bc.fid_images or (100 if bc.quick else 10_000)
     batch = 50 if device.type == "cpu" else 500  # CPU: bounds the 299x299 activations (~2 GB)

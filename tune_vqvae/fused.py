@@ -103,6 +103,10 @@ class FusedTrainer(Trainer):
         loss = recon + vq + self.cfg.model.beta * commit
         return torch.stack([loss, recon, mse, vq, commit])
 
+    def _minimised(self, stats: torch.Tensor) -> torch.Tensor:
+        # The sum of the G losses: the models share no parameter, so each gets its own gradient.
+        return stats[0].sum()
+
     def train_epoch(self) -> list[dict]:
         """One epoch; each model's mean TRAIN_STATS, its weight and the shared throughput."""
         means, epoch_s, _ = self._train_steps()

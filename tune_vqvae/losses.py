@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import UserError
+from .vocab import run_label
 
 # piqa's input checks call .item() on every forward (a host sync per step); our inputs are
 # in range by construction (tanh output, uint8 data), so turn them off.
@@ -110,9 +111,7 @@ class LossConfig:
 
     @property
     def label(self) -> str:
-        if self.name == "mse":
-            return "mse"
-        return f"mse+{self.weight:g}*{self.name}" if self.with_mse else self.name
+        return run_label(self.name, self.with_mse, self.weight)
 
 
 class ReconstructionLoss(nn.Module):

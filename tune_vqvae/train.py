@@ -1,4 +1,5 @@
-"""One real VQ-VAE training run: `python -m tune_vqvae.train --loss gmsd --weight 0.5`.
+"""One real VQ-VAE training run: `TrainConfig` and the `Trainer` (its command line, `python -m
+tune_vqvae.train --loss gmsd --weight 0.5`, is in train_cli.py).
 
 The loop follows airbench's shape: the dataset lives on the device, batches are index
 gathers, and the host syncs once per epoch (to read the summed losses), not per step.
@@ -6,17 +7,14 @@ gathers, and the host syncs once per epoch (to read the summed losses), not per 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
-import json
 import pickle
 import statistics
 import sys
 import time
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import piqa
 import torch
@@ -27,11 +25,8 @@ from .errors import (
     DivergedError,
     UserError,
     atomic_write_bytes,
-    atomic_write_text,
-    cli_entry,
-    ensure_writable_dir,
 )
-from .losses import LOSSES, LossConfig, ReconstructionLoss
+from .losses import LossConfig, ReconstructionLoss
 from .model import VQVAE, ModelConfig, codebook_usage
 
 TRAIN_STATS = ("train_loss", "train_recon", "train_mse", "train_vq", "train_commit")
@@ -139,13 +134,17 @@ class Trainer:
         loss = recon + vq + self.cfg.model.beta * commit
         return torch.stack([loss, recon, mse, vq, commit])
 
+    def _minimised(self, stats: torch.Tensor) -> torch.Tensor:
+        """The scalar the optimiser minimises, from `_forward_losses`' stats."""
+        return stats[0]
+
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         """One optimiser step; returns the detached TRAIN_STATS as one tensor (no host sync)."""
         if self.cfg.compile and self.cfg.compile_mode == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs may reuse last step's buffers
         stats = self._losses(x)
         self.opt.zero_grad(set_to_none=True)
-        stats[0].sum().backward()  # a sum over models when fused; models share no parameters
+        self._minimised(stats).backward()
         self.opt.step()
         return stats.detach()
 
@@ -303,105 +302,7 @@ class Trainer:
             self.writer.close()
 
 
-# --- command line ---------------------------------------------------------------------------
+if __name__ == "__main__":  # python -m tune_vqvae.train: the command line is train_cli's
+    from tune_vqvae.train_cli import main
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tune_vqvae.train", description=__doc__.split("\n")[0])
-    p.add_argument("--loss", default="mse", help=f"one of {', '.join(LOSSES)}")
-    p.add_argument("--weight", type=float, default=1.0, help="w in mse + w * loss")
-    p.add_argument("--no-mse", action="store_true", help="train on the perceptual loss alone")
-    p.add_argument("--data", default="builtin", help="builtin | cifar10 | FILE.npz")
-    p.add_argument("--cache-dir", default=DataConfig.cache_dir)
-    p.add_argument("--train-images", type=int, help="use only the first N training images")
-    p.add_argument("--val-images", type=int, default=1000,
-                   help="images of the validation split the val_* metrics use")
-    p.add_argument("--holdout", type=int, default=0,
-                   help="validate on the last N training images (not trained on) instead of test")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--codebook-size", type=int, default=512)
-    p.add_argument("--beta", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-amp", action="store_true", help="fp32 everywhere on CUDA")
-    p.add_argument("--no-channels-last", action="store_true", help="NCHW activations on CUDA")
-    p.add_argument("--compile", action="store_true", help="torch.compile forward and losses")
-    p.add_argument("--compile-mode", default="default", choices=COMPILE_MODES,
-                   help="torch.compile mode; reduce-overhead adds CUDA graphs")
-    p.add_argument("--no-fused-adam", action="store_true", help="Adam as a loop over parameters")
-    p.add_argument("--out", help="run directory (default runs/train/<loss>-<time>)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out with its own settings (only --epochs and the "
-                        "device and compile flags may change)")
-    return p
-
-
-def config_from_args(a: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        model=ModelConfig(hidden=a.hidden, codebook_size=a.codebook_size, beta=a.beta),
-        loss=LossConfig(name=a.loss, weight=a.weight, with_mse=not a.no_mse),
-        data=DataConfig(source=a.data, cache_dir=a.cache_dir, train_images=a.train_images,
-                        holdout=a.holdout),
-        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device,
-        val_images=a.val_images, amp=not a.no_amp, channels_last=not a.no_channels_last,
-        compile=a.compile, compile_mode=a.compile_mode, fused_adam=not a.no_fused_adam,
-    )
-
-
-def _run_dir(a: argparse.Namespace, cfg: TrainConfig) -> Path:
-    out = Path(a.out or f"runs/train/{cfg.loss.label.replace('*', 'x')}-{time.strftime('%Y%m%d-%H%M%S')}")
-    has_run = (out / "checkpoint.pt").exists()
-    if a.resume and not has_run:
-        raise UserError(f"--resume: {out} holds no checkpoint.pt; give the --out of an earlier run")
-    if has_run and not a.resume:
-        raise UserError(f"{out} already holds a run; add --resume to continue it or pick another --out")
-    return ensure_writable_dir(out, "output directory")
-
-
-# What a resumed run may change; everything else comes from the run's config.json.
-RESUME_OVERRIDES = ("epochs", "device", "amp", "channels_last", "compile", "compile_mode")
-
-
-def _resumed_config(out: Path, given: TrainConfig) -> TrainConfig:
-    """The run's own config (model, loss, data, seed...), with only RESUME_OVERRIDES from the CLI."""
-    try:
-        saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
-    except (OSError, ValueError, TypeError) as e:
-        raise UserError(f"--resume: cannot read {out / 'config.json'} ({e}); is {out} a run dir?") from None
-    return dataclasses.replace(saved, **{k: getattr(given, k) for k in RESUME_OVERRIDES})
-
-
-@cli_entry
-def main(argv=None):
-    a = build_parser().parse_args(argv)
-    cfg = config_from_args(a)
-    out = _run_dir(a, cfg)
-    if a.resume:
-        cfg = _resumed_config(out, cfg)
-    data = load_data(cfg.data)
-    trainer = Trainer(cfg, data, log_dir=out / "tb")
-    if a.resume:
-        trainer.load_checkpoint(out / "checkpoint.pt")
-    atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
-    print(f"{cfg.loss.label}: {len(data.x_train)} train / {len(trainer.x_val)} val images of "
-          f"{data.name} on {trainer.device}, epochs {trainer.epoch + 1}..{cfg.epochs}, run dir {out}")
-    try:
-        while trainer.epoch < cfg.epochs:
-            m = trainer.train_epoch()
-            trainer.save_checkpoint(out / "checkpoint.pt")
-            atomic_write_text(out / "metrics.json", json.dumps(trainer.history, indent=1))
-            print(f"epoch {m['epoch']:3d}  loss {m['train_loss']:.4f}  val mse {m['val_mse']:.4f}  "
-                  f"psnr {m['val_psnr']:.2f}  ssim {m['val_ssim']:.4f}  perplexity "
-                  f"{m['perplexity']:.1f}  {m['images_per_s']:.0f} img/s  step {m['step_ms']:.1f} ms "
-                  f"(loss {m['recon_loss_ms']:.2f} ms)", flush=True)
-    except DivergedError as e:
-        raise UserError(f"{e}; lower the weight, or train with MSE (drop --no-mse)") from None
-    finally:
-        trainer.close()
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

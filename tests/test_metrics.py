@@ -1,4 +1,5 @@
-"""FID evaluation: statistics, distance, weights loading, reference cache, offline SWD."""
+"""tune_vqvae.metrics: streaming statistics and Fréchet distance, SWD, Inception weights, the
+scorer and its reference cache; and the benchmark of feature extraction."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from pytorch_fid.inception import FID_WEIGHTS_URL
 from torch import nn
 
-from tune_vqvae import fid
+from tune_vqvae.bench import benchmark_features
 from tune_vqvae.data import ImageData
 from tune_vqvae.errors import UserError, cli_entry
-from tune_vqvae.fid import (
+from tune_vqvae.metrics import (
     FID_WEIGHTS_FILE,
     WEIGHTS_ENV,
     FIDConfig,
@@ -25,6 +26,7 @@ from tune_vqvae.fid import (
     check_fid_weights,
     fid_weights_available,
     frechet_distance,
+    inception,
     require_fid_weights,
     swd,
 )
@@ -100,7 +102,7 @@ def no_weights(tmp_path, monkeypatch):
     def fail(url, dest):
         raise OSError("no network")
 
-    monkeypatch.setattr(fid, "_download", fail)
+    monkeypatch.setattr(inception, "_download", fail)
 
 
 def random_inception_file(path) -> str:
@@ -181,7 +183,7 @@ def test_weights_file_loads_through_user_path(tmp_path, no_weights):
         cache_dir=str(tmp_path / "cache"),
     )
     ev = FIDEvaluator(cfg, make_data(8), "cpu")  # the code path users run
-    assert isinstance(ev.extractor, fid.InceptionFeatures) and ev.metrics == ("fid",)
+    assert isinstance(ev.extractor, inception.InceptionFeatures) and ev.metrics == ("fid",)
     saved = torch.load(path, weights_only=True)
     torch.testing.assert_close(ev.extractor.net.blocks[0][0].conv.weight, saved["Conv2d_1a_3x3.conv.weight"])
     out = ev.evaluate(identity)
@@ -206,10 +208,10 @@ def test_wrong_architecture_file_is_a_user_error(tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save(nn.Linear(2, 2).state_dict(), bad)
     with pytest.raises(UserError, match="does not fit pytorch-fid's InceptionV3"):
-        fid.InceptionFeatures(str(bad))
+        inception.InceptionFeatures(str(bad))
     bad.write_bytes(b"not a torch file")
     with pytest.raises(UserError, match="cannot be read"):
-        fid.InceptionFeatures(str(bad))
+        inception.InceptionFeatures(str(bad))
 
 
 def assert_missing_message(msg: str):
@@ -313,5 +315,5 @@ def test_config_validation(bad):
 
 
 def test_benchmark_features_reports_throughput():
-    out = fid.benchmark_features(RandomFeatures(), n_images=40, batch_size=16)
+    out = benchmark_features(RandomFeatures(), n_images=40, batch_size=16)
     assert out["images"] == 40 and out["images_per_s"] > 0 and out["peak_mem_mb"] > 0

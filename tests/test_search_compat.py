@@ -1,0 +1,79 @@
+"""Each private Ray/Optuna attribute tune_vqvae.search._compat relies on still exists and
+means what we use it for: an upgrade that breaks one fails here, by name."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+from types import SimpleNamespace
+
+import optuna
+
+os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
+import ray  # noqa: E402
+from ray.tune import ResultGrid  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+from ray.tune.search.optuna import OptunaSearch  # noqa: E402
+
+from tune_vqvae.search import _compat, _runner  # noqa: E402
+
+
+def test_result_grid_keeps_the_trials_it_was_built_from():
+    analysis = SimpleNamespace(trials=[])
+    grid = ResultGrid(analysis)
+    analysis.trials = [SimpleNamespace(trial_id="t1", status="ERROR"),
+                       SimpleNamespace(trial_id="t2", status="TERMINATED")]
+    assert _compat.trial_statuses(grid) == {"t1": "ERROR", "t2": "TERMINATED"}
+
+
+def space(trial):
+    trial.suggest_float("w", 0.1, 1.0)
+
+
+def test_optuna_search_exposes_its_study_trials_and_told_set():
+    searcher = OptunaSearch(space=space, metric="objective", mode="min",
+                            sampler=optuna.samplers.RandomSampler(seed=0))
+    assert searcher.suggest("a") is not None
+    study = _compat.searcher_study(searcher)
+    assert isinstance(study, optuna.Study)
+    assert isinstance(_compat.searcher_trials(searcher)["a"], optuna.Trial)
+    assert "a" not in _compat.searcher_told(searcher)
+    searcher.on_trial_complete("a", {"objective": 0.5})
+    assert "a" in _compat.searcher_told(searcher)
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+
+
+def test_a_stored_trial_gets_a_user_attribute():
+    study = optuna.create_study()
+    study.ask()
+    _compat.set_stored_user_attr(study, study.trials[0], "orphaned", "yes")
+    assert study.trials[0].user_attrs == {"orphaned": "yes"}
+
+
+def test_asha_counts_the_trials_it_stopped():
+    asha = ASHAScheduler(time_attr="epoch", max_t=3, grace_period=1)
+    assert asha._num_stopped == 0  # the counter _compat.asha_uncount_stop takes back
+    _compat.asha_uncount_stop(asha)
+    assert asha._num_stopped == -1
+
+
+def test_tune_loops_in_experiment_threads_poll_the_runs_stop_event():
+    import ray.tune.tune as tune_module
+
+    assert "_setup_signal_catching()" in inspect.getsource(tune_module.run)  # Tune's loop asks it
+    _compat.route_tune_sigint(_runner._stop_event)
+    stop, seen = threading.Event(), []
+    thread = _runner.ExperimentThread("x", lambda: seen.append(tune_module._setup_signal_catching()),
+                                      stop)
+    thread.start()
+    thread.join()
+    assert seen == [stop]
+    # outside an experiment thread Tune's own handler stays (an Event it sets on SIGINT)
+    assert isinstance(tune_module._setup_signal_catching(), threading.Event)
+    assert tune_module._setup_signal_catching() is not stop
+
+
+def test_ray_init_takes_the_local_node_address():
+    # a keyword of ray.init's **kwargs: its source reads it (ray.init(_node_ip_address=...))
+    assert 'kwargs.pop("_node_ip_address"' in inspect.getsource(ray.init)

@@ -1,0 +1,60 @@
+"""The shared vocabulary (tune_vqvae.vocab): labels, the objective's sign, the paper's grid."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+from conftest import trial_config as cfg
+
+from tune_vqvae.vocab import (
+    PAPER_GRID_FILE,
+    config_label,
+    dir_tag,
+    loss_settings,
+    metric_of,
+    mode,
+    objective_value,
+    on_paper_grid,
+    paper_points,
+    paper_weights,
+    point_name,
+)
+
+
+def test_loss_settings_and_labels():
+    assert loss_settings(cfg(role="baseline", w=3.0)) == ("mse", 1.0, True)
+    assert loss_settings(cfg(w=0.5)) == ("gmsd", 0.5, True)
+    assert loss_settings(cfg(with_mse=False)) == ("gmsd", 1.0, False)
+    assert config_label(cfg(w=0.5)) == "mse+0.5*gmsd"
+    assert config_label(cfg(with_mse=False)) == "gmsd (no mse)"
+    assert config_label(cfg(role="baseline")) == "mse"
+
+
+def test_short_forms_of_a_config():
+    assert (mode("gmsd", True), mode("gmsd", False), mode("mse", True)) == ("mse+w*gmsd", "gmsd alone", "mse")
+    assert (point_name(True, 0.5), point_name(False, None)) == ("w=0.5", "no MSE")
+    assert (dir_tag("baseline", True, None), dir_tag("search", True, 0.5), dir_tag("search", False, None)) \
+        == ("mse", "w0.5", "nomse")
+
+
+def test_objective_value_is_minimised():
+    assert objective_value({"swd": 3.0}, "swd") == 3.0
+    assert objective_value({"val_psnr": 30.0}, "val_psnr") == -30.0
+    assert metric_of({"objective": -30.0}, "val_psnr") == 30.0  # the sign undone
+    assert metric_of({"objective": 3.0}, "swd") == 3.0
+
+
+def test_paper_grid_is_read_from_its_yaml_file():
+    raw = yaml.safe_load(PAPER_GRID_FILE.read_text())
+    assert len(paper_points()) == len(raw["points"]) == 4
+    assert paper_weights() == (1.0, 0.5, 0.25)
+    assert on_paper_grid("gmsd", True, 0.5) and on_paper_grid("gmsd", False, None)
+    assert not on_paper_grid("gmsd", True, 0.3)
+
+
+def test_the_vocabulary_imports_neither_ray_nor_torch():
+    code = "import sys, tune_vqvae.vocab; print(sorted({'ray', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

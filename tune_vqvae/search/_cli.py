@@ -1,0 +1,253 @@
+"""Search the weight w of `mse + w * L` with Optuna, each trial a VQ-VAE run under Ray Tune.
+
+The command line: flags -> `SearchConfig` and the experiment directory, everything checked
+before Ray starts (bad input exits 2 and leaves nothing behind); then `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import errno
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from ..data import DataConfig, load_data
+from ..errors import UserError, atomic_write_text, cli_entry
+from ..losses import PERCEPTUAL_LOSSES
+from ..train import TrainConfig
+from ..vocab import BASELINE_EXPERIMENT, JOURNAL_FILE, OBJECTIVES, RESULTS_CSV, RESULTS_JSON, SETTINGS_FILE
+from . import _cluster
+from ._config import SearchConfig, resolve_objective, resolve_spaces, train_config_dict
+from ._experiments import Experiments, Layout, trainable_for
+from ._optuna import journal_storage
+from ._results import collect_rows, format_table, summarise, write_results
+from ._runner import quiet_console, run_experiments, say
+from ._spaces import SearchSpace
+
+
+def smoke_settings(a: argparse.Namespace) -> None:
+    """--smoke: tiny model, few images, few trials and epochs, offline built-in data."""
+    defaults = dict(loss=["gmsd"], num_samples=8, epochs=4, hidden=16, codebook_size=32,
+                    builtin_train=2048, builtin_test=256, holdout=256, val_images=128, batch_size=32,
+                    fid_samples=128, max_concurrent=2, grace_period=2, data="builtin",
+                    name=f"smoke-{time.strftime('%Y%m%d-%H%M%S')}")
+    for key, value in defaults.items():
+        if getattr(a, key, None) is None:
+            setattr(a, key, value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tune_vqvae.search",
+                                description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = SearchConfig(losses=[])
+    p.add_argument("--loss", action="append", help=f"loss to search (repeatable), or all: "
+                   f"{', '.join(PERCEPTUAL_LOSSES)}; default: the --space file's losses")
+    p.add_argument("--space", help="search-space YAML for all losses (default: "
+                   "search_spaces/<loss>.yaml; search_spaces/paper_grid.yaml = the paper's grid)")
+    p.add_argument("--num-samples", type=int, help=f"Optuna trials per loss incl. the paper points "
+                   f"(default {d.num_samples}); one MSE baseline trial runs in addition")
+    p.add_argument("--epochs", type=int, help=f"epochs per trial (default {d.epochs})")
+    p.add_argument("--max-concurrent", type=int,
+                   help=f"running trials per loss at most (default {d.max_concurrent})")
+    p.add_argument("--cpus-per-trial", type=float, help=f"default {d.cpus_per_trial:g}")
+    p.add_argument("--gpus-per-trial", type=float,
+                   help="fractional packs trials on a GPU, e.g. 0.25 "
+                   "(default: 1 if the cluster has GPUs, else 0)")
+    p.add_argument("--data", help="builtin (offline default) | cifar10 | FILE.npz")
+    p.add_argument("--train-images", type=int, help="use the first N training images")
+    p.add_argument("--val-images", type=int, help=f"held-out images for val metrics (default {d.val_images})")
+    p.add_argument("--holdout", type=int,
+                   help="select w on the last N training images (not trained on) and report the "
+                   "test split's scores of every finished trial as test_<objective> "
+                   "(default 0: select on the test images, the paper's protocol)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--hidden", type=int, help=f"model width (default {d.hidden})")
+    p.add_argument("--codebook-size", type=int, help=f"default {d.codebook_size}")
+    p.add_argument("--objective", help=f"metric to minimise: {', '.join(OBJECTIVES)} (PSNR/SSIM "
+                   "are maximised); default fid (needs its weights; --smoke falls back to swd)")
+    p.add_argument("--fid-weights",
+                   help="Inception weights file for FID (pt_inception-2015-12-05-6726825d.pth)")
+    p.add_argument("--fid-samples", type=int, help=f"images scored by FID/SWD: of the test split, or of "
+                   f"the --holdout (default {d.fid_samples})")
+    p.add_argument("--eval-every", type=int, help="FID/SWD every N epochs and at the last (default 1)")
+    p.add_argument("--storage-path",
+                   help=f"where experiments go: a dir, NFS, or s3://... (default {d.storage_path})")
+    p.add_argument("--name", help="experiment name (default <losses>-<time>)")
+    p.add_argument("--resume", nargs="?", const=True, metavar="DIR",
+                   help="continue an interrupted search: DIR, or --storage-path/--name; "
+                   "its saved settings are used")
+    p.add_argument("--seed", type=int, help="seed of the training runs and of the sampler")
+    p.add_argument("--address", help="Ray cluster to use (host:port, ray://host:10001 or auto); "
+                   "default: start a local one")
+    p.add_argument("--no-early-stop", dest="early_stop", action="store_false", default=None,
+                   help="no ASHA early stopping")
+    p.add_argument("--grace-period", type=int,
+                   help="epochs before ASHA may stop a trial (default epochs // 3)")
+    p.add_argument("--max-failures", type=int,
+                   help=f"retries of a crashed trial from its last checkpoint (default {d.max_failures})")
+    p.add_argument("--seeds", type=int,
+                   help="after the search, re-run the best config of each loss and the MSE "
+                   "baseline N more times with seeds --seed+1..--seed+N (mean ± std in the "
+                   "report); with --resume DIR, adds them to a finished search")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny end-to-end search on the built-in data, CPU, < 3 min")
+    p.add_argument("--mock", action="store_true", help="mock trainable (tests of the search machinery)")
+    p.add_argument("--faults", help=argparse.SUPPRESS)  # JSON fault injection, tests only
+    p.add_argument("--num-cpus", type=int, help=argparse.SUPPRESS)  # local cluster size (tests)
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> SearchConfig:
+    if a.smoke:
+        smoke_settings(a)
+    losses: list[str] = []
+    for name in a.loss or []:
+        losses.extend(PERCEPTUAL_LOSSES if name == "all" else [name])
+    values = {k: v for k, v in vars(a).items() if v is not None and k in
+              {f.name for f in dataclasses.fields(SearchConfig)}}
+    values["losses"] = list(dict.fromkeys(losses))
+    if a.faults:
+        try:
+            values["faults"] = json.loads(a.faults)
+        except json.JSONDecodeError as e:
+            raise UserError(f"--faults is not JSON ({e})") from None
+    return SearchConfig(**values)
+
+
+def settings(a: argparse.Namespace) -> tuple[SearchConfig, Layout, bool]:
+    """Settings and experiment directory, checked before Ray starts. -> (cfg, layout, resume)."""
+    if a.resume:
+        if a.resume is True:
+            if not a.name:
+                raise UserError("--resume needs the experiment: --resume DIR, or --name NAME "
+                                "(with the --storage-path of the search)")
+            layout = Layout(a.storage_path or SearchConfig.storage_path, a.name)
+        else:
+            d = Path(a.resume).expanduser().resolve()
+            layout = Layout(str(d.parent), d.name)
+        settings = layout.local / SETTINGS_FILE
+        if not settings.is_file():
+            raise UserError(f"--resume: {layout.local} is not a search experiment (no {SETTINGS_FILE}); "
+                            f"give the directory an earlier search created")
+        try:
+            cfg = SearchConfig.from_dict(json.loads(settings.read_text()))
+        except (json.JSONDecodeError, TypeError) as e:
+            raise UserError(f"--resume: {settings} is unreadable ({e}); "
+                            "it is not a search's settings") from None
+        if a.seeds is not None:  # --resume DIR --seeds N: add seed re-runs to a search
+            cfg.seeds = a.seeds
+        cfg.validate()
+        return cfg, layout, True
+    cfg = config_from_args(a)
+    cfg.validate()
+    if not cfg.name:
+        tag = "all" if len(cfg.losses) > 2 else "+".join(cfg.losses) or "search"
+        cfg.name = f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    layout = Layout(cfg.storage_path, cfg.name)
+    if (layout.local / SETTINGS_FILE).exists():
+        raise UserError(f"{layout.local} already holds a search; add --resume to continue it, "
+                        f"or pick another --name")
+    return cfg, layout, False
+
+
+@dataclass
+class Plan:
+    """A search checked and ready to run: what `prepare` found before Ray starts."""
+
+    cfg: SearchConfig
+    layout: Layout
+    resume: bool
+    spaces: dict[str, SearchSpace]
+    objective: str
+    fid: dict  # FIDConfig of the trials, as a dict
+    why: str  # a sentence: why this objective
+    train: dict  # TrainConfig of the trials, as a dict
+    data: object  # ImageData (None with --mock): shared with the trials via the object store
+    address: str | None  # --address, or None: a private local cluster
+    num_cpus: int | None  # of the local cluster (tests)
+    write_settings: bool  # a new search, or --resume --seeds N: (re)write search.json
+
+
+def prepare(a: argparse.Namespace) -> Plan:
+    """Everything a bad input can break, checked in the order the errors are documented."""
+    cfg, layout, resume = settings(a)
+    spaces = resolve_spaces(cfg)
+    objective, fid, why = resolve_objective(cfg)
+    train = train_config_dict(cfg)
+    data = None
+    if not cfg.mock:
+        data = load_data(DataConfig(**train["data"]))  # bad --data fails here, exit 2
+        TrainConfig.from_dict(train)  # validates epochs, lr, ...
+    if a.address:
+        _cluster.check_address(a.address)
+    layout.check_writable()
+    return Plan(cfg, layout, resume, spaces, objective, fid, why, train, data, a.address, a.num_cpus,
+                write_settings=not resume or a.seeds is not None)
+
+
+@cli_entry
+def main(argv=None):
+    plan = prepare(build_parser().parse_args(argv))
+    quiet_console()
+    started = _cluster.connect(plan.address, plan.num_cpus)
+    layout = plan.layout
+    try:
+        # only now: a search that could not start leaves no experiment behind
+        if plan.write_settings:
+            settings_json = json.dumps(dataclasses.asdict(plan.cfg), indent=1)
+            atomic_write_text(layout.local / SETTINGS_FILE, settings_json)
+        return run(plan)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # The results files are written atomically: the previous ones are intact.
+        raise UserError(f"storage path {str(layout.local)!r} is full ({e.strerror}); free space, "
+                        f"then continue with --resume {layout.local}") from None
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run(plan: Plan) -> int:
+    """The search on a connected cluster: the baseline and every loss's experiment at once,
+    then the seed re-runs; results files and the table."""
+    cfg, layout, objective = plan.cfg, plan.layout, plan.objective
+    cfg.cpus_per_trial, cfg.gpus_per_trial = _cluster.trial_resources(
+        cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.mock, local=not plan.address)
+    base_config = {
+        "train": plan.train, "objective": objective, "fid": plan.fid, "eval_every": cfg.eval_every,
+        "cpus": cfg.cpus_per_trial, "with_mse": True, "w": None, "faults": cfg.faults,
+    }
+    data_ref = ray.put(plan.data) if plan.data is not None else None
+    experiments = Experiments(cfg, layout, plan.resume, trainable_for(cfg, data_ref), base_config)
+    journal = journal_storage(layout.local / JOURNAL_FILE)
+    n = sum(len(s.points) if s.grid else cfg.num_samples for s in plan.spaces.values())
+    say(f"search {layout.name}: {', '.join(cfg.losses)}; {n} trials + 1 MSE baseline, "
+        f"{cfg.epochs} epochs each; objective {objective} ({plan.why}); "
+        f"{cfg.cpus_per_trial:g} CPU + {cfg.gpus_per_trial:g} GPU per trial; "
+        f"{'resuming ' if plan.resume else ''}{layout.storage}")
+
+    jobs = {BASELINE_EXPERIMENT: experiments.baseline()}
+    jobs.update({loss: experiments.search(loss, plan.spaces[loss], journal) for loss in cfg.losses})
+    start = time.perf_counter()
+    rows = []
+    for exp, grid in run_experiments(jobs).items():
+        rows.extend(collect_rows(exp, grid, cfg, plan.spaces.get(exp), objective))
+    summary = summarise(rows, cfg.losses, objective)
+    if cfg.seeds:
+        for exp, grid in run_experiments(experiments.seed_reruns(summary)).items():
+            rows.extend(collect_rows(exp, grid, cfg, None, objective, seeds=True))
+    write_results(layout, cfg, objective, rows, summary)
+    say("")
+    say(format_table(rows, summary, objective))
+    say(f"\n{len(rows)} trials in {time.perf_counter() - start:.0f} s; results: "
+        f"{layout.local / RESULTS_CSV}, {layout.local / RESULTS_JSON}")
+    say(f"tensorboard --logdir {layout.storage}    optuna-dashboard {layout.local / JOURNAL_FILE}")
+    return 0

@@ -1,0 +1,156 @@
+"""The settings of a search (`SearchConfig`, saved as search.json) and what the trials get
+from them: the TrainConfig, the objective and the FID set-up, the search spaces."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data import DataConfig
+from ..errors import UserError
+from ..losses import LOSSES, PERCEPTUAL_LOSSES, LossConfig
+from ..metrics import FIDConfig, check_fid_weights, require_fid_weights
+from ..model import ModelConfig
+from ..train import TrainConfig
+from ..vocab import OBJECTIVES
+from ._spaces import SearchSpace, default_space_file, load_space
+
+
+@dataclass
+class SearchConfig:
+    losses: list[str]
+    space: str | None = None  # one file for all losses; None: search_spaces/<loss>.yaml
+    num_samples: int = 20  # Optuna trials per loss, the points included (+1 baseline)
+    epochs: int = TrainConfig.epochs
+    max_concurrent: int = 4  # per loss experiment
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None  # None: 1 when the cluster has GPUs, else 0
+    data: str = "builtin"
+    train_images: int | None = None
+    test_images: int | None = None
+    builtin_train: int = DataConfig.builtin_train
+    builtin_test: int = DataConfig.builtin_test
+    val_images: int = TrainConfig.val_images
+    holdout: int = DataConfig.holdout  # > 0: select on the last N training images, score the winners on test
+    batch_size: int = TrainConfig.batch_size
+    lr: float = TrainConfig.lr
+    hidden: int = ModelConfig.hidden
+    codebook_size: int = ModelConfig.codebook_size
+    objective: str | None = None  # None: fid when its weights are found, else swd
+    fid_weights: str | None = None
+    fid_samples: int = FIDConfig.samples
+    eval_every: int = 1
+    storage_path: str = "runs/search"
+    name: str | None = None
+    seed: int = TrainConfig.seed
+    early_stop: bool = True
+    grace_period: int | None = None  # None: max(1, epochs // 3)
+    max_failures: int = 2
+    seeds: int = 0  # after the search: re-run each loss's best config and the baseline N times
+    mock: bool = False
+    smoke: bool = False
+    # Test support (tune_vqvae.testing.inject_faults), never set by users: kept in the
+    # settings so that a resumed test search injects the same faults.
+    faults: dict | None = None
+
+    def validate(self) -> None:
+        for name in self.losses:
+            if name == "mse":
+                raise UserError("--loss mse: the plain-MSE baseline runs in every search; "
+                                f"pick a perceptual loss: {', '.join(PERCEPTUAL_LOSSES)} or all")
+            if name not in LOSSES:
+                raise UserError(f"unknown loss {name!r}; valid: {', '.join(PERCEPTUAL_LOSSES)} or all")
+        for key in ("num_samples", "epochs", "max_concurrent", "eval_every", "fid_samples",
+                    "val_images", "batch_size", "hidden", "codebook_size"):
+            if getattr(self, key) < 1:
+                raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
+        if not self.cpus_per_trial > 0:
+            raise UserError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
+            raise UserError(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
+        if 0 < self.holdout < 2 or self.holdout < 0:
+            raise UserError(f"--holdout must be 0 (select on test) or >= 2 images (FID/SWD need "
+                            f"two), got {self.holdout}")
+        if self.max_failures < 0:
+            raise UserError(f"--max-failures must be >= 0, got {self.max_failures}")
+        if self.seeds < 0:
+            raise UserError(f"--seeds must be >= 0, got {self.seeds}")
+        if self.objective is not None and self.objective not in OBJECTIVES:
+            raise UserError(f"unknown --objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
+        if self.grace_period is not None and self.early_stop:
+            if self.grace_period < 1:
+                raise UserError(f"--grace-period must be >= 1, got {self.grace_period}")
+            if self.grace_period >= self.epochs:
+                raise UserError(f"--grace-period {self.grace_period} must be < --epochs "
+                                f"{self.epochs}; or turn early stopping off with --no-early-stop")
+        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
+            raise UserError(f"--name {self.name!r} must be a plain directory name")
+
+    @property
+    def grace(self) -> int:
+        return self.grace_period or max(1, self.epochs // 3)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SearchConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def resolve_spaces(cfg: SearchConfig) -> dict[str, SearchSpace]:
+    if cfg.space:
+        space = load_space(cfg.space)
+        if not cfg.losses:
+            cfg.losses = list(space.losses)
+        for name in cfg.losses:
+            if name not in space.losses:
+                raise UserError(f"search space {cfg.space}: key 'losses' does not list --loss {name}; "
+                                f"add it there or use search_spaces/{name}.yaml")
+        spaces = {name: space for name in cfg.losses}
+    else:
+        if not cfg.losses:
+            raise UserError("no loss to search: give --loss NAME (repeatable) or --loss all")
+        spaces = {name: load_space(default_space_file(name)) for name in cfg.losses}
+    for name, space in spaces.items():
+        if not space.grid and cfg.num_samples < len(space.points):
+            raise UserError(f"--num-samples {cfg.num_samples} is fewer than the {len(space.points)} "
+                            f"points of {space.path}; raise it")
+    return spaces
+
+
+def train_config_dict(cfg: SearchConfig) -> dict:
+    """The TrainConfig of every trial, as a dict (the loss is set per trial)."""
+    data_source = cfg.data
+    if cfg.data not in ("builtin", "cifar10"):  # absolute: trials run in other directories
+        data_source = str(Path(cfg.data).expanduser().resolve())
+    tc = TrainConfig(
+        model=ModelConfig(hidden=cfg.hidden, codebook_size=cfg.codebook_size),
+        loss=LossConfig(),
+        data=DataConfig(source=data_source, train_images=cfg.train_images,
+                        test_images=cfg.test_images, builtin_train=cfg.builtin_train,
+                        builtin_test=cfg.builtin_test, holdout=cfg.holdout),  # one dataset for every --seed
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+        val_images=cfg.val_images,
+    )
+    return dataclasses.asdict(tc)
+
+
+def resolve_objective(cfg: SearchConfig) -> tuple[str, dict, str]:
+    """(objective, FIDConfig dict for the trials, a sentence saying why)."""
+    fid = FIDConfig(samples=cfg.fid_samples, weights_path=cfg.fid_weights,
+                    swd_samples=min(1000, cfg.fid_samples), seed=cfg.seed)
+    if cfg.mock:
+        return cfg.objective or "swd", dataclasses.asdict(fid), "mock trainable"
+    weights = check_fid_weights(fid, download=False)
+    objective, why = cfg.objective, "--objective"
+    if objective is None and cfg.smoke and weights is None:
+        objective, why = "swd", "--smoke without FID weights (give --fid-weights): the offline SWD"
+    elif objective is None:
+        objective, why = "fid", "the default objective"
+    if objective == "fid" and weights is None:
+        weights = require_fid_weights(fid)  # tries the download; UserError (exit 2) if it fails
+    if objective == "fid":
+        why += f", Inception weights {weights}"
+    fid.weights_path = weights
+    fid.fid_mode = "required" if weights else "off"
+    return objective, dataclasses.asdict(fid), why

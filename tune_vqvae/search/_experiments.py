@@ -1,0 +1,179 @@
+"""The Tune experiments of a search: where they live, and one way to build or restore each.
+
+    <storage-path>/<name>/   search.json, optuna_journal.log, results.csv, results.json,
+                             baseline/, <loss>/, and with --seeds baseline-seeds/, <loss>-seeds/
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from ray import tune
+
+from ..errors import UserError, ensure_writable_dir
+from ..trainable import train_vqvae
+from ..vocab import BASELINE, BASELINE_EXPERIMENT, SEARCH, SEEDS_SUFFIX, config_label, dir_tag
+from ._config import SearchConfig
+from ._optuna import WeightSampler, WeightSearch, WeightSpace
+from ._runner import Progress, say
+from ._scheduler import ProtectedASHA
+from ._spaces import SearchSpace
+
+MIN_FREE_BYTES = 64 << 20  # a storage path with less free space is refused up front
+
+
+def is_uri(path: str) -> bool:
+    return "://" in str(path)
+
+
+class Layout:
+    """Where a search's files go. For s3:// (or any URI) storage the search-level files
+    live in a local directory on the driver and are uploaded next to the experiments."""
+
+    def __init__(self, storage_path: str, name: str):
+        self.name = name
+        if is_uri(storage_path):
+            self.storage = storage_path.rstrip("/") + "/" + name  # Tune's storage_path
+            self.local = Path("~/.cache/tune_vqvae/searches").expanduser() / name
+        else:
+            self.storage = str(Path(storage_path).expanduser().resolve() / name)
+            self.local = Path(self.storage)
+
+    def experiment(self, exp: str) -> str:
+        return f"{self.storage}/{exp}"
+
+    def check_writable(self) -> None:
+        existing = next(p for p in (self.local, *self.local.parents) if p.exists())
+        free = shutil.disk_usage(existing).free  # before creating anything there
+        if free < MIN_FREE_BYTES:
+            raise UserError(f"storage path {str(self.local)!r} is full ({free >> 20} MiB free, "
+                            f"a search needs at least {MIN_FREE_BYTES >> 20} MiB); free space "
+                            f"or choose another --storage-path")
+        ensure_writable_dir(self.local, "storage path")
+        if is_uri(self.storage):
+            import pyarrow.fs
+
+            try:
+                fs, path = pyarrow.fs.FileSystem.from_uri(self.storage)
+                fs.create_dir(path)
+                with fs.open_output_stream(f"{path}/.write-test"):
+                    pass
+            except Exception as e:  # pyarrow raises OSError/ArrowInvalid/... per backend
+                raise UserError(f"storage path {self.storage!r} is not writable ({e}); "
+                                f"check the URI and credentials") from None
+
+    def upload(self, files: list[str]) -> None:
+        if not is_uri(self.storage):
+            return
+        import pyarrow.fs
+
+        fs, path = pyarrow.fs.FileSystem.from_uri(self.storage)
+        for f in files:
+            if (self.local / f).exists():
+                pyarrow.fs.copy_files(str(self.local / f), f"{path}/{f}", destination_filesystem=fs)
+
+
+def trial_dirname(trial) -> str:
+    c = trial.config
+    return f"{trial.trial_id}_{dir_tag(c.get('role'), c.get('with_mse', True), c.get('w'))}"
+
+
+def trainable_for(cfg: SearchConfig, data_ref):
+    """The trainable of every trial, its dataset shared through Ray's object store."""
+    from ..testing import mock_trainable  # only --mock searches need the test support
+
+    fn = mock_trainable if cfg.mock else train_vqvae
+    resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial or 0}
+    return tune.with_resources(tune.with_parameters(fn, data=[data_ref]), resources)
+
+
+class Experiments:
+    """Builds (or, resuming, restores) the Tune experiments of one search, each as a job for
+    `run_experiments`: a callable returning its ResultGrid."""
+
+    def __init__(self, cfg: SearchConfig, layout: Layout, resume: bool, trainable, base_config: dict):
+        self.cfg, self.layout, self.resume = cfg, layout, resume
+        self.trainable, self.base_config = trainable, base_config
+
+    def tuner(self, exp: str, point: dict, num_samples: int = 1, **tune_config) -> tune.Tuner:
+        """The one Tuner factory: experiment `exp` of trials with `point` over the base config."""
+        run_config = tune.RunConfig(
+            name=exp,
+            storage_path=self.layout.storage,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            failure_config=tune.FailureConfig(max_failures=self.cfg.max_failures),
+            sync_config=tune.SyncConfig(sync_artifacts=True),  # TensorBoard events of every trial
+            verbose=0,
+            callbacks=[Progress(exp, self.cfg.epochs, self.base_config["objective"])],
+        )
+        return tune.Tuner(
+            self.trainable,
+            param_space={**self.base_config, **point},
+            tune_config=tune.TuneConfig(metric="objective", mode="min", num_samples=num_samples,
+                                        trial_dirname_creator=trial_dirname, **tune_config),
+            run_config=run_config,
+        )
+
+    def job(self, exp: str, build: Callable[[], tune.Tuner]) -> Callable:
+        """Fit the experiment `exp`: restored when resuming (an interrupted search goes on:
+        Tune re-runs nothing that finished, and continues its trials from their checkpoints),
+        else built new."""
+        path = self.layout.experiment(exp)
+
+        def fit():
+            if self.resume and tune.Tuner.can_restore(path):
+                return tune.Tuner.restore(path, trainable=self.trainable, resume_unfinished=True,
+                                          resume_errored=True).fit()
+            return build().fit()
+
+        return fit
+
+    def baseline(self) -> Callable:
+        return self.job(BASELINE_EXPERIMENT, lambda: self.tuner(
+            BASELINE_EXPERIMENT, {"role": BASELINE, "loss": "mse"}))
+
+    def search(self, loss: str, space: SearchSpace, journal) -> Callable:
+        """The Optuna search of one loss: its own study in the journal, ASHA unless a grid."""
+        cfg = self.cfg
+
+        def build():
+            searcher = WeightSearch(
+                space=WeightSpace(space), metric="objective", mode="min",
+                points_to_evaluate=[dict(p) for p in space.points],
+                sampler=WeightSampler(seed=cfg.seed), study_name=loss, storage=journal,
+            )
+            scheduler = None
+            if cfg.early_stop and not space.grid and cfg.epochs > 1:
+                scheduler = ProtectedASHA(space, time_attr="epoch", max_t=cfg.epochs,
+                                          grace_period=cfg.grace, reduction_factor=3)
+            return self.tuner(loss, {"role": SEARCH, "loss": loss},
+                              num_samples=len(space.points) if space.grid else cfg.num_samples,
+                              search_alg=searcher, scheduler=scheduler,
+                              max_concurrent_trials=cfg.max_concurrent, reuse_actors=True)
+
+        return self.job(loss, build)
+
+    def seed_reruns(self, summary: dict) -> dict[str, Callable]:
+        """--seeds N: jobs re-running the MSE baseline and each loss's best config with the
+        seeds cfg.seed+1 .. cfg.seed+N (a grid over train.seed), each an experiment of its
+        own (baseline-seeds/, <loss>-seeds/) in the search directory, resumable like the others."""
+        cfg = self.cfg
+        seeds = [cfg.seed + k for k in range(1, cfg.seeds + 1)]
+        train = {**self.base_config["train"], "seed": tune.grid_search(seeds)}
+        points = {BASELINE_EXPERIMENT: {"role": BASELINE, "loss": "mse"}}
+        for loss in cfg.losses:
+            best = (summary.get(loss) or {}).get("best")
+            if best is None:
+                say(f"[{loss}] no completed trial: no seed re-runs")
+                continue
+            points[loss] = {"role": SEARCH, "loss": loss, "with_mse": best["with_mse"], "w": best["w"]}
+        say(f"re-running {', '.join(config_label(p) for p in points.values())} with seeds "
+            f"{', '.join(map(str, seeds))}")
+
+        def job(exp, point):
+            return self.job(exp, lambda: self.tuner(exp, {**point, "train": train},
+                                                    max_concurrent_trials=cfg.max_concurrent))
+
+        return {exp + SEEDS_SUFFIX: job(exp + SEEDS_SUFFIX, point) for exp, point in points.items()}

@@ -1,0 +1,160 @@
+"""Search-space files (search_spaces/*.yaml), validated on load; errors name the file and key.
+
+    losses:   [gmsd]                      losses the file applies to (required)
+    w:        {low: 0.001, high: 10, log: true}   the weight's range (required unless grid)
+    with_mse: [true, false]               the categorical: mse + w * L, or L alone
+    points:   [{with_mse: true, w: 1.0}, {with_mse: false}, ...]  evaluated first
+    grid:     false                       true: evaluate exactly `points`, no sampling
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import UserError
+from ..losses import PERCEPTUAL_LOSSES
+from ..vocab import SPACES_DIR
+
+SPACE_KEYS = {"losses", "w", "with_mse", "points", "grid"}
+W_KEYS = {"low", "high", "log"}
+POINT_KEYS = {"with_mse", "w"}
+
+
+@dataclass
+class SearchSpace:
+    path: str
+    losses: list[str]
+    low: float | None = None
+    high: float | None = None
+    log: bool = True
+    with_mse: list[bool] = field(default_factory=lambda: [True, False])
+    points: list[dict] = field(default_factory=list)
+    grid: bool = False
+
+    def is_point(self, with_mse: bool, w: float | None) -> bool:
+        """Whether (with_mse, w) is one of the points evaluated first (the paper's grid)."""
+        for p in self.points:
+            if bool(p["with_mse"]) != bool(with_mse):
+                continue
+            if not with_mse or (w is not None and math.isclose(p["w"], w, rel_tol=1e-9)):
+                return True
+        return False
+
+
+def _space_error(path, key: str, what: str) -> UserError:
+    return UserError(f"search space {path}: key {key!r}: {what}")
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"cannot read search space {path} ({e.strerror}); check --space") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where else ""
+        raise UserError(f"search space {path} is not valid YAML{at}; fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"search space {path} must be a mapping of {', '.join(sorted(SPACE_KEYS))}")
+    unknown = sorted(set(raw) - SPACE_KEYS)
+    if unknown:
+        raise _space_error(path, unknown[0], f"unknown key; valid keys: {', '.join(sorted(SPACE_KEYS))}")
+    return raw
+
+
+def _is_number(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _parse_w(path: Path, w, space: SearchSpace) -> None:
+    """The `w: {low, high, log}` range, into space.low/high/log."""
+    if not isinstance(w, dict):
+        raise _space_error(path, "w", "must be a mapping {low: ..., high: ..., log: true}")
+    bad = sorted(set(w) - W_KEYS)
+    if bad:
+        raise _space_error(path, f"w.{bad[0]}", f"unknown key; valid keys: {', '.join(sorted(W_KEYS))}")
+    for key in ("low", "high"):
+        if not _is_number(w.get(key)):
+            raise _space_error(path, f"w.{key}", f"must be a finite number, got {w.get(key)!r}")
+    log = w.get("log", True)
+    if not isinstance(log, bool):
+        raise _space_error(path, "w.log", f"must be true or false, got {log!r}")
+    low, high = float(w["low"]), float(w["high"])
+    if low >= high:
+        raise _space_error(path, "w", f"low ({low:g}) must be < high ({high:g})")
+    if low <= 0:
+        raise _space_error(path, "w.low", f"must be > 0 (the loss weight is positive), got {low:g}")
+    space.low, space.high, space.log = low, high, log
+
+
+def _parse_point(path: Path, key: str, p, space: SearchSpace) -> dict:
+    """One `points` entry: {with_mse: true, w: 0.5} or {with_mse: false}."""
+    if not isinstance(p, dict):
+        raise _space_error(path, key, "must be a mapping {with_mse: true, w: 0.5} or {with_mse: false}")
+    bad = sorted(set(p) - POINT_KEYS)
+    if bad:
+        raise _space_error(path, f"{key}.{bad[0]}", "unknown key; valid keys: with_mse, w")
+    if not isinstance(p.get("with_mse"), bool):
+        raise _space_error(path, f"{key}.with_mse", "must be true or false")
+    if p["with_mse"] not in space.with_mse:
+        raise _space_error(path, f"{key}.with_mse", f"{p['with_mse']} is not among with_mse {space.with_mse}")
+    if not p["with_mse"]:
+        if "w" in p:
+            raise _space_error(path, f"{key}.w", "a no-MSE point has no weight; remove w")
+        return {"with_mse": False}
+    v = p.get("w")
+    if not _is_number(v) or not v > 0:
+        raise _space_error(path, f"{key}.w", f"must be a positive number, got {v!r}")
+    if space.low is not None and not space.low <= v <= space.high:
+        raise _space_error(path, f"{key}.w", f"{v:g} is outside w [{space.low:g}, {space.high:g}]")
+    return {"with_mse": True, "w": float(v)}
+
+
+def load_space(path: str | os.PathLike) -> SearchSpace:
+    """Read and validate a search-space YAML file; errors name the file and the key."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    losses = raw.get("losses")
+    if isinstance(losses, str):
+        losses = [losses]
+    if not isinstance(losses, list) or not losses:
+        raise _space_error(path, "losses", "must be a non-empty list of loss names")
+    for name in losses:
+        if name not in PERCEPTUAL_LOSSES:
+            raise _space_error(path, "losses",
+                               f"unknown loss {name!r}; valid: {', '.join(PERCEPTUAL_LOSSES)}")
+    grid = raw.get("grid", False)
+    if not isinstance(grid, bool):
+        raise _space_error(path, "grid", f"must be true or false, got {grid!r}")
+    with_mse = raw.get("with_mse", [True, False])
+    if not isinstance(with_mse, list) or not with_mse or not all(isinstance(c, bool) for c in with_mse) \
+            or len(set(with_mse)) != len(with_mse):
+        raise _space_error(path, "with_mse", "must be a list of distinct booleans: [true, false]")
+
+    space = SearchSpace(path=str(path), losses=list(losses), with_mse=with_mse, grid=grid)
+    if raw.get("w") is not None:
+        _parse_w(path, raw["w"], space)
+    elif not grid:
+        raise _space_error(path, "w", "missing: give {low: ..., high: ..., log: true}")
+    points = raw.get("points", [])
+    if not isinstance(points, list):
+        raise _space_error(path, "points", "must be a list of {with_mse: ..., w: ...}")
+    for i, p in enumerate(points):
+        point = _parse_point(path, f"points[{i}]", p, space)
+        if point in space.points:
+            raise _space_error(path, f"points[{i}]", f"duplicate point {point}")
+        space.points.append(point)
+    if grid and not space.points:
+        raise _space_error(path, "points", "a grid needs at least one point")
+    return space
+
+
+def default_space_file(loss: str) -> Path:
+    return SPACES_DIR / f"{loss}.yaml"

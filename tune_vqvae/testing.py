@@ -1,0 +1,151 @@
+"""Test support that Ray workers import: fault injection and the mock trainable.
+
+`inject_faults` runs before every epoch of both trainables, driven by the trial config's
+`faults` (the search's hidden `--faults JSON`): crashes, killed workers, NaN losses, slow
+epochs. `mock_trainable` stands in for `train_vqvae` with a known optimum per loss, so the
+search machinery (Optuna, ASHA, checkpoints, retries, resume) runs in seconds; users see it
+with `python -m tune_vqvae.search --mock`.
+
+It lives in the package, not under tests/, because Ray's worker processes import it by
+module name wherever the search runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+
+from ray import tune
+
+from .errors import DivergedError
+from .trainable import TRAINER_METRICS, diverged_result, node_id, quiet_logs, report_epoch, restore_state
+from .vocab import loss_settings, objective_value, test_metric
+
+
+class InjectedCrash(RuntimeError):
+    """Raised by `inject_faults` to simulate a trial process failing at an epoch."""
+
+
+def _trial_key() -> str:
+    with warnings.catch_warnings():  # outside a trial (unit tests) Ray warns, returns None
+        warnings.simplefilter("ignore")
+        return tune.get_context().get_trial_id() or "local"
+
+
+def inject_faults(config: dict, epoch: int) -> None:
+    """Fault injection for tests, before training epoch `epoch` (1-based).
+
+    config["faults"]: one dict or a list of them, each
+        {"crash_at_epoch": k, "kill_at_epoch": k, "nan_at_epoch": k, "sleep_s": s,
+         "marker_dir": DIR, "only_w": w}
+    crash (raise) and kill (the worker process exits) happen once per trial and epoch (a
+    marker file in marker_dir remembers), so the retry from the checkpoint succeeds; nan
+    happens every time (divergence is deterministic). `only_w` restricts a fault to the
+    trial with that weight.
+    """
+    faults = config.get("faults") or []
+    for fault in faults if isinstance(faults, list) else [faults]:
+        if "only_w" in fault and config.get("w") != fault["only_w"]:
+            continue
+        if fault.get("sleep_s"):
+            time.sleep(float(fault["sleep_s"]))
+        if fault.get("nan_at_epoch") == epoch:
+            raise DivergedError(epoch, "train_loss (injected)")
+        for kind in ("crash", "kill"):
+            if fault.get(f"{kind}_at_epoch") != epoch:
+                continue
+            marker = Path(fault["marker_dir"]) / f"{kind}-{_trial_key()}-{epoch}"
+            if marker.exists():
+                continue
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            if kind == "kill":
+                os._exit(1)  # the worker process dies without cleanup, like a lost node
+            raise InjectedCrash(f"injected crash at epoch {epoch}")
+
+
+
+# The known best weight of each loss in the mock (not on the paper's grid on purpose).
+MOCK_BEST_W = {"psnr": 0.05, "ssim": 2.0, "ms_ssim": 3.0, "haarpsi": 0.1, "gmsd": 2.0,
+               "ms_gmsd": 0.02}
+MOCK_BASELINE = 1.0  # final objective of the plain-MSE baseline
+MOCK_NO_MSE = 1.5  # final objective of the "no MSE" variant (worse than the baseline)
+MOCK_FLOOR = 0.2  # final objective at the best w (so the best gains 80% over the baseline)
+MOCK_SEED_NOISE = 0.01  # amplitude of the mock's seed dependence (none for seed 0)
+
+
+def mock_final_objective(config: dict) -> float:
+    """Final objective of the mock: (log10 w - log10 w*)^2 + floor, plus small noise."""
+    name, w, with_mse = loss_settings(config)
+    # Seed "noise" (0 for seed 0): --seeds re-runs differ a little, like real training runs.
+    seed_noise = MOCK_SEED_NOISE * math.sin(float((config.get("train") or {}).get("seed", 0)))
+    if name == "mse":
+        return MOCK_BASELINE + seed_noise
+    if not with_mse:
+        return MOCK_NO_MSE + seed_noise
+    value = MOCK_FLOOR + (math.log10(w) - math.log10(MOCK_BEST_W.get(name, 1.0))) ** 2
+    # Deterministic "noise": a fixed function of w, +-1% of the floor.
+    noise = 0.01 * MOCK_FLOOR * math.sin(1e3 * math.log(w))
+    return value + noise + seed_noise
+
+
+def mock_objective(config: dict, epoch: int, epochs: int) -> float:
+    """Learning curve of the mock: starts 1.0 above the final value, decays like 1/epoch."""
+    return mock_final_objective(config) + (1.0 / epoch - 1.0 / epochs)
+
+
+def mock_trainable(config: dict, data=None) -> None:
+    """A cheap deterministic stand-in for `train_vqvae`: same metrics, checkpoints, faults."""
+    quiet_logs()
+    epochs = int(config["train"]["epochs"])
+    state = {"epoch": 0}
+
+    def load(d):
+        with open(os.path.join(d, "mock.json")) as f:
+            state.update(json.load(f))
+
+    def save(d):
+        with open(os.path.join(d, "mock.json"), "w") as f:
+            json.dump(state, f)
+
+    restored = restore_state(load)
+    if restored:
+        state["epoch"] = restored["epoch"]
+    # TensorBoard events like the real trainable (tensorboardX ships with ray[tune]).
+    from tensorboardX import SummaryWriter
+
+    # A suffix: Ray's own TensorBoard logger writes events.out.tfevents.<time>.<host> into
+    # the same trial directory, and a file of the same name would replace it.
+    writer = SummaryWriter(os.getcwd(), filename_suffix=".trial")
+    try:
+        while state["epoch"] < epochs:
+            epoch = state["epoch"] + 1
+            try:
+                inject_faults(config, epoch)
+            except DivergedError as e:
+                tune.report(diverged_result(e.epoch, e))
+                return
+            value = mock_objective(config, epoch, epochs)
+            state["epoch"] = epoch
+            metrics = {name: 0.0 for name in TRAINER_METRICS}
+            metrics.update(
+                epoch=float(epoch), fid=100 * value, swd=value, val_mse=0.01 * value,
+                val_recon=value, val_psnr=30 - value, val_ssim=1 - value / 10,
+                train_loss=value, images_per_s=1e4, step_ms=1.0, recon_loss_ms=0.1,
+                perplexity=20.0, codes_used=0.5, eval_epoch=float(epoch), diverged=0.0,
+                node_id=node_id(),
+            )
+            if epoch == epochs and config["train"]["data"].get("holdout"):
+                # With a holdout the test split scores a little worse (selection on val).
+                worse = {"fid": 1.05, "swd": 1.05, "val_mse": 1.05, "val_psnr": 0.95, "val_ssim": 0.95}
+                metrics.update({test_metric(k): f * metrics[k] for k, f in worse.items()})
+            metrics["objective"] = objective_value(metrics, config["objective"])
+            writer.add_scalar("val/objective", metrics["objective"], epoch)
+            writer.flush()
+            report_epoch(metrics, {"epoch": epoch, "last_eval": {}}, save)
+    finally:
+        writer.close()

@@ -1,0 +1,151 @@
+"""The words every layer shares: trial config keys' values, labels, metric directions, file
+names and the paper's grid. One definition each; core, search and analysis import them.
+
+Plain Python (no ray, no torch): `analysis` reads finished searches on machines without
+either, and the trainables import this in every Ray worker.
+
+    >>> label("gmsd", True, 0.5), label("gmsd", False), label("mse")
+    ('mse+0.5*gmsd', 'gmsd (no mse)', 'mse')
+    >>> mode("gmsd", True), point_name(True, 0.5), dir_tag(BASELINE, True, None)
+    ('mse+w*gmsd', 'w=0.5', 'mse')
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import yaml
+
+# --- roles ---------------------------------------------------------------------------------
+# A trial config's "role" says what the trial runs: the plain-MSE BASELINE, or a point of a
+# loss's SEARCH (searched by Optuna, or one of the seed re-runs of a best config).
+# A results row's "role" says what the trial is for, in the table: BASELINE, PAPER (a point of
+# the paper's grid), SEARCH (a weight the sampler chose) or SEED (a re-run with another seed).
+BASELINE, SEARCH, PAPER, SEED = "baseline", "search", "paper", "seed"
+CONFIG_ROLES = (BASELINE, SEARCH)
+ROW_ROLES = (BASELINE, PAPER, SEARCH, SEED)  # also the order of the results table
+
+# --- metrics and the objective -------------------------------------------------------------
+EVAL_METRICS = ("fid", "swd")  # scored by tune_vqvae.metrics; fid preferred where both exist
+# What --objective may name.
+OBJECTIVES = ("fid", "swd", "val_mse", "val_recon", "val_psnr", "val_ssim", "train_loss")
+HIGHER_IS_BETTER = ("val_psnr", "val_ssim")  # every other metric: lower is better
+# Reported at the last epoch when the search selects on held-out training images.
+TEST_METRICS = ("test_fid", "test_swd", "test_mse", "test_psnr", "test_ssim", "test_recon")
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric in HIGHER_IS_BETTER
+
+
+def objective_sign(metric: str) -> int:
+    """The reported `objective` is always minimised: sign * metric (-1 for higher-is-better)."""
+    return -1 if higher_is_better(metric) else 1
+
+
+def objective_value(metrics: dict, objective: str) -> float:
+    """The value a trial reports as `objective` (minimised by Optuna and ASHA)."""
+    return objective_sign(objective) * metrics[objective]
+
+
+def metric_of(result: dict, objective: str) -> float:
+    """The objective metric itself of a reported result, read back from `objective` if the
+    metric is missing (the sign undone)."""
+    value = result.get(objective)
+    if value is None:
+        return objective_sign(objective) * result.get("objective", float("nan"))
+    return value
+
+
+def test_metric(objective: str) -> str:
+    """The test-split counterpart of an objective: fid -> test_fid, val_mse -> test_mse."""
+    return "test_" + objective.removeprefix("val_")
+
+
+# --- one trial config and its names --------------------------------------------------------
+
+def loss_settings(config: dict) -> tuple[str, float, bool]:
+    """(loss name, weight, with_mse) of a trial config: the baseline is plain MSE; a trial
+    without a weight (no MSE) trains with weight 1."""
+    if config.get("role") == BASELINE:
+        return "mse", 1.0, True
+    with_mse = bool(config.get("with_mse", True))
+    w = config.get("w")
+    return config["loss"], float(w) if (with_mse and w is not None) else 1.0, with_mse
+
+
+def label(loss: str, with_mse: bool = True, w: float | None = None) -> str:
+    """The config's name in progress lines and reports: mse+0.5*gmsd, gmsd (no mse), mse."""
+    if loss == "mse":
+        return "mse"
+    return f"mse+{w:.4g}*{loss}" if with_mse else f"{loss} (no mse)"
+
+
+def config_label(config: dict) -> str:
+    name, w, with_mse = loss_settings(config)
+    return label(name, with_mse, w)
+
+
+def run_label(loss: str, with_mse: bool, w: float) -> str:
+    """A training run's name (tune_vqvae.train): mse+0.5*gmsd, gmsd (alone), mse."""
+    if loss == "mse":
+        return "mse"
+    return f"mse+{w:g}*{loss}" if with_mse else loss
+
+
+def mode(loss: str, with_mse: bool) -> str:
+    """The config without its weight (results.csv `mode`): mse+w*gmsd, gmsd alone, mse."""
+    if loss == "mse":
+        return "mse"
+    return f"mse+w*{loss}" if with_mse else f"{loss} alone"
+
+
+def point_name(with_mse: bool, w: float | None) -> str:
+    """A point of a loss's space: w=0.5, or no MSE."""
+    return f"w={w:.4g}" if with_mse else "no MSE"
+
+
+def dir_tag(role: str | None, with_mse: bool, w: float | None) -> str:
+    """The config part of a trial directory's name: mse (baseline), w0.5, nomse."""
+    if role == BASELINE:
+        return "mse"
+    if with_mse:
+        return f"w{w:.4g}" if w is not None else "w"
+    return "nomse"
+
+
+# --- files of a search ---------------------------------------------------------------------
+SETTINGS_FILE = "search.json"  # the search's settings; --resume reads them
+JOURNAL_FILE = "optuna_journal.log"  # the Optuna studies, one per loss
+RESULTS_CSV, RESULTS_JSON = "results.csv", "results.json"
+BASELINE_EXPERIMENT = BASELINE  # <search>/baseline/: the Tune experiment of the MSE baseline
+SEEDS_SUFFIX = "-seeds"  # <search>/<loss>-seeds/, baseline-seeds/: the --seeds re-runs
+CHECKPOINT_FILE = "trainer.pt"  # a Trainer state in each trial checkpoint_NNNNNN/
+
+# --- the paper's grid ----------------------------------------------------------------------
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+PAPER_GRID_FILE = SPACES_DIR / "paper_grid.yaml"
+
+
+@functools.cache
+def paper_points() -> tuple[dict, ...]:
+    """The paper's points per loss, as search_spaces/paper_grid.yaml lists them:
+    {"with_mse": True, "w": 1.0}, ..., {"with_mse": False}. (The search validates the
+    file like any space file; this reads only its points.)"""
+    raw = yaml.safe_load(PAPER_GRID_FILE.read_text())
+    return tuple({"with_mse": True, "w": float(p["w"])} if p["with_mse"] else {"with_mse": False}
+                 for p in raw["points"])
+
+
+def paper_weights() -> tuple[float, ...]:
+    """The with-MSE weights of the paper's grid, largest first: (1.0, 0.5, 0.25)."""
+    return tuple(sorted((p["w"] for p in paper_points() if p["with_mse"]), reverse=True))
+
+
+def on_paper_grid(loss: str, with_mse: bool, w: float | None) -> bool:
+    """Whether a config is one of the paper's (the baseline and every no-MSE run are)."""
+    if loss == "mse" or not with_mse:
+        return True
+    return w is not None and any(math.isclose(w, g, rel_tol=1e-6) for g in paper_weights())
