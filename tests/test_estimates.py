@@ -105,7 +105,11 @@ def test_bootstrap_interval_covers_near_nominal_rate_from_20_replicates():
     rng = np.random.default_rng(12)
     hits = [
         diff_interval(
-            rng.normal(1.0, 2.0, size=20), rng.normal(0.0, 1.0, size=20), method="bootstrap", n_boot=1000, seed=i
+            rng.normal(1.0, 2.0, size=20),
+            rng.normal(0.0, 1.0, size=20),
+            method="bootstrap",
+            n_boot=1000,
+            seed=i,
         ).contains(1.0)
         for i in range(600)
     ]

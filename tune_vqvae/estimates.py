@@ -245,7 +245,9 @@ def detectable_effect(cv: float, n: int, alpha: float = 0.05, power: float = 0.8
     return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * cv * math.sqrt(2.0 / n))
 
 
-def seeds_needed(cv: float, effect: float, alpha: float = 0.05, power: float = 0.8, max_n: int = 100_000) -> int:
+def seeds_needed(
+    cv: float, effect: float, alpha: float = 0.05, power: float = 0.8, max_n: int = 100_000
+) -> int:
     """Replicates per config needed to resolve a relative difference `effect` (e.g. 0.02 for
     2%): the smallest n with `detectable_effect(cv, n, alpha, power) <= effect`.
     Starts from the normal-approximation n (a lower bound) and steps up."""
