@@ -36,7 +36,6 @@ import torch
 from . import bench
 from .data import DataConfig, load_data, to_model_range
 from .errors import UserError, atomic_write_text, cli_entry
-from .fid import random_weight_inception
 from .fused import fuse_state_dicts
 from .losses import LOSSES, PERCEPTUAL_LOSSES, LossConfig
 from .model import VQVAE
@@ -192,7 +191,7 @@ def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def check_inception(device: torch.device, data, images: int) -> dict:
     """Inception pool3 features of the same images on the device and on the CPU."""
-    extractor = random_weight_inception()
+    extractor = bench.random_weight_inception()
     x = data.x_test[:images].float() / 255
     with torch.inference_mode():
         cpu = extractor(x)
