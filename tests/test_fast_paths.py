@@ -41,3 +41,17 @@ def test_a_resumed_run_keeps_and_records_its_checkpoints_adam(builtin_data, tmp_
     resumed = Trainer(tiny_config(fused_adam=False), builtin_data)
     resumed.load_checkpoint(tmp_path / "checkpoint.pt")
     assert resumed.opt.param_groups[0]["fused"] and resumed.cfg.fused_adam
+
+
+def test_runs_compile_with_cuda_graphs_on_cuda_and_stay_eager_on_cpu_unless_asked():
+    from tune_vqvae.errors import UserError
+    from tune_vqvae.train import TrainConfig, compile_mode
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert compile_mode(TrainConfig(), cpu) is None
+    assert compile_mode(TrainConfig(), cuda) == "reduce-overhead"
+    assert compile_mode(TrainConfig(compile=True), cpu) == "default"
+    assert compile_mode(TrainConfig(compile=False), cuda) is None
+    assert compile_mode(TrainConfig(compile_mode="max-autotune"), cuda) == "max-autotune"
+    with pytest.raises(UserError, match="drop --no-compile"):
+        TrainConfig(compile=False, compile_mode="reduce-overhead")

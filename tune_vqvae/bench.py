@@ -41,12 +41,12 @@ class BenchConfig:
     steps: int = 20  # training steps per timed repeat
     out_dir: str = "benchmarks/results"
     fid_images: int | None = None  # default 10,000 (100 with --quick)
-    graphs: bool = False  # overhead/fused/packing trainers compiled with CUDA graphs
+    compile: bool | None = None  # TrainConfig.compile of overhead/fused/packing (None: on CUDA)
 
     def train_config(self, device: torch.device, **fields) -> TrainConfig:
-        """The trainer settings every benchmark shares: model, device, compile mode."""
-        graphs = dict(compile=True, compile_mode="reduce-overhead") if self.graphs else {}
-        return TrainConfig(model=self.model(device), device=self.device, **{**graphs, **fields})
+        """The trainer settings every benchmark shares: model, device, compile."""
+        return TrainConfig(model=self.model(device), device=self.device,
+                           **{"compile": self.compile, **fields})
 
     def model(self, device: torch.device) -> ModelConfig:
         # The paper's model on a GPU; a small one where a CPU would take minutes per step.
@@ -179,14 +179,11 @@ def bench_train(bc: BenchConfig, data: ImageData) -> dict:
     device = pick_device(bc.device)
     base = dict(model=bc.model(device), device=bc.device, data=DataConfig(source=bc.data))
     variants = {"optimised": {}, "no fused Adam": {"fused_adam": False}}
-    if device.type == "cuda":  # the switches below act on CUDA only
-        variants.update({"fp32": {"amp": False}, "no channels_last": {"channels_last": False},
-                         "compiled": {"compile": True},
-                         "compiled + CUDA graphs": {"compile": True, "compile_mode": "reduce-overhead"},
-                         "compiled + CUDA graphs, fp32": {"compile": True, "compile_mode": "reduce-overhead",
-                                                          "amp": False},
-                         "compiled + CUDA graphs, NCHW": {"compile": True, "compile_mode": "reduce-overhead",
-                                                          "channels_last": False}})
+    if device.type == "cuda":  # the switches below act on CUDA only; "optimised" is compiled there
+        variants.update({"fp32": {"amp": False}, "NCHW": {"channels_last": False},
+                         "compiled, no CUDA graphs": {"compile": True, "compile_mode": "default"},
+                         "eager": {"compile": False}, "eager, fp32": {"compile": False, "amp": False},
+                         "eager, NCHW": {"compile": False, "channels_last": False}})
     builds = {name: (lambda extra=extra: trainer_steps(Trainer(TrainConfig(**base, **extra), data), bc.steps))
               for name, extra in variants.items()}
     builds["reference"] = lambda: reference_steps(TrainConfig(**base), data, bc.steps)
@@ -326,7 +323,7 @@ def bench_packing(bc: BenchConfig, counts=(1, 2, 4, 8)) -> dict:
     for n in counts[:3] if bc.quick else counts:
         cmd = [sys.executable, "-m", "tune_vqvae.bench", "child", "--device", bc.device,
                "--data", bc.data, "--steps", str(bc.steps)] + (["--quick"] if bc.quick else []) + (
-               ["--graphs"] if bc.graphs else [])
+               [] if bc.compile is None else ["--compile" if bc.compile else "--no-compile"])
         env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
         procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
                  for _ in range(n)]
@@ -404,12 +401,12 @@ def main(argv=None):
     p.add_argument("--steps", type=int, help="training steps per timed repeat")
     p.add_argument("--out-dir", default="benchmarks/results")
     p.add_argument("--fid-images", type=int, help="images of the FID benchmark (default 10000)")
-    p.add_argument("--graphs", action="store_true",
-                   help="overhead, fused and packing with torch.compile + CUDA graphs")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                   help="overhead, fused and packing compiled or not (default: compiled on CUDA)")
     a = p.parse_args(argv)
     steps = a.steps or (5 if a.quick else 20)
     repeats = a.repeats or (3 if a.quick else 5)
-    bc = BenchConfig(a.quick, a.device, a.data, repeats, steps, a.out_dir, a.fid_images, a.graphs)
+    bc = BenchConfig(a.quick, a.device, a.data, repeats, steps, a.out_dir, a.fid_images, a.compile)
     device = pick_device(bc.device)
     data = load_data(DataConfig(source=bc.data, train_images=steps * 128))
     if a.what == "child":  # one process of the packing benchmark

@@ -52,7 +52,7 @@ FAST_PATHS = {  # each against PLAIN; bf16 paths get the bf16 first-step toleran
     "bf16 autocast": dict(amp=True),
     "channels_last": dict(channels_last=True),
     "fused Adam": dict(fused_adam=True),
-    "compile": dict(compile=True),
+    "compile": dict(compile=True, compile_mode="default"),
     "compile + CUDA graphs": dict(compile=True, compile_mode="reduce-overhead"),
     "all": dict(amp=True, channels_last=True, fused_adam=True, compile=True,
                 compile_mode="reduce-overhead"),
@@ -223,7 +223,8 @@ def plan(a, base: TrainConfig, data, bc: bench.BenchConfig, device: torch.device
              "fast_path_reference": (60, fast.reference)}
     steps.update({f"fast_path {name}": (75, lambda switches=switches: fast.check(switches))
                   for name, switches in FAST_PATHS.items()})
-    compiles = 3 if a.graphs else 1  # every trainer compiles once: longer caps
+    compiled = a.compile if a.compile is not None else device.type == "cuda"
+    compiles = 3 if compiled else 1  # every trainer compiles once: longer caps
     steps.update({
         "fused_model": (30, lambda: check_fused_model(base, data)),
         "inception_cuda_vs_cpu": (45, lambda: check_inception(device, data, 8 if a.quick else 64)),
@@ -254,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="training steps per fast-path curve (default 300)")
     p.add_argument("--only", nargs="+", help="run only these steps")
     p.add_argument("--budget-s", type=float, default=480, help="skip steps once this much time is spent")
-    p.add_argument("--graphs", action="store_true",
-                   help="benchmark overhead, fused and packing with torch.compile + CUDA graphs")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                   help="benchmark overhead, fused and packing compiled or not (default: on CUDA)")
     p.add_argument("--out-dir", default="benchmarks/results")
     return p
 
@@ -266,7 +267,7 @@ def main(argv=None):
     device = pick_device(a.device)
     bc = bench.BenchConfig(quick=a.quick, device=a.device, repeats=1 if a.quick else 3,
                            steps=2 if a.quick else 20, fid_images=20 if a.quick else None,
-                           graphs=a.graphs)
+                           compile=a.compile)
     base = TrainConfig(model=bc.model(device) if not a.quick else replace(bc.model(device), hidden=16,
                        codebook_size=32), device=a.device, batch_size=32 if a.quick else 128)
     data = load_data(DataConfig(train_images=2048 if a.quick else None))
@@ -274,7 +275,7 @@ def main(argv=None):
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tag = "cpu" if device.type == "cpu" else env["device"].replace(" ", "_")
-    mode = ("-graphs" if a.graphs else "") + ("-quick" if a.quick else "")
+    mode = {None: "", True: "-compiled", False: "-eager"}[a.compile] + ("-quick" if a.quick else "")
     path = out / f"{tag}-{env['date']}-gpu_check{mode}.json"
     results = {"environment": env, "settings": vars(a), "model": vars(base.model)}
     start = time.perf_counter()

@@ -43,9 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=TrainConfig.device)
     p.add_argument("--no-amp", action="store_true", help="fp32 everywhere on CUDA")
     p.add_argument("--no-channels-last", action="store_true", help="NCHW activations on CUDA")
-    p.add_argument("--compile", action="store_true", help="torch.compile forward and losses")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=TrainConfig.compile,
+                   help="torch.compile forward and losses (default: on CUDA only)")
     p.add_argument("--compile-mode", default=TrainConfig.compile_mode, choices=COMPILE_MODES,
-                   help="torch.compile mode; reduce-overhead adds CUDA graphs")
+                   help="torch.compile mode (default: reduce-overhead, i.e. CUDA graphs, on CUDA)")
     p.add_argument("--no-fused-adam", action="store_true", help="Adam as a loop over parameters")
     p.add_argument("--out", help="run directory (default runs/train/<loss>-<time>)")
     p.add_argument("--resume", action="store_true",
