@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float, help=f"default {d.cpus_per_trial:g}")
     p.add_argument("--gpus-per-trial", type=float,
                    help="fractional packs trials on a GPU, e.g. 0.25 "
-                   "(default: 1 if the cluster has GPUs, else 0)")
+                   "(default: 0.5 if the cluster has GPUs, else 0)")
     p.add_argument("--data", help="builtin (offline default) | cifar10 | FILE.npz")
     p.add_argument("--train-images", type=int, help="use the first N training images")
     p.add_argument("--val-images", type=int, help=f"held-out images for val metrics (default {d.val_images})")

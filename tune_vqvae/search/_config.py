@@ -25,7 +25,7 @@ class SearchConfig:
     epochs: int = TrainConfig.epochs
     max_concurrent: int = 4  # per loss experiment
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None  # None: 1 when the cluster has GPUs, else 0
+    gpus_per_trial: float | None = None  # None: 0.5 when the cluster has GPUs, else 0
     data: str = "builtin"
     train_images: int | None = None
     test_images: int | None = None
