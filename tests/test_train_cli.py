@@ -50,6 +50,9 @@ def test_existing_run_is_never_overwritten(tmp_path):
     (["--loss", "lpips"], "valid losses"),
     (["--loss", "ssim", "--weight", "0"], "positive"),
     (["--out", "/proc/forbidden/run"], "not writable"),
+    (["--epochs", "0"], "epochs must be >= 1, got 0"),
+    (["--batch-size", "-1"], "batch_size must be >= 1, got -1"),
+    (["--resume"], "does not exist"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, says, capsys):
     argv = ["--out", str(tmp_path / "run"), "--epochs", "1", *args]
@@ -83,3 +86,14 @@ def test_damaged_checkpoint_and_bad_device_are_one_line_errors(tmp_path, capsys)
             main(argv)
         err = capsys.readouterr().err.strip()
         assert e.value.code == 2 and says in err and len(err.splitlines()) == 1
+    # Refused before anything was written: no TensorBoard events, the files as they were.
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json"]
+
+
+def test_out_at_a_regular_file_says_it_is_a_file(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(a_file), "--epochs", "1"])
+    assert e.value.code == 2 and "is a file, not a directory" in capsys.readouterr().err
+    assert a_file.read_text() == "keep me"

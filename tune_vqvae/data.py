@@ -195,7 +195,8 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 f"uint8 with H a multiple of 4"
             )
         if a.shape[1] % 4 or len(a) == 0:
-            raise UserError(f"{path}: {key} needs N >= 1 images of a side that is a multiple of 4")
+            raise UserError(f"{path}: {key} has shape {a.shape}; it needs N >= 1 images of a side "
+                            f"that is a multiple of 4 (e.g. 32x32)")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise UserError(f"{path}: x_train images are {x_train.shape[1:]}, x_test {x_test.shape[1:]}")
     return x_train, x_test

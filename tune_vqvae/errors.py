@@ -65,6 +65,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def ensure_writable_dir(path: str | os.PathLike, what: str) -> Path:
     """Create `path` if needed and prove we can write there, or raise UserError."""
     path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {str(path)!r} is a file, not a directory; choose a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):

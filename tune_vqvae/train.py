@@ -55,8 +55,9 @@ class TrainConfig:
     fused_adam: bool = True  # one fused Adam kernel instead of a loop over parameters
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1 or self.val_images < 1:
-            raise UserError("--epochs, --batch-size and --val-images must be >= 1")
+        for name in ("epochs", "batch_size", "val_images"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.compile_mode not in (None, *COMPILE_MODES):
             raise UserError(f"unknown --compile-mode {self.compile_mode!r}; use one of "
                             f"{', '.join(COMPILE_MODES)}")
@@ -125,9 +126,13 @@ class Trainer:
         self.history: list[dict] = []
         self.writer = None
         if log_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter  # only runs that log need it
+            self.start_logging(log_dir)
 
-            self.writer = SummaryWriter(str(log_dir))
+    def start_logging(self, log_dir) -> None:
+        """TensorBoard events from now on (opened late by a resume, which must fail first)."""
+        from torch.utils.tensorboard import SummaryWriter  # only runs that log need it
+
+        self.writer = SummaryWriter(str(log_dir))
 
     def _build_model(self) -> VQVAE:
         return VQVAE(self.cfg.model)

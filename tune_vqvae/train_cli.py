@@ -70,6 +70,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 def _run_dir(a: argparse.Namespace, cfg: TrainConfig) -> Path:
     out = Path(a.out or f"runs/train/{cfg.loss.label.replace('*', 'x')}-{time.strftime('%Y%m%d-%H%M%S')}")
     has_run = (out / "checkpoint.pt").exists()
+    if a.resume and not out.is_dir():
+        raise UserError(f"--resume: {out} does not exist; give the --out of an earlier run")
     if a.resume and not has_run:
         raise UserError(f"--resume: {out} holds no checkpoint.pt; give the --out of an earlier run")
     if has_run and not a.resume:
@@ -98,9 +100,10 @@ def main(argv=None):
     if a.resume:
         cfg = _resumed_config(out, cfg)
     data = load_data(cfg.data)
-    trainer = Trainer(cfg, data, log_dir=out / "tb")
-    if a.resume:
+    trainer = Trainer(cfg, data)
+    if a.resume:  # before anything is written: a damaged checkpoint leaves the run as it was
         trainer.load_checkpoint(out / "checkpoint.pt")
+    trainer.start_logging(out / "tb")
     atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
     print(f"{cfg.loss.label}: {len(data.x_train)} train / {len(trainer.x_val)} val images of "
           f"{data.name} on {trainer.device}, epochs {trainer.epoch + 1}..{cfg.epochs}, run dir {out}")
