@@ -220,6 +220,28 @@ def assert_missing_message(msg: str):
         assert part in msg
 
 
+def test_weights_are_checked_for_hash_keys_and_shapes_before_use(tmp_path):
+    import torchvision
+
+    from tune_vqvae.metrics import verify_fid_weights
+
+    good = tmp_path / "my-inception.pth"  # right keys and shapes, own name: no hash to check
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008,
+                                          init_weights=False)  # the FID Inception's layout
+    torch.save(net.state_dict(), good)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\0" * 1024)
+    named_like_the_real_one = tmp_path / FID_WEIGHTS_FILE
+    named_like_the_real_one.write_bytes(good.read_bytes())
+    wrong_shapes = tmp_path / "small.pth"
+    torch.save({"conv.weight": torch.zeros(3)}, wrong_shapes)
+    assert verify_fid_weights(str(good)) == str(good)
+    for path, says in ((junk, "not a PyTorch weights file"), (named_like_the_real_one, "sha256"),
+                       (wrong_shapes, "does not fit")):
+        with pytest.raises(UserError, match=says):
+            verify_fid_weights(str(path))
+
+
 def test_missing_weights_file_is_exit_2(tmp_path, no_weights, capsys):
     cfg = FIDConfig(weights_path=str(tmp_path / "nope.pth"))
     with pytest.raises(UserError) as e:

@@ -200,6 +200,8 @@ def bad_cases(tmp_path):
     a_file.write_text("x")
     not_exp = tmp_path / "not_an_experiment"
     not_exp.mkdir()
+    junk_weights = tmp_path / "weights.pth"
+    junk_weights.write_bytes(bytes(range(256)) * 4)  # any 1 KB file
     s = str(tmp_path / "out")
     return [
         (["--loss", "fancy", "--storage-path", s], "unknown loss 'fancy'"),
@@ -225,6 +227,8 @@ def bad_cases(tmp_path):
          "--holdout 20000 leaves no training images"),
         (["--loss", "gmsd", "--fid-weights", str(tmp_path / "none.pth"), "--storage-path", s],
          "is not a file"),
+        (["--loss", "gmsd", "--fid-weights", str(junk_weights), "--storage-path", s],
+         "is not a PyTorch weights file"),
     ]
 
 

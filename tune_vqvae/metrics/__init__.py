@@ -15,10 +15,12 @@ from .inception import (
     check_fid_weights,
     fid_weights_available,
     require_fid_weights,
+    verify_fid_weights,
 )
 from .scorer import FIDConfig, FIDEvaluator
 from .swd import SWDAccumulator, swd
 
 __all__ = ["FID_WEIGHTS_FILE", "WEIGHTS_ENV", "FIDConfig", "FIDEvaluator", "InceptionFeatures",
            "SWDAccumulator", "StreamingStats", "check_fid_weights", "fid_weights_available",
-           "frechet_distance", "require_fid_weights", "swd"]
+           "frechet_distance", "require_fid_weights", "swd",
+           "verify_fid_weights"]

@@ -76,6 +76,26 @@ def check_fid_weights(cfg, download: bool = True) -> str | None:
     return str(hub)
 
 
+# torch hub's convention: the file name ends with the first 8 hex digits of its sha256.
+FID_WEIGHTS_SHA256_PREFIX = FID_WEIGHTS_FILE.rsplit("-", 1)[1].split(".")[0]
+
+
+def verify_fid_weights(path: str) -> str:
+    """`path`, once it has proved to be pytorch-fid's Inception weights (the known hash where
+    the file carries the standard name, then keys and shapes): checked once, before any trial,
+    instead of failing in every trial."""
+    if Path(path).name == FID_WEIGHTS_FILE and not file_sha256(path).startswith(FID_WEIGHTS_SHA256_PREFIX):
+        raise UserError(f"FID weights file {path!r} does not have the sha256 of {FID_WEIGHTS_FILE} "
+                        f"(damaged or incomplete download); delete it and download {_fid_weights_url()}")
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise UserError(f"FID weights file {path!r} is not a PyTorch weights file ({type(e).__name__}); "
+                        f"use {FID_WEIGHTS_FILE} from {_fid_weights_url()}") from None
+    InceptionFeatures(path)  # keys and shapes: a UserError naming the mismatch
+    return path
+
+
 def require_fid_weights(cfg) -> str:
     """Like `check_fid_weights`, but no weights is a UserError (exit 2 before any trial)."""
     path = check_fid_weights(cfg)

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..data import DataConfig
 from ..errors import UserError
 from ..losses import LOSSES, PERCEPTUAL_LOSSES, LossConfig
-from ..metrics import FIDConfig, check_fid_weights, require_fid_weights
+from ..metrics import FIDConfig, check_fid_weights, require_fid_weights, verify_fid_weights
 from ..model import ModelConfig
 from ..train import TrainConfig
 from ..vocab import OBJECTIVES
@@ -149,6 +149,8 @@ def resolve_objective(cfg: SearchConfig) -> tuple[str, dict, str]:
         objective, why = "fid", "the default objective"
     if objective == "fid" and weights is None:
         weights = require_fid_weights(fid)  # tries the download; UserError (exit 2) if it fails
+    if weights:  # a file that is not the weights: exit 2 now, not a failure in every trial
+        verify_fid_weights(weights)
     if objective == "fid":
         why += f", Inception weights {weights}"
     fid.weights_path = weights
