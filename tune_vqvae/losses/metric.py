@@ -82,7 +82,8 @@ def check_convention(m: Metric, where: str, image_size: int = 32) -> None:
         x, mild, strong = _probe_images(image_size)
         strong = strong.requires_grad_(True)
         same, near, far = (m.as_loss(fn(m.to_input(a), m.to_input(x))) for a in (x, mild, strong))
-        far.sum().backward()
+        if isinstance(far, torch.Tensor) and far.requires_grad:
+            far.sum().backward()
     except Exception as e:  # noqa: BLE001 - a plugin's own failure, reported as bad input
         raise UserError(f"{where}: fails on {image_size}x{image_size} test images "
                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
