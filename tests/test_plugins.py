@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,8 @@ def fresh_plugins():
 
 def test_the_example_plugin_is_a_loss_by_its_declaration():
     metric = find_metric(EXAMPLE)
-    assert (metric.name, metric.kind, metric.best, metric.input_range) == ("charbonnier", "distance", 0.0, (0, 1))
+    declared = (metric.name, metric.kind, metric.best, metric.input_range)
+    assert declared == ("charbonnier", "distance", 0.0, (0, 1))
     x = torch.rand(4, 3, 32, 32) * 2 - 1
     y = (x + 0.1 * torch.randn_like(x)).clamp(-1, 1)
     total, mse, perceptual = ReconstructionLoss(LossConfig(EXAMPLE, 0.5))(y, x)
@@ -162,8 +162,8 @@ def test_the_search_refuses_a_bad_plugin_with_exit_2_and_one_line(tmp_path, spec
 def test_a_real_search_trains_with_the_example_plugin_on_ray_workers(tmp_path):
     """From the repository root, as from a fresh clone: Ray's workers import the plugin from
     the driver's directory, train with it, and the report names it."""
-    out = search_cli("--loss", EXAMPLE, "--smoke", "--epochs", "1", "--num-samples", "4",
-                     "--no-early-stop", "--train-images", "256", "--storage-path", str(tmp_path), "--name", "plug")
+    out = search_cli("--loss", EXAMPLE, "--smoke", "--epochs", "1", "--num-samples", "4", "--no-early-stop",
+                     "--train-images", "256", "--storage-path", str(tmp_path), "--name", "plug")
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"{EXAMPLE}: best" in out.stdout and "mse+w*examples.charbonnier:factory" in out.stdout
     doc = json.loads((tmp_path / "plug" / "results.json").read_text())

@@ -74,6 +74,14 @@ def weight_files(download: bool = True) -> dict[str, Path]:
     return {f: hub / f for f in URLS}
 
 
+def weights_available(download: bool = True) -> bool:
+    try:
+        weight_files(download)
+    except UserError:
+        return False
+    return True
+
+
 _patch_lock = threading.Lock()
 
 

@@ -35,8 +35,9 @@ def registered_names() -> list[str]:
 
 def _import_factory(spec: str):
     module_name, _, attr = spec.partition(":")
-    if not module_name or not attr.isidentifier() or not all(p.isidentifier() for p in module_name.split(".")):
-        raise UserError(f"loss plugin {spec!r}: not a 'module:factory' spec, e.g. examples.charbonnier:factory")
+    if not attr.isidentifier() or not all(p.isidentifier() for p in module_name.split(".")):
+        raise UserError(f"loss plugin {spec!r}: not a 'module:factory' spec, "
+                        f"e.g. examples.charbonnier:factory")
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # noqa: BLE001 - the plugin's import failing is bad input, one line

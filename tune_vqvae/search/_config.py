@@ -59,7 +59,7 @@ class SearchConfig:
             if name == "mse":
                 raise UserError("--loss mse: the plain-MSE baseline runs in every search; "
                                 f"pick a perceptual loss: {', '.join(PERCEPTUAL_LOSSES)} or all")
-            find_metric(name)  # unknown, a plugin that fails to load or breaks the convention, no LPIPS weights
+            find_metric(name)  # unknown names, bad plugins, missing LPIPS weights: exit 2
         for key in ("num_samples", "epochs", "max_concurrent", "eval_every", "fid_samples",
                     "val_images", "batch_size", "hidden", "codebook_size"):
             if getattr(self, key) < 1:
