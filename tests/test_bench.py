@@ -16,7 +16,8 @@ def test_quick_benchmark_writes_side_by_side_figures(tmp_path):
     assert train["optimised"]["images_per_s"] > 0 and train["optimised"]["repeats"] == 1
     (overhead_file,) = (tmp_path / "o").glob("*.json")
     overhead = json.loads(overhead_file.read_text())["overhead"]
-    assert set(overhead) == {"mse", "psnr", "ssim", "ms_ssim", "haarpsi", "gmsd", "ms_gmsd"}
+    # lpips is timed where its weights files are found
+    assert set(overhead) - {"lpips"} == {"mse", "psnr", "ssim", "ms_ssim", "haarpsi", "gmsd", "ms_gmsd"}
     assert overhead["mse"]["step_time_vs_mse"] == 1
 
 

@@ -71,11 +71,101 @@ def test_ms_ssim_works_at_32x32_where_piqa_defaults_fail():
     assert ms_ssim(32).weights.numel() == 3 and ms_ssim(256).weights.numel() == 5
 
 
-@pytest.mark.parametrize("bad", [dict(name="lpips"), dict(name="ssim", weight=0),
+@pytest.mark.parametrize("bad", [dict(name="fancy"), dict(name="ssim", weight=0),
                                  dict(name="ssim", weight=-1), dict(name="mse", with_mse=False)])
 def test_bad_loss_config_names_the_valid_choices(bad):
     with pytest.raises(UserError) as e:
         LossConfig(**bad)
     assert "ssim" in str(e.value) or "weight" in str(e.value)
-    if bad["name"] == "lpips":
-        assert all(n in str(e.value) for n in LOSSES)
+    if bad["name"] == "fancy":
+        assert all(n in str(e.value) for n in (*PERCEPTUAL_LOSSES, "lpips", "module:factory"))
+
+
+# --- the convention, as a plugin is checked: every built-in passes --------------------------
+
+@pytest.mark.parametrize("name", PERCEPTUAL_LOSSES)
+def test_every_builtin_metric_passes_the_plugin_convention_check(name):
+    from tune_vqvae.losses import METRICS, check_convention
+
+    check_convention(METRICS[name], name)
+
+
+# --- LPIPS: mechanics with random-weight files (real values need the real weights) ----------
+
+@pytest.fixture
+def lpips_weights(tmp_path, monkeypatch):
+    """Random LPIPS weights files in a directory named by the env var: the network and its cost
+    are LPIPS's, its values mean nothing."""
+    from tune_vqvae.losses import lpips
+
+    d = lpips.write_random_weights(tmp_path / "lpips")
+    monkeypatch.setenv(lpips.WEIGHTS_ENV, str(d))
+    return d
+
+
+def test_lpips_is_a_loss_by_the_convention(lpips_weights):
+    from tune_vqvae.losses import check_convention, find_metric
+
+    check_convention(find_metric("lpips"), "lpips")
+    x = images(0)
+    y = x.clone().requires_grad_(True)
+    total, _, perceptual = ReconstructionLoss(LossConfig("lpips", 0.5))(y, x)
+    assert abs(perceptual.item()) < 1e-6
+    z = images(1).requires_grad_(True)
+    total, mse, perceptual = ReconstructionLoss(LossConfig("lpips", 0.5))(z, x)
+    total.backward()
+    assert perceptual.item() > 0 and torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+
+
+def test_lpips_from_local_files_equals_piqa_reading_the_torch_hub_cache(lpips_weights, tmp_path, monkeypatch):
+    """Our offline construction is piqa's LPIPS: the same value as piqa.LPIPS() built from the
+    same two files placed in the torch hub cache (where piqa looks before downloading)."""
+    import shutil
+
+    hub = tmp_path / "hub"
+    (hub / "checkpoints").mkdir(parents=True)
+    for f in lpips_weights.iterdir():
+        shutil.copy(f, hub / "checkpoints" / f.name)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    x, y = unit(images(2)), unit(images(3))
+    ours = ReconstructionLoss(LossConfig("lpips", 1.0)).perceptual(images(3), images(2))
+    assert ours.item() == pytest.approx(piqa.LPIPS()(y, x).item(), rel=1e-6)
+    monkeypatch.delenv("TUNE_VQVAE_LPIPS_WEIGHTS")  # the hub cache is found without the env var
+    assert ReconstructionLoss(LossConfig("lpips", 1.0)).perceptual(images(3), images(2)).item() \
+        == pytest.approx(ours.item(), rel=1e-6)
+
+
+def test_lpips_without_weights_names_the_missing_files(tmp_path, monkeypatch):
+    from tune_vqvae.losses import lpips
+
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / lpips.LINEAR_FILE).write_bytes(b"")
+    monkeypatch.setenv(lpips.WEIGHTS_ENV, str(tmp_path / "partial"))
+    with pytest.raises(UserError, match=f"weights files {lpips.BACKBONE_FILE}: not in .*partial"):
+        LossConfig("lpips")
+    monkeypatch.delenv(lpips.WEIGHTS_ENV)  # the hub cache, empty, and no network
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(lpips, "_download", lambda url, dest: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(UserError) as e:
+        LossConfig("lpips")
+    assert f"{lpips.BACKBONE_FILE}, {lpips.LINEAR_FILE}" in str(e.value) and "download failed" in str(e.value)
+    assert lpips.WEIGHTS_ENV in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_damaged_lpips_weights_file_is_one_line(lpips_weights):
+    from tune_vqvae.losses import lpips
+
+    (lpips_weights / lpips.BACKBONE_FILE).write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot be read"):
+        ReconstructionLoss(LossConfig("lpips"))
+
+
+def test_train_cli_refuses_lpips_without_weights(tmp_path, monkeypatch, capsys):
+    from tune_vqvae.train_cli import main
+
+    monkeypatch.setenv("TUNE_VQVAE_LPIPS_WEIGHTS", str(tmp_path))
+    with pytest.raises(SystemExit) as e:
+        main(["--loss", "lpips", "--out", str(tmp_path / "run"), "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "alexnet-owt-7be5be79.pth, alex.pth" in err[0]
+    assert not (tmp_path / "run").exists()

@@ -247,7 +247,8 @@ def test_bad_input_via_the_command_line(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "error: unknown loss 'fancy'; valid: psnr, ssim, ms_ssim, haarpsi, gmsd, ms_gmsd or all"]
+        "error: unknown loss 'fancy'; valid: psnr, ssim, ms_ssim, haarpsi, gmsd, ms_gmsd, lpips "
+        "or module:factory"]
 
 
 # --- two nodes ------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_existing_run_is_never_overwritten(tmp_path):
 
 @pytest.mark.parametrize("args,says", [
     (["--data", "/nonexistent/data.npz"], "does not exist"),
-    (["--loss", "lpips"], "valid losses"),
+    (["--loss", "fancy"], "unknown loss"),
     (["--loss", "ssim", "--weight", "0"], "positive"),
     (["--out", "/proc/forbidden/run"], "not writable"),
     (["--epochs", "0"], "epochs must be >= 1, got 0"),

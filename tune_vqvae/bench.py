@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .data import DataConfig, ImageData, load_data, to_model_range
 from .errors import UserError, atomic_write_text, cli_entry
-from .losses import LOSSES, LossConfig
+from .losses import LOSSES, LossConfig, lpips
 from .metrics.frechet import StreamingStats
 from .metrics.inception import FID_WEIGHTS_FILE, InceptionFeatures
 from .metrics.scorer import to_unit_range
@@ -199,9 +199,12 @@ def bench_train(bc: BenchConfig, data: ImageData) -> dict:
 def bench_overhead(bc: BenchConfig, data: ImageData) -> dict:
     """Step time of mse + 0.5 * L for every loss, relative to MSE alone, interleaved repeats."""
     device = pick_device(bc.device)
+    names = (*LOSSES, "lpips") if lpips.weights_available() else LOSSES
+    if "lpips" not in names:  # random-weight files (lpips.write_random_weights) time the same
+        print(f"  lpips skipped: no weights files (set {lpips.WEIGHTS_ENV}=DIR)", file=sys.stderr)
     builds = {name: (lambda name=name: trainer_steps(Trainer(
         bc.train_config(device, loss=LossConfig(name, 0.5)), data), bc.steps))
-        for name in LOSSES}
+        for name in names}
     rows = compare(builds, device, bc.repeats, bc.steps * TrainConfig.batch_size)
     for row in rows.values():
         if "median_s" in row and "median_s" in rows["mse"]:

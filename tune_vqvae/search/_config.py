@@ -9,12 +9,12 @@ from pathlib import Path
 
 from ..data import DataConfig
 from ..errors import UserError
-from ..losses import LOSSES, PERCEPTUAL_LOSSES, LossConfig
+from ..losses import PERCEPTUAL_LOSSES, LossConfig, find_metric
 from ..metrics import FIDConfig, check_fid_weights, require_fid_weights, verify_fid_weights
 from ..model import ModelConfig
 from ..train import TrainConfig
 from ..vocab import OBJECTIVES
-from ._spaces import SearchSpace, default_space_file, load_space
+from ._spaces import SearchSpace, load_space, space_for
 
 
 @dataclass
@@ -59,8 +59,7 @@ class SearchConfig:
             if name == "mse":
                 raise UserError("--loss mse: the plain-MSE baseline runs in every search; "
                                 f"pick a perceptual loss: {', '.join(PERCEPTUAL_LOSSES)} or all")
-            if name not in LOSSES:
-                raise UserError(f"unknown loss {name!r}; valid: {', '.join(PERCEPTUAL_LOSSES)} or all")
+            find_metric(name)  # unknown names, bad plugins, missing LPIPS weights: exit 2
         for key in ("num_samples", "epochs", "max_concurrent", "eval_every", "fid_samples",
                     "val_images", "batch_size", "hidden", "codebook_size"):
             if getattr(self, key) < 1:
@@ -110,7 +109,7 @@ def resolve_spaces(cfg: SearchConfig) -> dict[str, SearchSpace]:
     else:
         if not cfg.losses:
             raise UserError("no loss to search: give --loss NAME (repeatable) or --loss all")
-        spaces = {name: load_space(default_space_file(name)) for name in cfg.losses}
+        spaces = {name: space_for(name) for name in cfg.losses}
     for name, space in spaces.items():
         if not space.grid and cfg.num_samples < len(space.points):
             raise UserError(f"--num-samples {cfg.num_samples} is fewer than the {len(space.points)} "

@@ -17,8 +17,8 @@ from pathlib import Path
 import yaml
 
 from ..errors import UserError
-from ..losses import PERCEPTUAL_LOSSES
-from ..vocab import SPACES_DIR
+from ..losses import find_metric
+from ..vocab import SPACES_DIR, paper_points
 
 SPACE_KEYS = {"losses", "w", "with_mse", "points", "grid"}
 W_KEYS = {"low", "high", "log"}
@@ -127,9 +127,10 @@ def load_space(path: str | os.PathLike) -> SearchSpace:
     if not isinstance(losses, list) or not losses:
         raise _space_error(path, "losses", "must be a non-empty list of loss names")
     for name in losses:
-        if name not in PERCEPTUAL_LOSSES:
-            raise _space_error(path, "losses",
-                               f"unknown loss {name!r}; valid: {', '.join(PERCEPTUAL_LOSSES)}")
+        try:
+            find_metric(name)  # a built-in, registered or module:factory loss
+        except UserError as e:
+            raise _space_error(path, "losses", str(e)) from None
     grid = raw.get("grid", False)
     if not isinstance(grid, bool):
         raise _space_error(path, "grid", f"must be true or false, got {grid!r}")
@@ -158,3 +159,13 @@ def load_space(path: str | os.PathLike) -> SearchSpace:
 
 def default_space_file(loss: str) -> Path:
     return SPACES_DIR / f"{loss}.yaml"
+
+
+def space_for(loss: str) -> SearchSpace:
+    """search_spaces/<loss>.yaml, or for a loss without a file (a plugin) the default:
+    w log-uniform in [0.001, 10], with and without MSE, the paper's points first."""
+    path = default_space_file(loss)
+    if path.is_file():
+        return load_space(path)
+    return SearchSpace(path=f"default space of {loss}", losses=[loss], low=1e-3, high=10.0,
+                       points=[dict(p) for p in paper_points()])

@@ -1,0 +1,77 @@
+"""The built-in metrics, all from piqa: the paper's six (PSNR, SSIM, MS-SSIM, HaarPSI, GMSD,
+MS-GMSD) and LPIPS (a network: its weights are found by `losses.lpips`).
+
+Similarities become `best - value` (best = their value on identical images: 1, or
+10*log10(1/eps) dB for PSNR); distances are their own loss (best 0).
+"""
+
+from __future__ import annotations
+
+import math
+
+import piqa
+import torch
+from torch import nn
+
+from . import lpips
+from .metric import Metric
+
+# piqa's input checks call .item() on every forward (a host sync per step); our inputs are
+# in range by construction (tanh output, uint8 data), so turn them off.
+piqa.utils.set_debug(False)
+
+MS_SSIM_WINDOW = 7  # Gaussian sigma 1.5 truncated at 2 sigma; 11 taps would not fit 8x8
+MS_GMSD_KERNEL = 3  # Prewitt
+PSNR_EPSILON = 1e-8  # piqa's default; PSNR of identical images is 10*log10(1/eps) = 80 dB
+
+
+def _scales_that_fit(image_size: int, window: int, max_scales: int) -> int:
+    """How many dyadic scales keep the coarsest image at least `window` pixels wide."""
+    scales = 1
+    while scales < max_scales and image_size // 2**scales >= window:
+        scales += 1
+    return scales
+
+
+def _first_weights(weights: torch.Tensor, scales: int) -> torch.Tensor:
+    """The finest `scales` scale weights of a multi-scale metric, renormalised to sum 1."""
+    w = weights[:scales].clone()
+    return w / w.sum()
+
+
+def ms_ssim(image_size: int, **kwargs) -> nn.Module:
+    """MS-SSIM with as many of Wang et al.'s 5 scales as fit: 3 at 32x32 (32, 16, 8)."""
+    scales = _scales_that_fit(image_size, MS_SSIM_WINDOW, len(piqa.MS_SSIM.WEIGHTS))
+    return piqa.MS_SSIM(
+        window_size=MS_SSIM_WINDOW, weights=_first_weights(piqa.MS_SSIM.WEIGHTS, scales), **kwargs
+    )
+
+
+def ms_gmsd(image_size: int, **kwargs) -> nn.Module:
+    """MS-GMSD with as many of Zhang et al.'s 4 scales as fit: all 4 at 32x32."""
+    scales = _scales_that_fit(image_size, MS_GMSD_KERNEL, len(piqa.MS_GMSD.WEIGHTS))
+    return piqa.MS_GMSD(weights=_first_weights(piqa.MS_GMSD.WEIGHTS, scales), **kwargs)
+
+
+def _per_image(make):
+    """build(image_size) for a piqa module that reports one value per image."""
+    return lambda size: make(size, reduction="none")
+
+
+# The paper's losses: what `--loss all` searches. `mse` is the plain reference loss.
+METRICS: dict[str, Metric] = {
+    "psnr": Metric("psnr", "similarity", 10 * math.log10(1 / PSNR_EPSILON),
+                   _per_image(lambda s, **kw: piqa.PSNR(epsilon=PSNR_EPSILON, **kw))),
+    "ssim": Metric("ssim", "similarity", 1.0, _per_image(lambda s, **kw: piqa.SSIM(**kw))),
+    "ms_ssim": Metric("ms_ssim", "similarity", 1.0, _per_image(ms_ssim)),
+    "haarpsi": Metric("haarpsi", "similarity", 1.0, _per_image(lambda s, **kw: piqa.HaarPSI(**kw))),
+    "gmsd": Metric("gmsd", "distance", 0.0, _per_image(lambda s, **kw: piqa.GMSD(**kw))),
+    "ms_gmsd": Metric("ms_gmsd", "distance", 0.0, _per_image(ms_gmsd)),
+}
+PERCEPTUAL_LOSSES = tuple(METRICS)
+LOSSES = ("mse", *PERCEPTUAL_LOSSES)
+
+# Built in, but not among the paper's losses (`all`): LPIPS needs two weights files.
+NETWORK_METRICS: dict[str, Metric] = {
+    "lpips": Metric("lpips", "distance", 0.0, lpips.build),
+}
