@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tune_vqvae.errors import UserError
 from tune_vqvae import vocab
+from tune_vqvae.errors import UserError
 from tune_vqvae.vocab import (
     BASELINE,
     BASELINE_EXPERIMENT,

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import io
-import math
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
 import pandas as pd
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from tune_vqvae.estimates import mean_interval
 from tune_vqvae.vocab import PAPER, SEARCH, SEED, paper_weights

@@ -337,6 +337,10 @@ def _reason(c: Comparison | None, which: str) -> str:
     return f"vs {name}: {v}, difference {_iv(d, '.3g', '+')}"
 
 
+def _verdicts_text(c: Comparison) -> str:
+    return "; ".join(x for x in (_reason(c, "baseline"), _reason(c, "paper")) if x)
+
+
 def answer_lines(a: Analysis) -> list[str]:
     """Per loss: the recommended w with its intervals, and the verdicts of the run nearest to it."""
     out = []
@@ -347,8 +351,7 @@ def answer_lines(a: Analysis) -> list[str]:
             best = next((c for c in rows if "best observed" in c.why), None)
             text = f"**{loss}**: {curve.note if curve else 'no curve'}."
             if best is not None:
-                text += (f" Best observed {best.config} ({best.n} run(s)); "
-                         + "; ".join(x for x in (_reason(best, "baseline"), _reason(best, "paper")) if x) + ".")
+                text += f" Best observed {best.config} ({best.n} run(s)): {_verdicts_text(best)}."
             out.append(text)
             continue
         f, o = curve.fit, curve.fit.objective
@@ -359,8 +362,7 @@ def answer_lines(a: Analysis) -> list[str]:
                 + (f"; {curve.left_out} stopped early or unfinished, not fitted" if curve.left_out else "")
                 + ").")
         if near is not None:
-            parts = [x for x in (_reason(near, "baseline"), _reason(near, "paper")) if x]
-            text += f" Runs at {near.config} ({near.n}): " + "; ".join(parts) + "."
+            text += f" Runs at {near.config} ({near.n}): {_verdicts_text(near)}."
         out.append(text)
     o = a.overhead
     for _, r in o[o["loss"] != "mse"].iterrows():

@@ -37,8 +37,8 @@ from filelock import FileLock
 from torch import nn
 
 from ..data import DEFAULT_CACHE, ImageData
-from ..estimates import kid
 from ..errors import UserError, atomic_write_bytes, ensure_writable_dir
+from ..estimates import kid
 from .frechet import StreamingStats, frechet_distance
 from .inception import InceptionFeatures, check_fid_weights, require_fid_weights
 from .swd import SWDAccumulator
