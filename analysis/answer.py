@@ -114,8 +114,11 @@ def fit_curve(trials: pd.DataFrame, loss: str, objective: str, search_dirs: list
     w, sign = runs["w"].to_numpy(float), objective_sign(objective)
     values = sign * runs["value"].to_numpy(float)  # the surrogate minimises
     bounds = space_bounds(search_dirs, loss, w)
-    fit = fit_objective_curve(w, values, runs["epochs"].to_numpy(), epochs=epochs, bounds=bounds,
-                              log_objective=bool(np.all(values > 0)))
+    try:
+        fit = fit_objective_curve(w, values, runs["epochs"].to_numpy(), epochs=epochs, bounds=bounds,
+                                  log_objective=bool(np.all(values > 0)))
+    except ValueError as e:  # the surrogate refuses (say, non-finite values): the report goes on
+        return Curve(loss, None, bounds, epochs, len(runs), left_out, f"no curve: {e}")
     return Curve(loss, _unsign(fit, sign), bounds, epochs, len(runs), left_out)
 
 
