@@ -16,9 +16,10 @@ from .tables import analyse
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m analysis",
-        description="Report of a weight search: objective vs w per loss, best w and its gain "
-                    "over MSE and the paper's grid, compute overhead, reconstructions, "
-                    "Pareto front. Works on finished and still-running searches.")
+        description="Report of a weight search: per loss the surrogate curve of the objective "
+                    "over w, the recommended w with its intervals, verdicts against MSE and the "
+                    "paper's grid from replicate runs, the run-to-run noise; compute overhead, "
+                    "reconstructions, Pareto front. Works on finished and still-running searches.")
     p.add_argument("experiments", nargs="+", metavar="EXPDIR",
                    help="a search directory (runs/search/<name>, holding baseline/ and one "
                         "directory per loss), or Ray Tune experiment directories")

@@ -8,8 +8,16 @@ Layout read (Ray Tune 2.x, local storage):
     <storage>/<experiment>/<trial dir>/error.txt           traceback of a failed trial
     <storage>/<experiment>/<trial dir>/checkpoint_NNNNNN/  one per epoch (trainer.pt inside)
 
+    <storage>/<search>/results.json                         the search's rows (role, status), if written
+
 Nothing here imports ray or needs the search process: a finished experiment and one still
 running read the same way (a half-written last line of result.json is ignored).
+
+The trial fields of issue 12 are read where a search wrote them and derived where it did not,
+so older experiments analyse the same way: `role` (baseline, paper, search, seed, confirm;
+from the last result, else the results.json row, else the config, a grid point being
+"paper"), `seed`, `epochs_trained` (else the last reported epoch) and `stopped` (ended
+before all epochs by the scheduler; else derived from the trial's state).
 """
 
 from __future__ import annotations
@@ -22,17 +30,26 @@ from pathlib import Path
 
 import pandas as pd
 
+from tune_vqvae import vocab
 from tune_vqvae.errors import UserError
 from tune_vqvae.vocab import (
     BASELINE,
     BASELINE_EXPERIMENT,
     CHECKPOINT_FILE,
     EVAL_METRICS,
+    PAPER,
+    RESULTS_JSON,
     SEARCH,
+    SEED,
+    SEEDS_SUFFIX,
     TEST_METRICS,
     label,
     on_paper_grid,
 )
+
+CONFIRM = getattr(vocab, "CONFIRM", "confirm")  # the confirmation stage's runs (issue 12)
+CONFIRM_SUFFIX = getattr(vocab, "CONFIRM_SUFFIX", "-confirm")  # <search>/<loss>-confirm/
+TRIAL_ROLES = (BASELINE, PAPER, SEARCH, SEED, CONFIRM)
 
 # Trial states in the report (Ray's TERMINATED is split by what actually happened).
 COMPLETED, STOPPED, DIVERGED, FAILED, RUNNING, PENDING = (
@@ -49,6 +66,7 @@ class Trial:
     ray_status: str | None = None  # from experiment_state-*.json, if listed there
     error: str | None = None  # last line of error.txt
     notes: list[str] = field(default_factory=list)
+    row: dict = field(default_factory=dict)  # the search's results.json row, if any
 
 
 # --- finding experiments -----------------------------------------------------------------
@@ -269,32 +287,78 @@ def _last_done(history: pd.DataFrame) -> bool:
     return "done" in history and len(history) > 0 and str(history["done"].iloc[-1]) == "True"
 
 
+def _reported(t: Trial, key: str):
+    """A contract field (issue 12) as the trial reported it: its last result, else its
+    results.json row, else its config; None when nobody wrote it."""
+    if key in t.history:
+        s = t.history[key].dropna()
+        if len(s):
+            return s.iloc[-1]
+    for source in (t.row, t.config):
+        if source.get(key) is not None:
+            return source[key]
+    return None
+
+
+def _role(t: Trial, loss: str, with_mse: bool, w: float) -> str:
+    """baseline | paper | search | seed | confirm: as written, else derived (a point of the
+    paper's grid that the search ran is "paper")."""
+    role = _reported(t, "role")
+    if loss == "mse":
+        return BASELINE
+    if role in (None, SEARCH):  # a config's role: the experiment says what the trial was for
+        if t.experiment.endswith(SEEDS_SUFFIX):
+            return SEED
+        if t.experiment.endswith(CONFIRM_SUFFIX):
+            return CONFIRM
+        if on_paper_grid(loss, with_mse, None if math.isnan(w) else w):
+            return PAPER
+    return str(role) if role in TRIAL_ROLES else SEARCH
+
+
+def _epochs_trained(t: Trial) -> float:
+    trained = _num(_reported(t, "epochs_trained"))
+    for col in ("epoch", "training_iteration"):
+        if math.isnan(trained):
+            trained = _last(t.history, col)
+    return 0.0 if math.isnan(trained) else trained
+
+
+def _stopped_flag(t: Trial) -> bool | None:
+    """The written `stopped` (or a results.json status STOPPED); None when not written."""
+    flag = _reported(t, "stopped")
+    if flag is None and t.row.get("status"):
+        return t.row["status"] == "STOPPED"
+    return None if flag is None else str(flag).lower() in ("true", "1", "1.0")
+
+
 def trials_frame(trials: list[Trial]) -> pd.DataFrame:
     rows = []
     for t in trials:
-        loss, role, with_mse, w = trial_settings(t.config)
+        loss, _, with_mse, w = trial_settings(t.config)
         train = t.config.get("train") if isinstance(t.config.get("train"), dict) else {}
         h = t.history
         epochs_planned = _num(train.get("epochs"))
-        epochs_done = _last(h, "epoch")
-        if math.isnan(epochs_done):
-            epochs_done = _last(h, "training_iteration")
-        if math.isnan(epochs_done):
-            epochs_done = 0.0
+        epochs_done = _epochs_trained(t)
         diverged = _last(h, "diverged") == 1.0
         state, reason = _state(t, epochs_planned, epochs_done, diverged)
+        if _stopped_flag(t) and state in (COMPLETED, RUNNING):  # the search said so
+            state, reason = STOPPED, f"stopped by the scheduler at epoch {epochs_done:g}/{epochs_planned:g}"
         ckpt = _checkpoint(t) if not h.empty else None
+        seed = _num(_reported(t, "seed"))
         rows.append({
             "experiment": t.experiment, "trial": t.path.name,
             "trial_id": _last_str(h, "trial_id") or t.path.name,
-            "loss": loss, "role": role, "with_mse": with_mse, "w": w,
+            "loss": loss, "role": _role(t, loss, with_mse, w), "with_mse": with_mse, "w": w,
             "label": label(loss, with_mse, w),
-            "seed": _num(t.config.get("seed", train.get("seed", 0))),
+            "candidate": str(_reported(t, "candidate") or ""),
+            "seed": seed if not math.isnan(seed) else _num(train.get("seed", 0)),
             "holdout": _num((train.get("data") or {}).get("holdout", 0)),
             "paper_grid": on_paper_grid(loss, with_mse, w),
-            "state": state, "reason": reason,
+            "state": state, "reason": reason, "stopped": state == STOPPED,
             "epochs": epochs_done, "epochs_planned": epochs_planned,
-            "fid": _last(h, "fid"), "swd": _last(h, "swd"), "objective_reported": _last(h, "objective"),
+            **{k: _last(h, k) for k in (*EVAL_METRICS, "kid_std", "test_kid_std")},
+            "objective_reported": _last(h, "objective"),
             "objective_name": str(t.config.get("objective", "")),
             "val_psnr": _last(h, "val_psnr"), "val_ssim": _last(h, "val_ssim"),
             "val_mse": _last(h, "val_mse"), "val_recon": _last(h, "val_recon"),
@@ -342,6 +406,23 @@ def _with_baseline(exps: list[Path], trials: list[Trial]) -> list[Path]:
     return extra
 
 
+def _results_rows(search_dir: Path) -> dict[str, dict]:
+    """trial_id -> the search's results.json row (role, status, seed), where one was written."""
+    doc = _read_json(search_dir / RESULTS_JSON)
+    rows = doc.get("trials") if isinstance(doc, dict) else None
+    return {str(r["trial_id"]): r for r in rows or [] if isinstance(r, dict) and r.get("trial_id")}
+
+
+def _attach_rows(trials: list[Trial]) -> None:
+    rows: dict[Path, dict] = {}
+    for t in trials:
+        search_dir = t.path.parent.parent
+        if search_dir not in rows:
+            rows[search_dir] = _results_rows(search_dir)
+        trial_id = _last_str(t.history, "trial_id") or t.path.name.split("_")[0]
+        t.row = rows[search_dir].get(trial_id, {})
+
+
 def load(paths: list[str]) -> tuple[list[Path], pd.DataFrame]:
     exps = find_experiments(paths)
     trials = [t for d in exps for t in read_experiment(d)]
@@ -355,4 +436,5 @@ def load(paths: list[str]) -> tuple[list[Path], pd.DataFrame]:
     for b in _with_baseline(exps, trials):
         exps.append(b)
         trials += read_experiment(b)
+    _attach_rows(trials)
     return exps, trials_frame(trials)

@@ -17,9 +17,11 @@ from pathlib import Path
 import pandas as pd
 
 from tune_vqvae.errors import atomic_write_bytes, atomic_write_text
+from tune_vqvae.estimates import Interval, describe_noise, seeds_needed
 from tune_vqvae.vocab import paper_weights, point_name
 
 from . import plots
+from .answer import TOO_FEW, Comparison, comparisons_frame, curves_frame
 from .load import IN_PROGRESS
 from .tables import Analysis, best_group, best_trial
 
@@ -28,7 +30,10 @@ OBJECTIVE_TEXT = {
            "reconstructions)",
     "swd": "SWD (multi-scale sliced Wasserstein distance of Laplacian-pyramid patches, the "
            "offline stand-in for FID: no Inception weights were available to the trials)",
+    "kid": "KID (kernel Inception distance: unbiased MMD² of Inception features with the "
+           "cubic kernel, mean over 100 subsets of 1,000 images)",
 }
+EFFECT = 0.02  # the relative difference the noise line asks about ("to resolve 2% ...")
 
 
 # --- formatting ----------------------------------------------------------------------------
@@ -49,6 +54,21 @@ def _pm(mean, std, n=None, spec=".4g") -> str:
     if n is not None and not (isinstance(n, float) and math.isnan(n)) and n > 1:
         s += f" (n={int(n)})"
     return s
+
+
+def _iv(i: Interval | None, spec=".4g", sign="") -> str:
+    """An estimate with its interval: -1.2 [-3.4, 0.95]."""
+    if i is None:
+        return "–"
+    return f"{i.estimate:{sign}{spec}} [{i.low:{sign}{spec}}, {i.high:{sign}{spec}}]"
+
+
+def _iv_pct(i: Interval | None, reference: float) -> str:
+    """A difference as a percentage of the reference mean, with its interval."""
+    if i is None or not reference:
+        return "–"
+    r = abs(reference) / 100
+    return f"{i.estimate / r:+.1f}% [{i.low / r:+.1f}%, {i.high / r:+.1f}%]"
 
 
 def _x(v) -> str:
@@ -192,29 +212,28 @@ def summary_table(a: Analysis) -> Table:
     held_out = bool((a.trials["holdout"] > 0).any())  # the search selected on held-out images
     rows = []
     for _, r in a.summary.iterrows():
-        test = [_pm(r["test"], r["test_std"], r["n"]), _x(r["test_vs_baseline"])] if held_out else []
+        test = [_pm(r["test"], r["test_std"], r["n"])] if held_out else []
         rows.append([r["loss"], r["best"] if isinstance(r["best"], str) else "–",
-                     _pm(r["value"], r["value_std"], r["n"]), _x(r["vs_baseline"]),
-                     _x(r.get("vs_lowest")), *test, _pm(r["psnr"], r["psnr_std"], spec=".2f"),
+                     _pm(r["value"], r["value_std"], r["n"]), *test,
+                     _pm(r["psnr"], r["psnr_std"], spec=".2f"),
                      _pm(r["ssim"], r["ssim_std"], spec=".4f"),
                      "yes" if r["on_paper_grid"] is True else "no" if r["on_paper_grid"] is False
                      else "–",
                      f"{_f(r['completed'], 'g')}/{_f(r['trials'], 'g')}",
                      _f(r["stopped"], "g"), _f(r["failed"], "g")])
     return Table(
-        "Best weight per loss",
-        ["loss", "best w", a.objective, "× MSE baseline", "× lowest",
-         *([f"{a.objective} on test", "test × MSE baseline"] if held_out else []), "PSNR (dB)", "SSIM",
+        "Best observed config per loss",
+        ["loss", "best observed", f"{a.objective} (mean ± sd, runs)",
+         *([f"{a.objective} on test"] if held_out else []), "PSNR (dB)", "SSIM",
          "on paper grid", "completed/trials", "stopped early", "failed"],
         rows,
-        caption=f"`× lowest`: the paper's scaling, {a.objective} as a multiple of the lowest in "
-                f"this table. PSNR/SSIM on the held-out images of the same trials. Only "
-                f"trials that trained all epochs count for the best."
-                + (f" The best w was selected on held-out training images (--holdout); "
-                   f"`{a.objective} on test` scores it on the test images, which the selection "
-                   f"never saw." if held_out else
-                   " The best w was selected and is scored on the same images (no --holdout): "
-                   "its gain is optimistic."))
+        caption="The config with the best mean over its full-length runs: the best of many "
+                "noisy observations is optimistic (the winner's curse), which is why the answer "
+                "above is the surrogate's recommended w and the verdicts rest on replicates. "
+                "PSNR/SSIM on the held-out images of the same trials."
+                + (f" Selected on held-out training images (--holdout); `{a.objective} on test` "
+                   f"scores it on the test images, which the selection never saw." if held_out else
+                   " Selected and scored on the same images (no --holdout)."))
 
 
 def grid_table(a: Analysis) -> Table:
@@ -232,20 +251,17 @@ def grid_table(a: Analysis) -> Table:
         opt = g[g["kind"] == "searched optimum"]
         o = opt.iloc[0] if len(opt) else None
         if o is None or pd.isna(o.get("value")):
-            row += ["–", "–", "–"]
+            row += ["–", "–"]
         else:
             row += [(f"{o['point']}: {_pm(o['value'], o['value_std'], o['n'])} "
                     f"({_f(o['psnr'], '.2f')} dB)"),
                     str(o.get("best_grid_point", "–")) if pd.notna(o.get("best_grid_point"))
-                    else "–",
-                    _pct(100 * (o["vs_best_grid"] - 1)) if pd.notna(o.get("vs_best_grid"))
                     else "–"]
         rows.append(row)
-    return Table("The paper's grid against the searched optimum",
-                 ["loss"] + points + ["searched optimum", "best grid point",
-                                      "optimum vs best grid"], rows,
-                 caption=f"{a.objective} (PSNR in brackets). `optimum vs best grid`: relative "
-                         f"change of {a.objective} from the best grid point to the optimum.")
+    return Table("The paper's grid and the best observed config",
+                 ["loss"] + points + ["best observed", "best grid point"], rows,
+                 caption=f"{a.objective}, mean ± sd over the runs of each config (PSNR in "
+                         f"brackets). Whether a difference is real: the verdict table.")
 
 
 def overhead_table(a: Analysis) -> Table:
@@ -290,22 +306,64 @@ def pareto_table(a: Analysis) -> Table:
                  ["config", "trial", a.objective, "PSNR (dB)", "SSIM"], rows)
 
 
-def headline(a: Analysis) -> list[str]:
+def noise_sentence(a: Analysis) -> str:
+    """The run-to-run noise of the MSE baseline and the smallest effect it lets this search
+    resolve: "to resolve 2% you need about N seeds per config"."""
+    n_base = len(a.baseline_values.get("mse", []))
+    if a.noise is None:
+        return (f"**Run-to-run noise: not measured**: the MSE baseline has {n_base} full-length "
+                f"run(s); with fewer than 2 no difference below can be given an interval. Run the "
+                f"baseline with several seeds (at least 3).")
+    if a.replicates >= 2:
+        text = describe_noise(a.noise, a.replicates, EFFECT)
+    else:
+        text = (f"run-to-run noise {100 * a.noise.cv:.1f}% (std {a.noise.std:.3g} over "
+                f"{a.noise.n} seeds); with one run per config no difference is resolvable; to "
+                f"resolve {100 * EFFECT:g}% you need about {seeds_needed(a.noise.cv, EFFECT)} "
+                f"seeds per config")
+    return (f"**Noise**: {text} (measured on the MSE baseline's runs; a two-sided test at 5% "
+            f"with 80% power; {a.replicates} = the median number of runs of this search's "
+            f"configs).")
+
+
+def _reason(c: Comparison | None, which: str) -> str:
+    """One comparison in words: "vs MSE baseline -1.2 [-3.4, 0.95] (indistinguishable)"."""
+    if c is None:
+        return ""
+    d, v = (c.vs_baseline, c.verdict_baseline) if which == "baseline" else (c.vs_paper, c.verdict_paper)
+    name = "the MSE baseline" if which == "baseline" else f"the best paper point ({c.paper_config})"
+    if d is None:
+        return f"vs {name}: {v}" if v else ""
+    return f"vs {name}: {v}, difference {_iv(d, '.3g', '+')}"
+
+
+def _verdicts_text(c: Comparison) -> str:
+    return "; ".join(x for x in (_reason(c, "baseline"), _reason(c, "paper")) if x)
+
+
+def answer_lines(a: Analysis) -> list[str]:
+    """Per loss: the recommended w with its intervals, and the verdicts of the run nearest to it."""
     out = []
     for loss in a.losses:
-        g = best_group(a, loss)
-        if g is None:
-            out.append(f"**{loss}**: no completed trial yet.")
+        curve = a.curves.get(loss)
+        rows = [c for c in a.comparisons if c.loss == loss]
+        if curve is None or curve.fit is None:
+            best = next((c for c in rows if "best observed" in c.why), None)
+            text = f"**{loss}**: {curve.note if curve else 'no curve'}."
+            if best is not None:
+                text += f" Best observed {best.config} ({best.n} run(s)): {_verdicts_text(best)}."
+            out.append(text)
             continue
-        base = a.baselines.get(loss)
-        rel = ""
-        if base is not None:
-            change = 100 * (g["mean"] / base["mean"] - 1)
-            rel = (f" = {g['mean'] / base['mean']:.2f}× the MSE baseline "
-                   f"({_f(base['mean'])}, {change:+.0f}%)")
-        out.append(f"**{loss}**: best {point_name(g['with_mse'], g['w'])}: {a.objective} "
-                   f"{_pm(g['mean'], g['std'], g['n'])}{rel}; PSNR {_f(g['psnr'], '.2f')} dB, "
-                   f"SSIM {_f(g['ssim'], '.4f')}.")
+        f, o = curve.fit, curve.fit.objective
+        near = next((c for c in rows if "recommended" in c.why), None)
+        text = (f"**{loss}**: recommended w = {f.recommended_w:.3g} (95% interval "
+                f"{f.w_interval.low:.3g} to {f.w_interval.high:.3g}); {a.objective} there "
+                f"{_iv(o)} (surrogate fitted on {curve.runs} full-length runs"
+                + (f"; {curve.left_out} stopped early or unfinished, not fitted" if curve.left_out else "")
+                + ").")
+        if near is not None:
+            text += f" Runs at {near.config} ({near.n}): {_verdicts_text(near)}."
+        out.append(text)
     o = a.overhead
     for _, r in o[o["loss"] != "mse"].iterrows():
         if pd.notna(r["overhead_pct"]):
@@ -314,6 +372,39 @@ def headline(a: Analysis) -> list[str]:
                        f"({verdict} the paper's 10% claim); its loss is "
                        f"{_f(r['recon_share_pct'], '.1f')}% of a step.")
     return out
+
+
+def _vs_paper_cell(c: Comparison) -> str:
+    if "best paper point" in c.why:
+        return "(is the best paper point)"
+    if c.vs_paper is not None:
+        return f"{_iv(c.vs_paper, '.3g', '+')} vs {c.paper_config}"
+    return f"vs {c.paper_config}: –" if c.paper_config else "–"
+
+
+def verdict_table(a: Analysis) -> Table:
+    base = a.baseline_values.get("mse", [])
+    rows = []
+    for c in a.comparisons:
+        ref = float(sum(a.baseline_values[c.loss]) / len(a.baseline_values[c.loss])) \
+            if len(a.baseline_values.get(c.loss, [])) else 0.0
+        mean = _iv(c.mean) if c.mean is not None else (f"{c.values[0]:.4g} (1 run)" if c.values else "–")
+        vs_base = _iv(c.vs_baseline, ".3g", "+") if c.vs_baseline else "–"
+        rows.append([c.loss, c.config, c.why, str(c.n), mean, vs_base,
+                     _iv_pct(c.vs_baseline, ref), c.verdict_baseline or "–", _vs_paper_cell(c),
+                     c.verdict_paper or "–"])
+    return Table(
+        "Verdicts from replicate runs",
+        ["loss", "config", "candidate as", "runs", f"{a.objective}: mean [95% CI]",
+         "− MSE baseline [95% CI]", "as % of baseline", "verdict vs baseline",
+         "− best paper point [95% CI]", "verdict vs paper"], rows,
+        caption=f"Differences are candidate − reference in {a.objective} "
+                f"({'higher' if a.higher_is_better else 'lower'} is better), with 95% Welch t "
+                f"intervals from the full-length runs of each config (percentile bootstrap from "
+                f"20 runs each); the MSE baseline has {len(base)} run(s). `indistinguishable` "
+                f"means not resolved by these runs, not equal. `{TOO_FEW}`: fewer than 2 runs "
+                f"of a config, so no difference is stated. `recommended w`: the runs nearest to "
+                f"the surrogate's recommended w.")
 
 
 def cost_sentence(a: Analysis) -> str:
@@ -367,21 +458,28 @@ def build(a: Analysis, experiments: list[Path], out: Path, *, requested_objectiv
             f"{int(t['state'].isin(IN_PROGRESS).sum())} trials are not finished; "
             "run the analysis again for the final numbers.")
     if a.seeded:
-        r.p("Configurations run with several seeds show mean ± std (n = seeds); plots show "
-            "error bars.")
+        r.p("Configurations run with several seeds show mean ± sd (n = runs) in the tables; "
+            "the figures show every run.")
     if a.notes:
         r.ul(a.notes)
 
     r.h("Answer")
-    r.ul(headline(a))
-    r.table(summary_table(a))
+    r.p(noise_sentence(a))
+    r.ul(answer_lines(a))
+    r.table(verdict_table(a))
 
     r.h(f"{a.objective.upper()} versus weight")
-    if len(a.groups):
-        r.figure("weight_all.png", plots.combined_plot(a),
-                 f"{a.objective} of every loss relative to the MSE baseline, vs w")
     for loss in a.losses:
-        r.figure(f"weight_{loss}.png", plots.weight_plot(a, loss), f"{loss}: {a.objective} vs w")
+        r.figure(f"weight_{loss}.png", plots.weight_plot(a, loss),
+                 f"{loss}: the surrogate's posterior mean of {a.objective} over log w with its 95% "
+                 f"band (a Gaussian process fitted to the full-length runs only), every run "
+                 f"(replicates side by side), runs stopped early as triangles on the bottom edge "
+                 f"(not fitted), the MSE baseline's mean and 95% interval (stripe), the "
+                 f"recommended w with the 95% intervals of w and of {a.objective} there")
+    if any(c.fit is not None for c in a.curves.values()):
+        r.figure("weight_all.png", plots.combined_plot(a),
+                 f"every loss's surrogate of {a.objective} relative to the MSE baseline's mean")
+    r.table(summary_table(a))
     r.table(grid_table(a))
 
     r.h("Perception versus distortion")
@@ -423,7 +521,7 @@ def build(a: Analysis, experiments: list[Path], out: Path, *, requested_objectiv
 
 
 CSV_FILES = ("summary.csv", "grid.csv", "overhead.csv", "failures.csv", "pareto.csv",
-             "trials.csv")
+             "trials.csv", "verdicts.csv", "curves.csv")
 
 
 def _csv(df: pd.DataFrame) -> str:
@@ -436,7 +534,8 @@ def write(a: Analysis, r: Report, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     trials = a.trials.drop(columns=["search"], errors="ignore")
-    frames = dict(zip(CSV_FILES, (a.summary, a.grid, a.overhead, a.failures, a.pareto, trials)))
+    frames = dict(zip(CSV_FILES, (a.summary, a.grid, a.overhead, a.failures, a.pareto, trials,
+                                  comparisons_frame(a.comparisons), curves_frame(a.curves))))
     for name, df in frames.items():
         atomic_write_text(out / name, _csv(df))
         written.append(out / name)

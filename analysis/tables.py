@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tune_vqvae.estimates import Noise
 from tune_vqvae.vocab import higher_is_better, paper_weights, point_name
 
+from . import answer
 from .load import COMPLETED, DIVERGED, FAILED, STOPPED
 
 GRID_POINTS = [(True, w) for w in paper_weights()] + [(False, math.nan)]  # the paper's, per loss
@@ -30,6 +32,13 @@ class Analysis:
     failures: pd.DataFrame | None = None
     pareto: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    # The answer as estimates (analysis.answer): per loss the surrogate curve and the verdict
+    # rows; the baseline's runs and their noise; the search's replicates per config.
+    curves: dict[str, answer.Curve] = field(default_factory=dict)
+    comparisons: list[answer.Comparison] = field(default_factory=list)
+    baseline_values: dict[str, np.ndarray] = field(default_factory=dict)
+    noise: Noise | None = None
+    replicates: int = 0
 
     @property
     def higher_is_better(self) -> bool:
@@ -97,7 +106,23 @@ def analyse(df: pd.DataFrame, objective: str) -> Analysis:
     a.failures = _failures(a)
     a.overhead = _overhead(a)
     a.pareto = _pareto(a)
+    _answer(a)
     return a
+
+
+def _answer(a: Analysis) -> None:
+    """The surrogate curve and the verdicts of every loss, and the baseline's noise."""
+    searches = [Path(s) for s in dict.fromkeys(a.trials["search"])]
+    for loss in ["mse"] + a.losses:
+        base = a.baselines.get(loss)
+        a.baseline_values[loss] = a.trials.loc[base["trials"], "value"].to_numpy(float) \
+            if base is not None else np.array([])
+    a.noise = answer.noise_of(a.baseline_values["mse"])
+    a.replicates = answer.replicates_per_config(a.groups)
+    for loss in a.losses:
+        a.curves[loss] = answer.fit_curve(a.trials, loss, a.objective, searches)
+        a.comparisons += answer.compare_loss(a.trials, a.groups, loss, a.curves[loss],
+                                             a.baseline_values[loss], a.higher_is_better)
 
 
 def _baseline_group(a: Analysis, trials: pd.DataFrame) -> pd.Series | None:

@@ -149,7 +149,7 @@ def test_fid_of_a_set_with_itself_is_zero(tmp_path):
     assert abs(frechet_distance(mu, sigma, mu, sigma)) < 1e-9 * np.trace(sigma)
     ev = evaluator(tmp_path, make_data())
     out = ev.evaluate(identity)
-    assert ev.metrics == ("fid", "swd")
+    assert ev.metrics == ("fid", "kid", "swd")
     assert abs(out["fid"]) < 1e-6
     assert out["swd"] == pytest.approx(0.0, abs=1e-9)
 
@@ -169,6 +169,85 @@ def test_swd_is_deterministic_for_a_seed():
     assert swd(x, y, seed=3) != swd(x, y, seed=4)
 
 
+# ---------------------------------------------------------------- KID
+
+
+def _kid_reference(x: np.ndarray, y: np.ndarray) -> float:
+    """KID of two equal-size sets by the formula of Binkowski et al. 2018 (eq. 4), written out
+    with loops over pairs: unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3."""
+    m, d = len(x), x.shape[1]
+    k = lambda a, b: (a @ b / d + 1.0) ** 3
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    return xx + yy - 2 * xy
+
+
+def _features(ev, images) -> np.ndarray:
+    with torch.inference_mode():
+        return ev.extractor(identity(images) if images.dtype == torch.uint8 else images).numpy()
+
+
+def test_kid_of_the_scorer_equals_estimates_kid_on_the_same_features(tmp_path):
+    from tune_vqvae.estimates import kid
+
+    data = make_data(48)
+    ev = evaluator(tmp_path, data, batch_size=16, kid_subsets=7, kid_subset_size=20, seed=3)
+    out = ev.evaluate(blurring(1.0))
+    real = _features(ev, data.x_test[:48])
+    fake = _features(ev, blur(data.x_test[:48].float() / 255, 1.0))
+    np.testing.assert_allclose(ev.reference_features(), real, rtol=1e-6)
+    mean, std = kid(fake, real, subsets=7, subset_size=20, seed=3)
+    assert out["kid"] == pytest.approx(mean, rel=1e-5) and out["kid_std"] == pytest.approx(std, rel=1e-5)
+    assert out["kid_std"] > 0 and out["kid"] > 0  # blur moves the features
+    # ... and estimates.kid is the textbook formula: all 48 images in one subset
+    full = kid(fake, real, subsets=1, subset_size=48)[0]
+    assert full == pytest.approx(_kid_reference(fake.astype(np.float64), real.astype(np.float64)), rel=1e-9)
+
+
+def test_kid_grows_with_blur_and_reference_features_are_cached(tmp_path):
+    data = make_data(40)
+    first = evaluator(tmp_path, data, batch_size=16, kid_subset_size=20, kid_subsets=10)
+    kids = [first.evaluate(blurring(s))["kid"] for s in (0.0, 0.7, 1.5)]
+    # identical sets: KID ~ 0 (not exactly: each subset draws other images of each set)
+    assert kids == sorted(kids) and abs(kids[0]) < 0.2 * kids[1], kids
+    second = evaluator(tmp_path, data, batch_size=16, kid_subset_size=20, kid_subsets=10)
+    np.testing.assert_array_equal(second.reference_features(), first.reference_features())
+    assert second.extractor.calls == 0  # features read from the cache, not recomputed
+    with np.load(first.cache_path()) as z:
+        assert z["feats"].shape == (40, 32) and z["feats"].dtype == np.float32
+        assert '"version": 2' in str(z["key"])
+
+
+def test_cache_of_an_older_version_is_recomputed(tmp_path):
+    """A version-1 cache (mu and sigma only, no features) is not read: KID needs features."""
+    import io
+    import json
+
+    data = make_data(20)
+    ev = evaluator(tmp_path, data)
+    path = ev.cache_path()
+    path.parent.mkdir(parents=True)
+    old_key = {**ev._cache_key(), "version": 1}
+    buf = io.BytesIO()
+    np.savez(buf, mu=np.zeros(32), sigma=np.eye(32), key=np.array(json.dumps(old_key, sort_keys=True)))
+    path.write_bytes(buf.getvalue())
+    assert ev.reference_features().shape == (20, 32) and ev.extractor.calls == 2
+
+
+def test_kid_is_a_valid_objective(tmp_path):
+    """--objective kid: accepted by the search's settings; the trainable re-scores it on the
+    evaluation schedule (EVAL_METRICS) and reports the scorer's kid as the objective, and
+    test_kid at the end of a --holdout search (TEST_METRICS)."""
+    from tune_vqvae.search import SearchConfig
+    from tune_vqvae.vocab import EVAL_METRICS, TEST_METRICS, objective_value, test_metric
+
+    SearchConfig(losses=["gmsd"], objective="kid").validate()
+    assert "kid" in EVAL_METRICS and test_metric("kid") in TEST_METRICS
+    out = evaluator(tmp_path, make_data(24), kid_subset_size=12).evaluate(blurring(1.0))
+    assert objective_value(out, "kid") == out["kid"]  # lower is better: minimised as is
+
+
 # ---------------------------------------------------------------- weights
 
 
@@ -183,7 +262,7 @@ def test_weights_file_loads_through_user_path(tmp_path, no_weights):
         cache_dir=str(tmp_path / "cache"),
     )
     ev = FIDEvaluator(cfg, make_data(8), "cpu")  # the code path users run
-    assert isinstance(ev.extractor, inception.InceptionFeatures) and ev.metrics == ("fid",)
+    assert isinstance(ev.extractor, inception.InceptionFeatures) and ev.metrics == ("fid", "kid")
     saved = torch.load(path, weights_only=True)
     torch.testing.assert_close(ev.extractor.net.blocks[0][0].conv.weight, saved["Conv2d_1a_3x3.conv.weight"])
     out = ev.evaluate(identity)
@@ -329,6 +408,8 @@ def test_samples_clipped_to_test_set(tmp_path):
         {"batch_size": 0},
         {"fid_mode": "maybe"},
         {"fid_mode": "off", "offline_metric": False},
+        {"kid_subsets": 0},
+        {"kid_subset_size": 1},
     ],
 )
 def test_config_validation(bad):

@@ -28,12 +28,12 @@ CONFIG_ROLES = (BASELINE, SEARCH)
 ROW_ROLES = (BASELINE, PAPER, SEARCH, SEED)  # also the order of the results table
 
 # --- metrics and the objective -------------------------------------------------------------
-EVAL_METRICS = ("fid", "swd")  # scored by tune_vqvae.metrics; fid preferred where both exist
+EVAL_METRICS = ("fid", "swd", "kid")  # scored by tune_vqvae.metrics; fid preferred where both exist
 # What --objective may name.
-OBJECTIVES = ("fid", "swd", "val_mse", "val_recon", "val_psnr", "val_ssim", "train_loss")
+OBJECTIVES = ("fid", "swd", "kid", "val_mse", "val_recon", "val_psnr", "val_ssim", "train_loss")
 HIGHER_IS_BETTER = ("val_psnr", "val_ssim")  # every other metric: lower is better
 # Reported at the last epoch when the search selects on held-out training images.
-TEST_METRICS = ("test_fid", "test_swd", "test_mse", "test_psnr", "test_ssim", "test_recon")
+TEST_METRICS = ("test_fid", "test_swd", "test_kid", "test_mse", "test_psnr", "test_ssim", "test_recon")
 
 
 def higher_is_better(metric: str) -> bool:

@@ -1,10 +1,11 @@
-"""How reconstructions are scored: FID (Inception features, Fréchet distance) and the
-offline SWD, by one scorer with a cache of the real images' statistics.
+"""How reconstructions are scored: FID and KID (Inception features: Fréchet distance, and
+kernel distance via tune_vqvae.estimates.kid) and the offline SWD, by one scorer with a cache
+of the real images' statistics and features.
 
     inception   pytorch-fid's InceptionV3 features; finding, checking, downloading its weights
     frechet     float64 streaming statistics and the Fréchet distance
     swd         the offline metric (sliced Wasserstein distance, Karras et al. 2018)
-    scorer      FIDConfig and FIDEvaluator: a trial's scores, reference statistics cached
+    scorer      FIDConfig and FIDEvaluator: a trial's fid, kid, kid_std, swd; reference cached
 """
 
 from .frechet import StreamingStats, frechet_distance

@@ -1,5 +1,5 @@
-"""The scorer of every trial: FID (and the offline SWD) between the first images of a split and
-their reconstructions, with the real images' statistics cached on disk.
+"""The scorer of every trial: FID and KID (and the offline SWD) between the first images of a
+split and their reconstructions, with the real images' statistics cached on disk.
 
 Protocol (comparable to pytorch-fid): 2048-d pool3 features of pytorch-fid's `InceptionV3`
 with the standard TF-ported weights, fed in-memory [0, 1] tensors that it resizes
@@ -7,9 +7,17 @@ bilinearly to 299x299 and maps to [-1, 1]; the first `samples` images against th
 reconstructions; float64 statistics accumulated batch by batch (memory is D^2, not N*D);
 the Fréchet distance in float64.
 
-The real images' statistics are cached on disk per (dataset fingerprint, split, sample
-count, feature extractor incl. weights hash), under a file lock so that the trials on a
-node compute them once.
+KID (Binkowski et al. 2018) from the same features: the unbiased MMD^2 with the cubic
+polynomial kernel, mean and std over `kid_subsets` random subsets of `kid_subset_size`
+images (`tune_vqvae.estimates.kid`, the StyleGAN2-ADA / clean-fid convention). FID is
+biased at a few thousand images (and needs more images than its 2,048 dimensions for a
+full-rank covariance); KID is unbiased and comes with an error bar. KID needs the
+features themselves, not only their moments, so the features of both sets are kept
+(float32, N x 2048: 82 MB at 10,000 images).
+
+The real images' statistics (mean, covariance and, for KID, their features) are cached on
+disk per (dataset fingerprint, split, sample count, feature extractor incl. weights hash,
+cache version), under a file lock so that the trials on a node compute them once.
 """
 
 from __future__ import annotations
@@ -30,12 +38,13 @@ from torch import nn
 
 from ..data import DEFAULT_CACHE, ImageData
 from ..errors import UserError, atomic_write_bytes, ensure_writable_dir
+from ..estimates import kid
 from .frechet import StreamingStats, frechet_distance
 from .inception import InceptionFeatures, check_fid_weights, require_fid_weights
 from .swd import SWDAccumulator
 
 FID_MODES = ("auto", "required", "off")
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: the reference features are cached too (KID)
 
 
 @dataclass
@@ -52,10 +61,13 @@ class FIDConfig:
     swd_samples: int = 1_000  # images used by the offline metric (<= samples)
     swd_patches: int = 64  # 7x7 patches per image and level (Karras: 128; 64 halves CPU time)
     seed: int = 0  # patch positions and projection directions of the offline metric
+    kid_subsets: int = 100  # KID: mean and std over this many random subsets ...
+    kid_subset_size: int = 1000  # ... of this many images each (clipped to `samples`)
 
     def __post_init__(self):
-        for name in ("samples", "batch_size", "swd_samples", "swd_patches"):
-            low = 2 if name in ("samples", "swd_samples") else 1
+        for name in ("samples", "batch_size", "swd_samples", "swd_patches", "kid_subsets",
+                     "kid_subset_size"):
+            low = 2 if name in ("samples", "swd_samples", "kid_subset_size") else 1
             if getattr(self, name) < low:
                 raise UserError(f"FID {name} must be >= {low}, got {getattr(self, name)}")
         if self.fid_mode not in FID_MODES:
@@ -78,8 +90,9 @@ def to_unit_range(x_u8: torch.Tensor, device) -> torch.Tensor:
 
 
 class FIDEvaluator:
-    """Scores `reconstruct` on the first `samples` images of a split: `fid` (when weights
-    are available or an extractor is injected) and `swd` (offline, when enabled).
+    """Scores `reconstruct` on the first `samples` images of a split: `fid`, `kid` and
+    `kid_std` (when weights are available or an extractor is injected) and `swd` (offline,
+    when enabled).
 
     `split`: "val" (data.x_val: the test split, or the held-out training images with
     DataConfig.holdout) or "test".
@@ -116,8 +129,8 @@ class FIDEvaluator:
             raise ValueError("an injected extractor needs an extractor_id (it keys the cache)")
         self.extractor = extractor.to(self.device).eval() if extractor is not None else None
         self.extractor_id = extractor_id
-        self.metrics = ("fid",) * (self.extractor is not None) + ("swd",) * cfg.offline_metric
-        self._ref: tuple[np.ndarray, np.ndarray] | None = None
+        self.metrics = ("fid", "kid") * (self.extractor is not None) + ("swd",) * cfg.offline_metric
+        self._ref: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # mu, sigma, feats
 
     # -- reference statistics
 
@@ -141,6 +154,13 @@ class FIDEvaluator:
     def reference_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """(mu, sigma) of the real images of the split: from memory, else disk, else computed once
         per node under a file lock and written atomically."""
+        return self._reference()[:2]
+
+    def reference_features(self) -> np.ndarray:
+        """The real images' features (N, D) float32, cached with mu and sigma (for KID)."""
+        return self._reference()[2]
+
+    def _reference(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._ref is None:
             path = self.cache_path()
             ensure_writable_dir(path.parent, "FID statistics cache directory")
@@ -158,30 +178,41 @@ class FIDEvaluator:
             with np.load(path) as z:
                 if json.loads(str(z["key"])) != self._cache_key():
                     return None
-                return z["mu"], z["sigma"]
+                return z["mu"], z["sigma"], z["feats"]
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             return None  # unreadable: recompute and overwrite
 
-    def _save(self, path: Path, mu: np.ndarray, sigma: np.ndarray) -> None:
+    def _save(self, path: Path, mu: np.ndarray, sigma: np.ndarray, feats: np.ndarray) -> None:
         buf = io.BytesIO()
-        np.savez(buf, mu=mu, sigma=sigma, key=np.array(json.dumps(self._cache_key(), sort_keys=True)))
+        np.savez(buf, mu=mu, sigma=sigma, feats=feats,
+                 key=np.array(json.dumps(self._cache_key(), sort_keys=True)))
         atomic_write_bytes(path, buf.getvalue())
 
     @torch.inference_mode()
     def _compute_reference(self):
-        stats = StreamingStats()
+        stats, feats = StreamingStats(), FeatureStore()
         for i in range(0, self.samples, self.cfg.batch_size):
             x = to_unit_range(self.images[i : min(i + self.cfg.batch_size, self.samples)], self.device)
-            stats.update(self.extractor(x))
-        return stats.mean(), stats.cov()
+            f = self.extractor(x)
+            stats.update(f)
+            feats.update(f)
+        return stats.mean(), stats.cov(), feats.array()
+
+    def kid(self, fake_feats: np.ndarray) -> tuple[float, float]:
+        """(mean, std) KID of reconstructions' features against the cached real features;
+        subsets drawn with the scorer's seed, so a trial's KID is repeatable."""
+        return kid(fake_feats, self.reference_features(), subsets=self.cfg.kid_subsets,
+                   subset_size=self.cfg.kid_subset_size, seed=self.cfg.seed)
 
     # -- scoring
 
     @torch.inference_mode()
     def evaluate(self, reconstruct: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
-        """{"fid": ..., "swd": ...} for the metrics in `self.metrics`; lower is better."""
+        """{"fid", "kid", "kid_std", "swd"} for the metrics in `self.metrics` (kid with fid);
+        lower is better."""
         ref = self.reference_stats() if "fid" in self.metrics else None
         stats = StreamingStats() if ref is not None else None
+        feats = FeatureStore() if ref is not None else None
         acc = SWDAccumulator(self.cfg.swd_patches, self.cfg.seed) if "swd" in self.metrics else None
         bs = self.cfg.batch_size
         for i in range(0, self.samples, bs):
@@ -192,13 +223,29 @@ class FIDEvaluator:
             if fake.shape != x_u8.shape:
                 raise ValueError(f"reconstruct returned {tuple(fake.shape)} for {tuple(x_u8.shape)}")
             if stats is not None:
-                stats.update(self.extractor(fake))
+                f = self.extractor(fake)
+                stats.update(f)
+                feats.update(f)
             if acc is not None and i < self.swd_samples:
                 keep = min(self.swd_samples - i, fake.shape[0])
                 acc.update(to_unit_range(x_u8[:keep], self.device), fake[:keep])
         out = {}
         if stats is not None:
             out["fid"] = frechet_distance(stats.mean(), stats.cov(), *ref)
+            out["kid"], out["kid_std"] = self.kid(feats.array())
         if acc is not None:
             out["swd"] = acc.distance()
         return out
+
+
+class FeatureStore:
+    """Features of a set, batch by batch, on the host as float32 (KID needs them all)."""
+
+    def __init__(self):
+        self._parts: list[np.ndarray] = []
+
+    def update(self, feats: torch.Tensor) -> None:
+        self._parts.append(feats.detach().flatten(1).float().cpu().numpy())
+
+    def array(self) -> np.ndarray:
+        return np.concatenate(self._parts)
