@@ -25,8 +25,8 @@ class WeightSampler(optuna.samplers.BaseSampler):
 
     Why not GPSampler on the whole space: `w` only exists for with-MSE trials, and the GP
     models only the parameters every trial has, so the no-MSE trials would hide `w` from it
-    and it would sample w at random. Here the GP sees exactly the with-MSE trials (running
-    ones included). The no-MSE variant has no free parameter: once it has been measured (it
+    and it would sample w at random. Here the GP sees exactly the with-MSE trials: finished
+    ones with their value, running and early-stopped (PRUNED) ones as pending. The no-MSE variant has no free parameter: once it has been measured (it
     is one of the paper's points) the categorical chooses "with MSE"; re-running it would
     repeat the same seeded run.
     """
@@ -73,7 +73,10 @@ class WeightSampler(optuna.samplers.BaseSampler):
             if t.state == states.COMPLETE and t.value is not None and math.isfinite(t.value):
                 shadow.add_trial(optuna.trial.create_trial(
                     params={"w": t.params["w"]}, distributions={"w": dist}, value=t.value))
-            elif t.state == states.RUNNING:
+            elif t.state in (states.RUNNING, states.PRUNED):
+                # A pruned (early-stopped) w enters as pending, never with its early value (that
+                # is the objective at another fidelity): the joint EI of pending points keeps
+                # the sampler from proposing that w again, which ASHA would prune again.
                 shadow.add_trial(optuna.trial.create_trial(
                     state=states.RUNNING, params={"w": t.params["w"]}, distributions={"w": dist}))
         return shadow.ask({"w": dist}).params["w"]
