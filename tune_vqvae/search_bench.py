@@ -414,7 +414,8 @@ def main(argv=None) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create {out} ({e.strerror}); pass a writable --out-dir") from None
-    path = out / f"cpu-{doc['environment']['date']}-search.json"
+    tag = "+".join(c.replace(":", "_").replace(".", "_") for c in bc.curves)
+    path = out / f"cpu-{doc['environment']['date']}-search-{tag}.json"
     atomic_write_text(path, json.dumps(doc, indent=1))
     print(f"\n{doc['seconds']:.0f} s; wrote {path}")
     return 0
