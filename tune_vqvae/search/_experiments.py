@@ -208,10 +208,10 @@ class Experiments:
         jobs = {}
         for loss, points in named.items():
             if not points:
-                say(f"[{loss}] no candidate to confirm")
+                say(f"confirmation of {loss}: no candidate (no full-length run)")
                 continue
             which = ", ".join(f"{name} {config_label({**p, 'loss': loss})}" for name, p in points.items())
-            say(f"[{loss}] confirming {which} with seeds {', '.join(map(str, seeds))}")
+            say(f"confirmation of {loss}: {which} with seeds {', '.join(map(str, seeds))}")
             preset = [{"candidate": name, "with_mse": p["with_mse"], "w": p.get("w")}
                       for name, p in points.items()]
             common = {"role": SEARCH, "loss": loss, "stage": "confirm", "candidate": None,
