@@ -52,7 +52,7 @@ class WeightSampler(optuna.samplers.BaseSampler):
             )
             if True in choices and (measured_no_mse or len(choices) == 1):
                 return True
-            return random.Random(self.seed * 7919 + trial.number).choice(choices)
+            return random.Random((self.seed * 7919 + trial.number) % 2**32).choice(choices)
         if param_name != "w":
             raise ValueError(f"WeightSampler knows only with_mse and w, not {param_name!r}")
         return self._sample_w(study, trial, others, param_distribution)
@@ -62,7 +62,7 @@ class WeightSampler(optuna.samplers.BaseSampler):
         shadow = optuna.create_study(
             direction=study.direction,
             sampler=optuna.samplers.GPSampler(
-                seed=self.seed * 7919 + trial.number,
+                seed=(self.seed * 7919 + trial.number) % 2**32,
                 n_startup_trials=self.n_startup_trials,
                 warn_independent_sampling=False,
             ),

@@ -147,7 +147,7 @@ class Sim:
 
         from .sampler import WeightSampler
 
-        study = optuna.create_study(sampler=WeightSampler(seed=self.seed0))
+        study = optuna.create_study(sampler=WeightSampler(seed=self.seed0 // 10_000))  # the repeat
         for p in paper_points():
             study.enqueue_trial(dict(p))
         asha = AsyncHalving(self.bc.grace, self.bc.epochs, self.bc.reduction_factor) if early_stop else None
