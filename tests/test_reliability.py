@@ -97,7 +97,7 @@ def test_killed_worker_is_retried_from_checkpoint_with_the_uninterrupted_result(
     space.write_text("losses: [gmsd]\ngrid: true\npoints: [{with_mse: true, w: 0.5}]\n")
     markers = tmp_path / "markers"
     rc = run(["--space", str(space), *TINY, "--max-failures", "1", "--storage-path", str(tmp_path),
-              "--name", "killed", "--faults", json.dumps({"kill_at_epoch": 2, "marker_dir": str(markers)})])
+              "--baseline-seeds", "1", "--confirm-seeds", "0", "--name", "killed", "--faults", json.dumps({"kill_at_epoch": 2, "marker_dir": str(markers)})])
     assert rc == 0
     rows = pd.read_csv(tmp_path / "killed" / "results.csv")
     assert len(rows) == 2 and set(rows.status) == {"COMPLETED"}
@@ -125,7 +125,8 @@ def test_killed_driver_then_resume_finishes_the_search(tmp_path):
     exp = tmp_path / "k"
     argv = [PY, "-m", "tune_vqvae.search", "--mock", "--loss", "gmsd", "--epochs", "3",
             "--num-samples", "6", "--max-concurrent", "2", "--no-early-stop", "--num-cpus", "2",
-            "--storage-path", str(tmp_path), "--name", "k", "--faults", json.dumps({"sleep_s": 0.7})]
+            "--storage-path", str(tmp_path), "--name", "k", "--faults", json.dumps({"sleep_s": 0.7}),
+            "--baseline-seeds", "1", "--confirm-seeds", "0"]
     proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     seen = []
@@ -430,7 +431,8 @@ def test_eight_processes_share_one_dataset_and_one_fid_stats_file(tmp_path):
 @pytest.mark.slow
 def test_seeds_rerun_the_best_configs_for_mean_and_std(ray_cluster, tmp_path, capsys):
     rc = run(["--mock", "--space", str(REPO / "search_spaces/paper_grid.yaml"), "--loss", "gmsd",
-              "--epochs", "1", "--seeds", "2", "--storage-path", str(tmp_path), "--name", "s"])
+              "--epochs", "1", "--seeds", "2", "--storage-path", str(tmp_path), "--name", "s",
+              "--baseline-seeds", "1", "--confirm-seeds", "0"])
     assert rc == 0
     exp = tmp_path / "s"
     rows = pd.read_csv(exp / "results.csv")

@@ -48,15 +48,18 @@ def test_mock_search_finds_best_w_and_measures_paper_points(ray_cluster, tmp_pat
     rows, doc = load_results(exp)
     out = capsys.readouterr().out
 
-    # one baseline, the four paper points, the rest searched
-    assert (rows.role == "baseline").sum() == 1
-    base = rows[rows.role == "baseline"].iloc[0]
-    assert base.status == "COMPLETED" and base.value == pytest.approx(1.0)
+    # the baseline with its 3 seeds, the four paper points, the rest searched, then the
+    # confirmation runs of the candidates (fresh seeds)
+    base = rows[rows.role == "baseline"]
+    assert sorted(base.seed) == [0, 1, 2] and set(base.status) == {"COMPLETED"}
+    assert base.iloc[0].value == pytest.approx(1.0)  # seed 0
     paper = rows[rows.role == "paper"]
     assert sorted(paper.w.fillna(-1)) == [-1, 0.25, 0.5, 1.0]
     assert set(paper.status) == {"COMPLETED"}  # protected from ASHA: all epochs
     assert (paper.epochs == 3).all()
-    assert len(rows) == 15
+    assert rows.role.isin(["paper", "search"]).sum() == 14
+    confirm = rows[rows.role == "confirm"]
+    assert set(confirm.seed) == {1000, 1001, 1002} and set(confirm.experiment) == {"gmsd-confirm"}
 
     # the GP finds the known optimum w* = 2 of the mock (to within 25%)
     best = doc["best"]["gmsd"]["best"]
@@ -93,10 +96,57 @@ def test_mock_search_finds_best_w_and_measures_paper_points(ray_cluster, tmp_pat
 
 
 @pytest.mark.slow
+def test_realistic_mock_replicates_pruned_stops_and_verdicts_from_confirmation(ray_cluster, tmp_path, capsys):
+    """The realistic noise model (3.5% per run): every w runs with 2 seeds, stopped trials are
+    PRUNED in the journal (never COMPLETE with an early value), the baseline has 3 seeds,
+    the candidates are confirmed with fresh seeds, and results.json carries the answer."""
+    rc = run(["--mock", "--mock-curve", "realistic", "--loss", "gmsd", "--epochs", "3",
+              "--num-samples", "10", "--replicates", "2", "--grace-period", "1", "--max-concurrent", "2",
+              "--confirm-seeds", "2", "--storage-path", str(tmp_path), "--name", "real"])
+    assert rc == 0
+    exp = tmp_path / "real"
+    rows, doc = load_results(exp)
+    out = capsys.readouterr().out
+    for column in ("seed", "role", "epochs_trained", "stopped", "value", "objective", "candidate", "replicate"):
+        assert column in rows, column
+    base = rows[rows.role == "baseline"]
+    assert sorted(base.seed) == [0, 1, 2] and base.value.nunique() == 3  # noisy, reproducible
+    searched = rows[rows.role.isin(["paper", "search"])]
+    assert len(searched) == 10 and set(searched.seed) == {0, 1}
+    assert set(searched.replicate) == {0, 1} and (searched.stopped == (searched.status == "STOPPED")).all()
+    for (with_mse, w), group in searched.groupby(["with_mse", searched.w.fillna(-1)]):
+        assert sorted(group.seed)[: 2] == [0, 1] or len(group) == 1  # a budget may cut the last pair
+
+    # fidelity: the journal agrees with the rows; a stopped trial is PRUNED, its early value unscored
+    by_id = {t.user_attrs["ray_trial_id"]: t for t in study(exp, "gmsd").trials}
+    assert (searched.status == "STOPPED").any()
+    for _, r in searched.iterrows():
+        t = by_id[r.trial_id]
+        assert t.user_attrs["seed"] == r.seed
+        if r.status == "STOPPED":
+            assert t.state == optuna.trial.TrialState.PRUNED and r.epochs_trained < 3
+            assert t.intermediate_values[max(t.intermediate_values)] == pytest.approx(r.value)
+        else:
+            assert t.state == optuna.trial.TrialState.COMPLETE and t.value == pytest.approx(r.value)
+
+    confirm = rows[rows.role == "confirm"]
+    assert set(confirm.seed) == {1000, 1001} and set(confirm.status) == {"COMPLETED"}
+    assert confirm.candidate.str.contains("recommended").any()
+    answer = doc["answer"]
+    assert answer["baseline"]["n"] == 3 and 0 < answer["baseline"]["cv"] < 0.2
+    gmsd = answer["losses"]["gmsd"]
+    assert gmsd["surrogate"]["fitted"] and len(gmsd["surrogate"]["mean"]) == len(gmsd["surrogate"]["log10_w"])
+    verdict = gmsd["comparisons"]["recommended_vs_baseline"]
+    assert verdict["verdict"] in ("better", "indistinguishable", "worse") and verdict["n_candidate"] == 2
+    assert verdict["low"] <= verdict["diff"] <= verdict["high"]
+    assert "gmsd: recommended w=" in out and "vs MSE baseline: " in out and "run-to-run noise" in out
+
+
+@pytest.mark.slow
 def test_paper_grid_two_losses_concurrently_selected_on_a_holdout(ray_cluster, tmp_path, capsys):
     rc = run(["--mock", "--space", str(REPO / "search_spaces/paper_grid.yaml"), "--loss", "gmsd",
               "--loss", "ssim", "--epochs", "2", "--storage-path", str(tmp_path), "--name", "grid",
-              "--holdout", "100"])
+              "--holdout", "100", "--baseline-seeds", "1", "--confirm-seeds", "0"])
     assert rc == 0
     exp = tmp_path / "grid"
     rows, doc = load_results(exp)
@@ -123,7 +173,7 @@ def test_crash_is_retried_from_checkpoint_and_nan_fails_the_trial(ray_cluster, t
     ]
     rc = run(["--mock", "--loss", "gmsd", "--epochs", "3", "--num-samples", "4",
               "--no-early-stop", "--max-failures", "1", "--storage-path", str(tmp_path),
-              "--name", "faults", "--faults", json.dumps(faults)])
+              "--name", "faults", "--faults", json.dumps(faults), "--confirm-seeds", "0"])
     assert rc == 0
     exp = tmp_path / "faults"
     rows, _ = load_results(exp)
@@ -148,7 +198,7 @@ def test_resume_after_interrupt_does_not_rerun_completed_trials(tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     argv = [PY, "-m", "tune_vqvae.search", "--mock", "--loss", "gmsd", "--epochs", "3",
             "--num-samples", "6", "--max-concurrent", "1", "--no-early-stop", "--num-cpus", "2",
-            "--storage-path", str(tmp_path), "--name", "r",
+            "--storage-path", str(tmp_path), "--name", "r", "--confirm-seeds", "0",
             "--faults", json.dumps({"sleep_s": 0.7})]
     proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)

@@ -77,3 +77,15 @@ def test_tune_loops_in_experiment_threads_poll_the_runs_stop_event():
 def test_ray_init_takes_the_local_node_address():
     # a keyword of ray.init's **kwargs: its source reads it (ray.init(_node_ip_address=...))
     assert 'kwargs.pop("_node_ip_address"' in inspect.getsource(ray.init)
+
+
+def test_optuna_search_tells_an_early_stopped_trial_complete():
+    """The upstream behaviour WeightSearch overrides (optuna/optuna#3100): Ray's OptunaSearch
+    tells a trial COMPLETE with whatever value it last reported, at any epoch. If this test
+    fails, Ray learned fidelity and WeightSearch.on_trial_complete may be simplified."""
+    searcher = OptunaSearch(space=space, metric="objective", mode="min",
+                            sampler=optuna.samplers.RandomSampler(seed=0))
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", {"objective": 9.0, "epoch": 1, "training_iteration": 1})
+    trial = _compat.searcher_study(searcher).trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == 9.0

@@ -44,3 +44,30 @@ def test_fault_injection(tmp_path):
     with pytest.raises(DivergedError, match="epoch 2"):
         inject_faults(c, 2)
     inject_faults(cfg(w=0.7, faults={"nan_at_epoch": 2, "only_w": 0.5}), 2)  # other trial: no fault
+
+
+def test_realistic_mock_has_the_measured_noise_model():
+    """--mock-curve realistic: flat at the baseline for w -> 0, a shallow optimum, a steep rise
+    above 1, 3.5% multiplicative noise per run, reproducible per (config, seed)."""
+    import numpy as np
+
+    from tune_vqvae.curves import BASELINE, NOISE_CV
+
+    def value(seed, **c):
+        return mock_objective(cfg(mock_curve="realistic", train={"seed": seed}, **c), 6, 6)
+
+    assert value(3, w=0.3) == value(3, w=0.3)  # reproducible
+    assert value(3, w=0.3) != value(4, w=0.3) and value(3, w=0.3) != value(3, w=0.31)
+    base = np.array([value(s, role="baseline") for s in range(400)])
+    assert abs(base.mean() / BASELINE - 1) < 0.01 and abs(base.std() / base.mean() - NOISE_CV) < 0.005
+    small = np.mean([value(s, w=1e-3) for s in range(400)])
+    best = np.mean([value(s, w=0.3) for s in range(400)])
+    large = np.mean([value(s, w=10.0) for s in range(400)])
+    assert abs(small / BASELINE - 1) < 0.01 and 0.93 < best / BASELINE < 0.97 and large > 1.3 * BASELINE
+    # uncorrelated across configs: the same seeds at two weights
+    a = [value(s, w=0.3) for s in range(400)]
+    b = [value(s, w=0.5) for s in range(400)]
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.15
+    # early epochs look worse, more so for small w (the fidelity trap of early stopping)
+    early = lambda w: mock_objective(cfg(mock_curve="realistic", w=w, train={"seed": 0}), 2, 6)  # noqa: E731
+    assert early(1e-3) / value(0, w=1e-3) > early(1.0) / value(0, w=1.0) > 1

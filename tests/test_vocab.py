@@ -54,6 +54,14 @@ def test_paper_grid_is_read_from_its_yaml_file():
     assert not on_paper_grid("gmsd", True, 0.3)
 
 
+def test_confirmation_words():
+    from tune_vqvae.vocab import CANDIDATES, CONFIRM, CONFIRM_SUFFIX, ROW_ROLES, VERDICTS
+
+    assert ROW_ROLES[-1] == CONFIRM == "confirm" and CONFIRM_SUFFIX == "-confirm"
+    assert CANDIDATES == ("recommended", "best_paper", "best_observed")
+    assert VERDICTS == ("better", "indistinguishable", "worse")
+
+
 def test_the_vocabulary_imports_neither_ray_nor_torch():
     code = "import sys, tune_vqvae.vocab; print(sorted({'ray', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

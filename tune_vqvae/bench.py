@@ -395,8 +395,13 @@ BENCHES = {"train": bench_train, "overhead": bench_overhead, "fused": bench_fuse
 
 @cli_entry
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["search"]:  # the search benchmark has options of its own (and needs no torch model)
+        from .search_bench import main as search_main
+
+        return search_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m tune_vqvae.bench", description=__doc__.split("\n")[0])
-    p.add_argument("what", nargs="?", default="all", choices=[*BENCHES, "packing", "all", "child"])
+    p.add_argument("what", nargs="?", default="all", choices=[*BENCHES, "packing", "all", "child", "search"])
     p.add_argument("--quick", action="store_true", help="small model, few steps (CPU, < 2 min)")
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default="builtin", help="builtin | cifar10 | FILE.npz")

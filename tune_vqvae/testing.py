@@ -2,9 +2,17 @@
 
 `inject_faults` runs before every epoch of both trainables, driven by the trial config's
 `faults` (the search's hidden `--faults JSON`): crashes, killed workers, NaN losses, slow
-epochs. `mock_trainable` stands in for `train_vqvae` with a known optimum per loss, so the
-search machinery (Optuna, ASHA, checkpoints, retries, resume) runs in seconds; users see it
-with `python -m tune_vqvae.search --mock`.
+epochs. `mock_trainable` stands in for `train_vqvae`, so the search machinery (Optuna, ASHA,
+checkpoints, retries, resume, replicates, confirmation) runs in seconds; users see it with
+`python -m tune_vqvae.search --mock`. Its objective comes from the trial config's
+`mock_curve` (`--mock-curve`):
+
+- "known" (default): a sharp known optimum per loss (`MOCK_BEST_W`) and almost no noise,
+  for tests that check the machinery finds what it should;
+- a curve of `tune_vqvae.curves` ("realistic", "no_gain") or "module:function": the
+  measured noise model (flat at the baseline for w -> 0, a shallow optimum, a steep rise
+  above 1, 3.5% multiplicative noise per run, uncorrelated across configs and seeded by
+  (config, seed), so a run is reproducible), for tests of the statistics.
 
 It lives in the package, not under tests/, because Ray's worker processes import it by
 module name wherever the search runs.
@@ -21,6 +29,7 @@ from pathlib import Path
 
 from ray import tune
 
+from .curves import load_curve
 from .errors import DivergedError
 from .trainable import TRAINER_METRICS, diverged_result, node_id, quiet_logs, report_epoch, restore_state
 from .vocab import loss_settings, objective_value, test_metric
@@ -94,8 +103,14 @@ def mock_final_objective(config: dict) -> float:
 
 
 def mock_objective(config: dict, epoch: int, epochs: int) -> float:
-    """Learning curve of the mock: starts 1.0 above the final value, decays like 1/epoch."""
-    return mock_final_objective(config) + (1.0 / epoch - 1.0 / epochs)
+    """The mock's objective after `epoch` of `epochs`: with the known curve it starts 1.0
+    above the final value and decays like 1/epoch; else the trial's `mock_curve`."""
+    curve = config.get("mock_curve") or "known"
+    if curve == "known":
+        return mock_final_objective(config) + (1.0 / epoch - 1.0 / epochs)
+    name, w, with_mse = loss_settings(config)
+    seed = int((config.get("train") or {}).get("seed", 0))
+    return float(load_curve(curve)(name, with_mse, w if with_mse and name != "mse" else None, seed, epoch, epochs))
 
 
 def mock_trainable(config: dict, data=None) -> None:

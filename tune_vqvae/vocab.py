@@ -22,10 +22,22 @@ import yaml
 # A trial config's "role" says what the trial runs: the plain-MSE BASELINE, or a point of a
 # loss's SEARCH (searched by Optuna, or one of the seed re-runs of a best config).
 # A results row's "role" says what the trial is for, in the table: BASELINE, PAPER (a point of
-# the paper's grid), SEARCH (a weight the sampler chose) or SEED (a re-run with another seed).
-BASELINE, SEARCH, PAPER, SEED = "baseline", "search", "paper", "seed"
+# the paper's grid), SEARCH (a weight the sampler chose), SEED (a --seeds re-run with another
+# seed) or CONFIRM (a run of the confirmation stage: a top candidate with a fresh seed).
+BASELINE, SEARCH, PAPER, SEED, CONFIRM = "baseline", "search", "paper", "seed", "confirm"
 CONFIG_ROLES = (BASELINE, SEARCH)
-ROW_ROLES = (BASELINE, PAPER, SEARCH, SEED)  # also the order of the results table
+ROW_ROLES = (BASELINE, PAPER, SEARCH, SEED, CONFIRM)  # also the order of the results table
+
+# --- the confirmation stage ----------------------------------------------------------------
+# The candidates the end of a search re-runs with fresh seeds (a trial config's "candidate"
+# and a results row's "candidate": the names joined by "+" when two coincide, e.g.
+# "best_paper+best_observed"): the surrogate's recommended w, the best paper point, the
+# best single observation.
+RECOMMENDED, BEST_PAPER, BEST_OBSERVED = "recommended", "best_paper", "best_observed"
+CANDIDATES = (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)
+CONFIRM_SEED_OFFSET = 1000  # confirmation seeds: --seed + 1000 + k, never used by the search
+# Verdicts of a comparison (tune_vqvae.estimates.verdict), as the results files spell them.
+VERDICTS = ("better", "indistinguishable", "worse")
 
 # --- metrics and the objective -------------------------------------------------------------
 EVAL_METRICS = ("fid", "swd", "kid")  # scored by tune_vqvae.metrics; fid preferred where both exist
@@ -122,6 +134,7 @@ JOURNAL_FILE = "optuna_journal.log"  # the Optuna studies, one per loss
 RESULTS_CSV, RESULTS_JSON = "results.csv", "results.json"
 BASELINE_EXPERIMENT = BASELINE  # <search>/baseline/: the Tune experiment of the MSE baseline
 SEEDS_SUFFIX = "-seeds"  # <search>/<loss>-seeds/, baseline-seeds/: the --seeds re-runs
+CONFIRM_SUFFIX = "-confirm"  # <search>/<loss>-confirm/: the confirmation stage's runs
 CHECKPOINT_FILE = "trainer.pt"  # a Trainer state in each trial checkpoint_NNNNNN/
 
 # --- the paper's grid ----------------------------------------------------------------------

@@ -17,14 +17,24 @@ from pathlib import Path
 import ray
 
 from ..data import DataConfig, load_data
+from ..answer import answer as answer_of
+from ..answer import merge_candidates
 from ..errors import UserError, atomic_write_text, cli_entry
 from ..losses import PERCEPTUAL_LOSSES
 from ..train import TrainConfig
-from ..vocab import BASELINE_EXPERIMENT, JOURNAL_FILE, OBJECTIVES, RESULTS_CSV, RESULTS_JSON, SETTINGS_FILE
+from ..vocab import (
+    BASELINE_EXPERIMENT,
+    JOURNAL_FILE,
+    OBJECTIVES,
+    RESULTS_CSV,
+    RESULTS_JSON,
+    SETTINGS_FILE,
+    higher_is_better,
+)
 from . import _cluster
 from ._config import SearchConfig, resolve_objective, resolve_spaces, train_config_dict
 from ._experiments import Experiments, Layout, trainable_for
-from ._optuna import journal_storage
+from ._optuna import WeightSpace, journal_storage
 from ._results import collect_rows, format_table, summarise, write_results
 from ._runner import quiet_console, run_experiments, say
 from ._spaces import SearchSpace
@@ -96,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the search, re-run the best config of each loss and the MSE "
                    "baseline N more times with seeds --seed+1..--seed+N (mean ± std in the "
                    "report); with --resume DIR, adds them to a finished search")
+    p.add_argument("--replicates", type=int,
+                   help=f"runs (seeds --seed, --seed+1, ...) of each w the sampler proposes, the paper "
+                   f"points included; each run is one of --num-samples (default {d.replicates})")
+    p.add_argument("--baseline-seeds", type=int,
+                   help=f"runs of the MSE baseline, seeds --seed.. (default {d.baseline_seeds}); its "
+                   "spread is the run-to-run noise every verdict rests on")
+    p.add_argument("--confirm-seeds", type=int,
+                   help=f"after the search, re-run the surrogate's recommended w, the best paper point "
+                   f"and the best observed w with N fresh seeds each; the verdicts come from them "
+                   f"(default {d.confirm_seeds}; 0: no confirmation, no verdicts)")
+    p.add_argument("--mock-curve",
+                   help="with --mock: known (default), realistic, no_gain or module:function "
+                   "(see tune_vqvae.curves)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny end-to-end search on the built-in data, CPU, < 3 min")
     p.add_argument("--mock", action="store_true", help="mock trainable (tests of the search machinery)")
@@ -143,6 +166,8 @@ def settings(a: argparse.Namespace) -> tuple[SearchConfig, Layout, bool]:
                             "it is not a search's settings") from None
         if a.seeds is not None:  # --resume DIR --seeds N: add seed re-runs to a search
             cfg.seeds = a.seeds
+        if a.confirm_seeds is not None:  # --resume DIR --confirm-seeds N: (re)run the confirmation
+            cfg.confirm_seeds = a.confirm_seeds
         cfg.validate()
         return cfg, layout, True
     cfg = config_from_args(a)
@@ -189,7 +214,7 @@ def prepare(a: argparse.Namespace) -> Plan:
         _cluster.check_address(a.address)
     layout.check_writable()
     return Plan(cfg, layout, resume, spaces, objective, fid, why, train, data, a.address, a.num_cpus,
-                write_settings=not resume or a.seeds is not None)
+                write_settings=not resume or a.seeds is not None or a.confirm_seeds is not None)
 
 
 @cli_entry
@@ -225,11 +250,13 @@ def run(plan: Plan) -> int:
         "train": plan.train, "objective": objective, "fid": plan.fid, "eval_every": cfg.eval_every,
         "cpus": cfg.cpus_per_trial, "with_mse": True, "w": None, "faults": cfg.faults,
     }
+    if cfg.mock:
+        base_config["mock_curve"] = cfg.mock_curve
     data_ref = ray.put(plan.data) if plan.data is not None else None
     experiments = Experiments(cfg, layout, plan.resume, trainable_for(cfg, data_ref), base_config)
     journal = journal_storage(layout.local / JOURNAL_FILE)
-    n = sum(len(s.points) if s.grid else cfg.num_samples for s in plan.spaces.values())
-    say(f"search {layout.name}: {', '.join(cfg.losses)}; {n} trials + 1 MSE baseline, "
+    n = sum(len(s.points) * cfg.replicates if s.grid else cfg.num_samples for s in plan.spaces.values())
+    say(f"search {layout.name}: {', '.join(cfg.losses)}; {n} trials + {cfg.baseline_seeds} MSE baseline, "
         f"{cfg.epochs} epochs each; objective {objective} ({plan.why}); "
         f"{cfg.cpus_per_trial:g} CPU + {cfg.gpus_per_trial:g} GPU per trial; "
         f"{'resuming ' if plan.resume else ''}{layout.storage}")
@@ -241,13 +268,37 @@ def run(plan: Plan) -> int:
     for exp, grid in run_experiments(jobs).items():
         rows.extend(collect_rows(exp, grid, cfg, plan.spaces.get(exp), objective))
     summary = summarise(rows, cfg.losses, objective)
+    rows.extend(confirm(cfg, experiments, plan, rows, objective))
     if cfg.seeds:
         for exp, grid in run_experiments(experiments.seed_reruns(summary)).items():
             rows.extend(collect_rows(exp, grid, cfg, None, objective, seeds=True))
-    write_results(layout, cfg, objective, rows, summary)
+    answer = search_answer(cfg, plan.spaces, rows, objective)
+    write_results(layout, cfg, objective, rows, summary, answer)
     say("")
-    say(format_table(rows, summary, objective))
+    say(format_table(rows, summary, objective, answer))
     say(f"\n{len(rows)} trials in {time.perf_counter() - start:.0f} s; results: "
         f"{layout.local / RESULTS_CSV}, {layout.local / RESULTS_JSON}")
     say(f"tensorboard --logdir {layout.storage}    optuna-dashboard {layout.local / JOURNAL_FILE}")
     return 0
+
+
+def search_answer(cfg: SearchConfig, spaces: dict[str, SearchSpace], rows: list[dict], objective: str) -> dict:
+    """results.json's "answer" (see tune_vqvae.answer), from the rows so far."""
+    bounds = {loss: (s.low or WeightSpace.DEFAULT_LOW, s.high or WeightSpace.DEFAULT_HIGH)
+              for loss, s in spaces.items()}
+    n = cfg.confirm_seeds if cfg.confirm_seeds >= 2 else cfg.baseline_seeds
+    return answer_of(rows, cfg.losses, epochs=cfg.epochs, bounds=bounds,
+                     lower_is_better=not higher_is_better(objective), n_per_config=n)
+
+
+def confirm(cfg: SearchConfig, experiments: Experiments, plan: Plan, rows: list[dict], objective: str) -> list[dict]:
+    """The confirmation stage: each loss's candidates (recommended w, best paper point, best
+    observed) re-run with --confirm-seeds fresh seeds; their rows."""
+    if not cfg.confirm_seeds:
+        return []
+    first = search_answer(cfg, plan.spaces, rows, objective)
+    named = {loss: merge_candidates(a["candidates"]) for loss, a in first["losses"].items()}
+    out = []
+    for exp, grid in run_experiments(experiments.confirmations(named)).items():
+        out.extend(collect_rows(exp, grid, cfg, None, objective, confirm=True))
+    return out

@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..curves import load_curve
 from ..data import DataConfig
 from ..errors import UserError
 from ..losses import PERCEPTUAL_LOSSES, LossConfig, find_metric
@@ -48,7 +49,12 @@ class SearchConfig:
     grace_period: int | None = None  # None: max(1, epochs // 3)
     max_failures: int = 2
     seeds: int = 0  # after the search: re-run each loss's best config and the baseline N times
+    replicates: int = 1  # runs (seeds) of each w the sampler proposes, paper points included
+    baseline_seeds: int = 3  # runs of the MSE baseline (every comparison leans on it)
+    confirm_seeds: int = 3  # fresh-seed runs of each top candidate after the search (0: none)
     mock: bool = False
+    mock_curve: str = "known"  # --mock: "known" (the sharp known optimum), a tune_vqvae.curves
+    # name (realistic, no_gain) or module:function
     smoke: bool = False
     # Test support (tune_vqvae.testing.inject_faults), never set by users: kept in the
     # settings so that a resumed test search injects the same faults.
@@ -75,6 +81,15 @@ class SearchConfig:
             raise UserError(f"--max-failures must be >= 0, got {self.max_failures}")
         if self.seeds < 0:
             raise UserError(f"--seeds must be >= 0, got {self.seeds}")
+        for key in ("replicates", "baseline_seeds"):
+            if getattr(self, key) < 1:
+                raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
+        if self.confirm_seeds < 0:
+            raise UserError(f"--confirm-seeds must be >= 0 (0: no confirmation stage), got {self.confirm_seeds}")
+        if self.mock_curve != "known":
+            if not self.mock:
+                raise UserError("--mock-curve needs --mock (it replaces training by a synthetic curve)")
+            load_curve(self.mock_curve)  # UserError if it cannot be loaded
         if self.objective is not None and self.objective not in OBJECTIVES:
             raise UserError(f"unknown --objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
         if self.grace_period is not None and self.early_stop:

@@ -1,7 +1,8 @@
 """The Tune experiments of a search: where they live, and one way to build or restore each.
 
     <storage-path>/<name>/   search.json, optuna_journal.log, results.csv, results.json,
-                             baseline/, <loss>/, and with --seeds baseline-seeds/, <loss>-seeds/
+                             baseline/, <loss>/, <loss>-confirm/ (the confirmation stage),
+                             and with --seeds baseline-seeds/, <loss>-seeds/
 """
 
 from __future__ import annotations
@@ -11,10 +12,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ray import tune
+from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from ..errors import UserError, ensure_writable_dir
 from ..trainable import train_vqvae
-from ..vocab import BASELINE, BASELINE_EXPERIMENT, SEARCH, SEEDS_SUFFIX, config_label, dir_tag
+from ..vocab import (
+    BASELINE,
+    BASELINE_EXPERIMENT,
+    CONFIRM_SEED_OFFSET,
+    CONFIRM_SUFFIX,
+    SEARCH,
+    SEEDS_SUFFIX,
+    config_label,
+    dir_tag,
+)
 from ._config import SearchConfig
 from ._optuna import WeightSampler, WeightSearch, WeightSpace
 from ._runner import Progress, say
@@ -130,9 +141,17 @@ class Experiments:
 
         return fit
 
+    def seeds(self, seeds: list[int]) -> dict:
+        """The base TrainConfig with a grid over its seed: one trial per seed."""
+        return {**self.base_config["train"], "seed": tune.grid_search(seeds)}
+
     def baseline(self) -> Callable:
+        """The MSE baseline with seeds --seed .. --seed + baseline_seeds - 1: every comparison
+        leans on it, so it is replicated from the start (its run-to-run noise is measured)."""
+        seeds = [self.cfg.seed + k for k in range(self.cfg.baseline_seeds)]
         return self.job(BASELINE_EXPERIMENT, lambda: self.tuner(
-            BASELINE_EXPERIMENT, {"role": BASELINE, "loss": "mse"}))
+            BASELINE_EXPERIMENT, {"role": BASELINE, "loss": "mse", "train": self.seeds(seeds)},
+            max_concurrent_trials=self.cfg.max_concurrent))
 
     def search(self, loss: str, space: SearchSpace, journal) -> Callable:
         """The Optuna search of one loss: its own study in the journal, ASHA unless a grid."""
@@ -143,6 +162,7 @@ class Experiments:
                 space=WeightSpace(space), metric="objective", mode="min",
                 points_to_evaluate=[dict(p) for p in space.points],
                 sampler=WeightSampler(seed=cfg.seed), study_name=loss, storage=journal,
+                epochs=cfg.epochs, replicates=cfg.replicates, run_seed=cfg.seed,
             )
             scheduler = None
             if cfg.early_stop and not space.grid and cfg.epochs > 1:
@@ -161,7 +181,7 @@ class Experiments:
         own (baseline-seeds/, <loss>-seeds/) in the search directory, resumable like the others."""
         cfg = self.cfg
         seeds = [cfg.seed + k for k in range(1, cfg.seeds + 1)]
-        train = {**self.base_config["train"], "seed": tune.grid_search(seeds)}
+        train = self.seeds(seeds)
         points = {BASELINE_EXPERIMENT: {"role": BASELINE, "loss": "mse"}}
         for loss in cfg.losses:
             best = (summary.get(loss) or {}).get("best")
@@ -177,3 +197,29 @@ class Experiments:
                                                     max_concurrent_trials=cfg.max_concurrent))
 
         return {exp + SEEDS_SUFFIX: job(exp + SEEDS_SUFFIX, point) for exp, point in points.items()}
+
+    def confirmations(self, named: dict[str, dict[str, dict]]) -> dict[str, Callable]:
+        """The confirmation stage: per loss, its candidates {name: point} (names of one point
+        joined by "+", see `answer.merge_candidates`) each re-run with the fresh seeds
+        --seed + CONFIRM_SEED_OFFSET + k, k < confirm_seeds, in the experiment <loss>-confirm:
+        each candidate a preset point of Tune's variant generator, crossed with a seed grid."""
+        cfg = self.cfg
+        seeds = [cfg.seed + CONFIRM_SEED_OFFSET + k for k in range(cfg.confirm_seeds)]
+        jobs = {}
+        for loss, points in named.items():
+            if not points:
+                say(f"confirmation of {loss}: no candidate (no full-length run)")
+                continue
+            which = ", ".join(f"{name} {config_label({**p, 'loss': loss})}" for name, p in points.items())
+            say(f"confirmation of {loss}: {which} with seeds {', '.join(map(str, seeds))}")
+            preset = [{"candidate": name, "with_mse": p["with_mse"], "w": p.get("w")}
+                      for name, p in points.items()]
+            common = {"role": SEARCH, "loss": loss, "stage": "confirm", "candidate": None,
+                      "train": self.seeds(seeds)}  # preset keys must exist in the space
+            exp = loss + CONFIRM_SUFFIX
+            # each preset point runs once per seed of the grid
+            jobs[exp] = self.job(exp, lambda exp=exp, common=common, preset=preset: self.tuner(
+                exp, common, num_samples=len(preset),
+                search_alg=BasicVariantGenerator(points_to_evaluate=preset, max_concurrent=cfg.max_concurrent)))
+        return jobs
+

@@ -1,24 +1,30 @@
-"""Optuna inside Ray Tune: the define-by-run space, the GP sampler of w, and the searcher
-that keeps the Optuna study right across diverged trials and driver restarts."""
+"""Optuna inside Ray Tune: the define-by-run space and the searcher that keeps the Optuna
+study right: early-stopped trials PRUNED, diverged and crashed ones FAIL, replicate seeds of
+each proposed w, driver restarts. The GP sampler of w is `tune_vqvae.sampler` (ray-free, so
+the search benchmark drives the same one)."""
 
 from __future__ import annotations
 
 import math
-import random
 from pathlib import Path
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from ..sampler import WeightSampler
 from . import _compat
 from ._spaces import SearchSpace
+
+__all__ = ["WeightSpace", "WeightSampler", "WeightSearch", "journal_storage"]
 
 
 class WeightSpace:
     """Define-by-run space: the categorical with_mse and, for mse + w * L only, w."""
 
+    DEFAULT_LOW, DEFAULT_HIGH = 1e-3, 10.0  # a grid file need not give w's range
+
     def __init__(self, space: SearchSpace):
-        self.low, self.high, self.log = space.low or 1e-3, space.high or 10.0, space.log
+        self.low, self.high, self.log = space.low or self.DEFAULT_LOW, space.high or self.DEFAULT_HIGH, space.log
         self.choices = list(space.with_mse)
 
     def __call__(self, trial) -> None:
@@ -27,79 +33,48 @@ class WeightSpace:
             trial.suggest_float("w", self.low, self.high, log=self.log)
 
 
-class WeightSampler(optuna.samplers.BaseSampler):
-    """Gaussian-process Bayesian optimisation of log w, fitted on the mse + w * L trials.
+class WeightSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna what each trial really was, and replicates each w.
 
-    Why a GP: the space is one continuous dimension (plus the categorical) and the budget
-    is tens of trials, each a full training run. TPE samples at random for its first 10
-    trials, which is most of such a budget; Optuna's GPSampler models the objective as a
-    smooth function of log w and picks each next w by expected improvement from the 3rd
-    completed trial on, accounting for the trials still running (so concurrent trials get
-    different w).
+    Told states (Ray's OptunaSearch tells every trial that reported a value COMPLETE,
+    optuna/optuna#3100; the GP would then fit early-stopped values as final ones):
 
-    Why not GPSampler on the whole space: `w` only exists for with-MSE trials, and the GP
-    models only the parameters every trial has, so the no-MSE trials would hide `w` from it
-    and it would sample w at random. Here the GP sees exactly the with-MSE trials (running
-    ones included). The no-MSE variant has no free parameter: once it has been measured (it
-    is one of the paper's points) the categorical chooses "with MSE"; re-running it would
-    repeat the same seeded run.
+    - trained all `epochs`: COMPLETE with its final value;
+    - stopped early (ASHA): PRUNED, with its intermediate values, the stopping epoch's
+      included (Optuna stores the last one as the trial's value, but samplers and our
+      surrogate use COMPLETE trials only);
+    - diverged, or ended in an error: FAIL (never scored).
+
+    Replicates: each w the sampler proposes (and each of the points evaluated first) runs
+    `replicates` times, seeds `run_seed`, `run_seed + 1`, ...: replicate 0 is the proposal itself,
+    replicates 1.. are enqueued Optuna trials with the same parameters (user attrs
+    `replicate`, `seed`), each its own Tune trial. So the GP (which models observation
+    noise) sees every run as one noisy observation at its w, ASHA judges each run on its
+    own, and a stopped replicate is PRUNED like any other trial. (Ray's `Repeater`, which
+    averages repeats before telling the searcher, cannot be combined with a scheduler that
+    stops trials.)
     """
 
-    def __init__(self, seed: int = 0, n_startup_trials: int = 3):
-        self.seed = seed
-        self.n_startup_trials = n_startup_trials
-
-    def infer_relative_search_space(self, study, trial):
-        return {}
-
-    def sample_relative(self, study, trial, search_space):
-        return {}
-
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        others = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
-        if param_name == "with_mse":
-            choices = list(param_distribution.choices)
-            measured_no_mse = any(
-                t.params.get("with_mse") is False
-                or t.system_attrs.get("fixed_params", {}).get("with_mse") is False
-                for t in others if t.state != optuna.trial.TrialState.FAIL
-            )
-            if True in choices and (measured_no_mse or len(choices) == 1):
-                return True
-            return random.Random(self.seed * 7919 + trial.number).choice(choices)
-        if param_name != "w":
-            raise ValueError(f"WeightSampler knows only with_mse and w, not {param_name!r}")
-        return self._sample_w(study, trial, others, param_distribution)
-
-    def _sample_w(self, study, trial, others, dist):
-        states = optuna.trial.TrialState
-        shadow = optuna.create_study(
-            direction=study.direction,
-            sampler=optuna.samplers.GPSampler(
-                seed=self.seed * 7919 + trial.number,
-                n_startup_trials=self.n_startup_trials,
-                warn_independent_sampling=False,
-            ),
-        )
-        for t in others:
-            if "w" not in t.params or t.params.get("with_mse") is not True:
-                continue
-            if t.state == states.COMPLETE and t.value is not None and math.isfinite(t.value):
-                shadow.add_trial(optuna.trial.create_trial(
-                    params={"w": t.params["w"]}, distributions={"w": dist}, value=t.value))
-            elif t.state == states.RUNNING:
-                shadow.add_trial(optuna.trial.create_trial(
-                    state=states.RUNNING, params={"w": t.params["w"]}, distributions={"w": dist}))
-        return shadow.ask({"w": dist}).params["w"]
-
-
-class WeightSearch(OptunaSearch):
-    """OptunaSearch that marks diverged trials FAIL (not scored) and names the Ray trial."""
+    def __init__(self, *args, epochs: int, replicates: int = 1, run_seed: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.epochs, self.replicates, self.run_seed = epochs, replicates, run_seed
 
     def suggest(self, trial_id):
         params = super().suggest(trial_id)
-        if params is not None:
-            _compat.searcher_trials(self)[trial_id].set_user_attr("ray_trial_id", trial_id)
+        if params is None:
+            return None
+        ot_trial = _compat.searcher_trials(self)[trial_id]
+        ot_trial.set_user_attr("ray_trial_id", trial_id)
+        replicate = ot_trial.user_attrs.get("replicate")
+        if replicate is None:  # a proposal (or a point): queue its replicates right behind it
+            replicate = 0
+            ot_trial.set_user_attr("replicate", 0)
+            for k in range(1, getattr(self, "replicates", 1)):
+                _compat.searcher_study(self).enqueue_trial(dict(params), user_attrs={"replicate": k})
+        seed = getattr(self, "run_seed", 0) + int(replicate)
+        ot_trial.set_user_attr("seed", seed)
+        if replicate:  # merged (deeply) into the trial's config by Tune: train.seed
+            params = {**params, "train": {"seed": seed}}
         return params
 
     def restore(self, checkpoint_path):
@@ -138,19 +113,32 @@ class WeightSearch(OptunaSearch):
         super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id, result=None, error=False):
-        """Ignored for a trial told already (e.g. before a driver restart); a diverged
-        trial is told FAIL with its epoch and error, never scored."""
+        """Ignored for a trial told already (e.g. before a driver restart); else told as the
+        class docstring says."""
         told, ot_trials = _compat.searcher_told(self), _compat.searcher_trials(self)
-        if trial_id in told:
+        if trial_id in told or trial_id not in ot_trials:
             return
-        if trial_id in ot_trials and result and result.get("diverged"):
-            ot_trial = ot_trials[trial_id]
-            ot_trial.set_user_attr("diverged_at_epoch", int(result.get("epoch", 0)))
+        ot_trial, result = ot_trials[trial_id], result or {}
+        epoch = int(result.get("epoch", 0) or 0)
+        states = optuna.trial.TrialState
+        if result.get("diverged"):
+            ot_trial.set_user_attr("diverged_at_epoch", epoch)
             ot_trial.set_user_attr("error", str(result.get("error", "diverged")))
-            _compat.searcher_study(self).tell(ot_trial, state=optuna.trial.TrialState.FAIL)
-            told.add(trial_id)
+            state = states.FAIL
+        elif epoch < getattr(self, "epochs", 0):
+            # an error before the last epoch (retries exhausted) is a failure, not a value
+            ot_trial.set_user_attr("error_at_epoch" if error else "stopped_at_epoch", epoch)
+            state = states.FAIL if error else states.PRUNED
+            value = result.get(self.metric)
+            if not error and value is not None and math.isfinite(value):
+                # Tune withholds the result that made the scheduler stop the trial from the
+                # searcher: record it as the last intermediate value
+                super().on_trial_result(trial_id, result)
+        else:
+            super().on_trial_complete(trial_id, result=result, error=error)
             return
-        super().on_trial_complete(trial_id, result=result, error=error)
+        _compat.searcher_study(self).tell(ot_trial, state=state)
+        told.add(trial_id)
 
 
 def journal_storage(path: Path):

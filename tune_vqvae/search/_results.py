@@ -10,9 +10,11 @@ import math
 import os
 
 from .. import vocab
+from ..answer import format_answer
 from ..errors import atomic_write_text
 from ..vocab import (
     BASELINE,
+    CONFIRM,
     JOURNAL_FILE,
     PAPER,
     RESULTS_CSV,
@@ -37,8 +39,13 @@ ROW_METRICS = ("fid", "swd", "val_mse", "val_psnr", "val_ssim", "perplexity", "c
 
 
 def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, objective: str,
-                 seeds: bool = False):
+                 seeds: bool = False, confirm: bool = False):
+    """One row per trial of experiment `exp` (results.csv). Besides the trial's settings,
+    status and metrics, every row says `seed`, `epochs_trained` (= `epochs`), `stopped`
+    (ASHA ended it before the last epoch), `replicate` (index of its seed among the runs of
+    its w in the search) and, for the confirmation stage (role confirm), `candidate`."""
     statuses = _compat.trial_statuses(grid)
+    replicates = replicate_of(grid)
     rows = []
     for r in grid:
         c, m = r.config or {}, r.metrics or {}
@@ -53,6 +60,8 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
             w = w if with_mse else None
         if seeds:
             role = SEED
+        if confirm:
+            role = CONFIRM
         status = statuses.get(trial_id, "TERMINATED")
         if r.error is not None or status == "ERROR":
             status = "ERROR"
@@ -66,7 +75,9 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
                "mode": mode, "with_mse": c.get("with_mse", True) if role != BASELINE else True,
                "w": w, "objective": objective, "value": value, "test_value": m.get(test_metric(objective)),
                "status": status, "epochs": epoch,
-               "trial_id": trial_id, "seed": (c.get("train") or {}).get("seed")}
+               "trial_id": trial_id, "seed": (c.get("train") or {}).get("seed"),
+               "epochs_trained": epoch, "stopped": status == "STOPPED",
+               "replicate": replicates.get(trial_id), "candidate": c.get("candidate")}
         row.update({k: m.get(k) for k in ROW_METRICS})
         row["node_id"] = m.get("node_id")
         row["error"] = (str(r.error).strip().splitlines() or [""])[-1][:200] if r.error else \
@@ -76,6 +87,21 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
     order = {role: i for i, role in enumerate(ROW_ROLES)}
     rows.sort(key=lambda r: (order[r["role"]], r["w"] is not None, r["w"] or 0, r["seed"] or 0))
     return rows
+
+
+def replicate_of(grid) -> dict[str, int]:
+    """Ray trial id -> replicate index: its seed's rank among the seeds of its config."""
+    seeds: dict[tuple, list] = {}
+    ids = []
+    for r in grid:
+        c = r.config or {}
+        key = (c.get("role"), c.get("candidate"), c.get("with_mse", True), c.get("w"))
+        seed = (c.get("train") or {}).get("seed")
+        trial_id = (r.metrics or {}).get("trial_id") or os.path.basename(str(r.path)).split("_")[0]
+        seeds.setdefault(key, []).append(seed)
+        ids.append((trial_id, key, seed))
+    return {tid: sorted(s for s in seeds[key] if s is not None).index(seed) if seed is not None else 0
+            for tid, key, seed in ids}
 
 
 def _ok(row) -> bool:
@@ -94,8 +120,10 @@ def _gain(reference: float | None, best: float, objective: str) -> dict | None:
 def summarise(rows: list[dict], losses: list[str], objective: str) -> dict:
     pick = max if higher_is_better(objective) else min
     base = [r for r in rows if r["role"] == BASELINE and _ok(r)]
-    baseline = base[0]["value"] if base else None
-    baseline_test = base[0]["test_value"] if base else None
+    # the mean over the baseline's seeds (--baseline-seeds); one run in older searches
+    baseline = sum(r["value"] for r in base) / len(base) if base else None
+    tests = [r["test_value"] for r in base if r["test_value"] is not None]
+    baseline_test = sum(tests) / len(tests) if tests else None
     out = {}
     for loss in losses:
         mine = [r for r in rows if r["experiment"] == loss and _ok(r)]
@@ -137,14 +165,19 @@ def _point(p: dict) -> str:
     return point_name(p["with_mse"], p["w"])
 
 
-def _vs(gain: dict | None, name: str) -> str:
-    if not gain:
-        return ""
-    text = f"; vs {name} {_fmt(gain['reference'])}: {_fmt(gain['absolute'], '+.4g')}"
-    return text + (f" ({gain['percent']:+.1f}%)" if gain["percent"] is not None else "")
+def _run_note(r: dict) -> str:
+    """The table's last cell after the trial id: seed and candidate where they matter."""
+    notes = []
+    if r["role"] in (SEED, CONFIRM, BASELINE) or (r.get("replicate") or 0) > 0:
+        notes.append(f"seed {r['seed']}")
+    if r.get("candidate"):
+        notes.append(str(r["candidate"]).replace("_", " "))
+    return f" ({', '.join(notes)})" if notes else ""
 
 
-def format_table(rows: list[dict], summary: dict, objective: str) -> str:
+def format_table(rows: list[dict], summary: dict, objective: str, answer: dict | None = None) -> str:
+    """The trials, then per loss the best single observation (a value, no gain: one run
+    says nothing about a gain under run-to-run noise), then the answer as estimates."""
     test = any(r.get("test_value") is not None for r in rows)
     test_head = f" {test_metric(objective):>10}" if test else ""
     lines = [f"{'loss':<9} {'role':<8} {'mode':<16} {'w':>9} {objective:>10}{test_head} {'status':<9} "
@@ -153,32 +186,33 @@ def format_table(rows: list[dict], summary: dict, objective: str) -> str:
         test_cell = f" {_fmt(r.get('test_value')):>10}" if test else ""
         lines.append(f"{r['loss']:<9} {r['role']:<8} {r['mode']:<16} {_fmt(r['w']):>9} "
                      f"{_fmt(r['value']):>10}{test_cell} {r['status']:<9} {r['epochs']:>6}  {r['trial_id']}"
-                     + (f" (seed {r['seed']})" if r["role"] == SEED else ""))
+                     + _run_note(r))
     lines.append("")
     for loss, s in summary.items():
         if s.get("best") is None:
             lines.append(f"{loss}: {s.get('note')}")
             continue
         b = s["best"]
-        text = f"{loss}: best {_point(b)} ({b['mode']}): {objective} {_fmt(b['value'])}"
-        text += _vs(s["gain_vs_baseline"], "MSE baseline")
-        if s["best_paper_point"]:
-            text += _vs(s["gain_vs_paper"], f"paper's best {_point(s['best_paper_point'])}")
+        text = f"{loss}: best {_point(b)} observed ({b['mode']}, one run): {objective} {_fmt(b['value'])}"
         if b.get("test_value") is not None:
             text += f"; on test: {test_metric(objective)} {_fmt(b['test_value'])}"
-            text += _vs(s.get("gain_vs_baseline_test"), "MSE baseline")
         lines.append(text)
-    lines.append(f"({objective}: {'higher' if higher_is_better(objective) else 'lower'} is better)")
+    if answer is not None:
+        lines.append("")
+        lines.append(format_answer(answer, objective))
+    lines.append(f"({objective}: {'higher' if higher_is_better(objective) else 'lower'} is better; "
+                 f"intervals 95%, differences candidate - reference from fresh seeds)")
     return "\n".join(lines)
 
 
-def write_results(layout: Layout, cfg: SearchConfig, objective: str, rows, summary) -> None:
+def write_results(layout: Layout, cfg: SearchConfig, objective: str, rows, summary,
+                  answer: dict | None = None) -> None:
     import pandas as pd
 
     buf = io.StringIO()
     pd.DataFrame(rows).to_csv(buf, index=False)
     atomic_write_text(layout.local / RESULTS_CSV, buf.getvalue())
     doc = {"name": layout.name, "objective": objective, "lower_is_better": not higher_is_better(objective),
-           "settings": dataclasses.asdict(cfg), "best": summary, "trials": rows}
+           "settings": dataclasses.asdict(cfg), "best": summary, "answer": answer, "trials": rows}
     atomic_write_text(layout.local / RESULTS_JSON, json.dumps(doc, indent=1, default=str))
     layout.upload([SETTINGS_FILE, RESULTS_CSV, RESULTS_JSON, JOURNAL_FILE])

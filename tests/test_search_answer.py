@@ -1,0 +1,90 @@
+"""The answer as estimates (tune_vqvae.answer) on known rows: only full-length runs enter the
+surrogate, the candidates, and verdicts from fresh confirmation seeds against the baseline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tune_vqvae import answer as ans
+from tune_vqvae.curves import realistic
+
+
+def row(role, w, value, *, with_mse=True, status="COMPLETED", epochs=6, seed=0, candidate=None, loss="gmsd"):
+    experiment = {"baseline": "baseline", "confirm": loss + "-confirm"}.get(role, loss)
+    return {"experiment": experiment, "loss": "mse" if role == "baseline" else loss, "role": role,
+            "with_mse": with_mse, "w": w, "value": value, "status": status, "epochs_trained": epochs,
+            "stopped": status == "STOPPED", "seed": seed, "candidate": candidate}
+
+
+def search_rows():
+    rows = [row("paper", w, realistic("gmsd", True, w, 0, 6, 6)) for w in (1.0, 0.5, 0.25)]
+    rows.append(row("paper", None, 98.0, with_mse=False))
+    rows += [row("search", w, realistic("gmsd", True, w, 0, 6, 6)) for w in (0.003, 0.03, 0.1, 0.3, 3.0)]
+    rows.append(row("search", 0.001, 1.0, status="STOPPED", epochs=2))  # early value: must stay out
+    return rows
+
+
+def test_surrogate_uses_full_length_runs_only_and_recommends_inside_the_range():
+    rows = search_rows()
+    runs = ans.search_stage(rows, "gmsd", 6)
+    assert len(runs) == 9 and all(r["status"] == "COMPLETED" for r in runs)
+    fit = ans.fit_surrogate(runs, 6, (1e-3, 10.0), lower_is_better=True)
+    assert fit["fitted"] and fit["n_observations"] == 8  # the no-MSE run has no w
+    assert 0.003 <= fit["recommended_w"] <= 3.0  # never outside the observed w
+    wi = fit["w_interval"]
+    assert wi["low"] <= fit["recommended_w"] <= wi["high"]
+    assert len(fit["log10_w"]) == len(fit["mean"]) == len(fit["low"]) == len(fit["high"])
+    assert np.all(np.array(fit["low"]) <= np.array(fit["high"]))
+    named = ans.candidates(runs, fit, lower_is_better=True)
+    assert set(named) == {"recommended", "best_paper", "best_observed"}
+    paper = [r for r in runs if r["role"] == "paper"]
+    best_paper = min(paper, key=lambda r: r["value"])
+    assert named["best_paper"] == {"with_mse": True, "w": best_paper["w"]}
+    assert named["best_observed"]["w"] == min(runs, key=lambda r: r["value"])["w"]
+
+
+def test_candidates_that_coincide_are_run_once():
+    named = {"recommended": {"with_mse": True, "w": 0.3}, "best_paper": {"with_mse": True, "w": 0.5},
+             "best_observed": {"with_mse": True, "w": 0.5}}
+    assert ans.merge_candidates(named) == {"recommended": {"with_mse": True, "w": 0.3},
+                                           "best_paper+best_observed": {"with_mse": True, "w": 0.5}}
+
+
+def test_verdicts_come_from_confirmation_runs_against_the_baseline():
+    base = [row("baseline", None, v, seed=s) for s, v in enumerate([70.0, 71.0, 69.0])]
+    better = [row("confirm", 0.3, v, seed=1000 + s, candidate="recommended") for s, v in enumerate([60.0, 61.0, 59.5])]
+    same = [row("confirm", 0.5, v, seed=1000 + s, candidate="best_paper+best_observed")
+            for s, v in enumerate([70.5, 69.0, 71.5])]
+    # a lucky search-stage run is not a confirmation run: it never enters a verdict
+    lucky = [row("search", 0.5, 10.0)]
+    c = ans.comparisons(base + better + same + lucky, "gmsd", 6, lower_is_better=True)
+    assert c["recommended_vs_baseline"]["verdict"] == "better"
+    assert c["recommended_vs_baseline"]["high"] < 0 and c["recommended_vs_baseline"]["n_candidate"] == 3
+    assert c["best_paper_vs_baseline"]["verdict"] == "indistinguishable"
+    assert c["best_observed_vs_baseline"] == c["best_paper_vs_baseline"]
+    assert c["recommended_vs_best_paper"]["verdict"] == "better"
+    assert c["recommended_vs_baseline"]["percent"] == pytest.approx(100 * (60.1667 - 70) / 70, abs=0.01)
+    worse = ans.compare([80.0, 81.0, 79.0], [70.0, 71.0, 69.0], lower_is_better=True)
+    assert worse["verdict"] == "worse"
+    assert ans.compare([80.0], [70.0, 71.0], lower_is_better=True)["verdict"] is None
+
+
+def test_baseline_noise_and_the_console_answer():
+    rows = search_rows() + [row("baseline", None, v, seed=s) for s, v in enumerate([67.1, 70.9, 64.8, 66.2, 66.5])]
+    a = ans.answer(rows, ["gmsd"], epochs=6, bounds={"gmsd": (1e-3, 10.0)}, lower_is_better=True, n_per_config=3)
+    b = a["baseline"]
+    assert b["n"] == 5 and 0.02 < b["cv"] < 0.05 and b["n_per_config"] == 3
+    assert 0.05 < b["detectable_effect"] < 0.2 and b["seeds_for_effect"] > 10
+    text = ans.format_answer(a, "swd")
+    assert "gmsd: recommended w=" in text and "no confirmation runs" in text
+    assert "to resolve 2% you need about" in text
+
+
+def test_the_answer_imports_neither_ray_nor_torch():
+    code = "import sys, tune_vqvae.answer, tune_vqvae.curves; print(sorted({'ray', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,61 @@
+"""The search benchmark (`python -m tune_vqvae.bench search`): its stopping rule is Ray's
+ASHA, and the harness runs every strategy on a tiny budget and writes its JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from types import SimpleNamespace
+
+import pytest
+
+os.environ["RAY_AUTH_MODE"] = "disabled"
+
+from tune_vqvae.bench import main as bench_main  # noqa: E402
+from tune_vqvae.search_bench import AsyncHalving  # noqa: E402
+
+
+def test_async_halving_decides_as_rays_asha():
+    from ray.tune.schedulers import TrialScheduler
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    rng = random.Random(0)
+    for grace, max_t in ((1, 3), (2, 6), (1, 9)):
+        ours, ray_bracket = AsyncHalving(grace, max_t, 3), _Bracket(grace, max_t, 3, 0)
+        for k in range(40):
+            trial = SimpleNamespace(trial_id=f"t{k}")
+            for epoch in range(1, max_t + 1):
+                value = rng.uniform(50, 150) / epoch
+                ray_stop = ray_bracket.on_result(trial, epoch, -value) == TrialScheduler.STOP
+                assert ours.stops(trial.trial_id, epoch, value) == ray_stop, (grace, max_t, k, epoch)
+                if ray_stop:
+                    break
+
+
+@pytest.mark.slow
+def test_search_bench_tiny_budget_writes_every_strategy(tmp_path, capsys):
+    assert bench_main(["search", "--repeats", "1", "--budgets", "6", "--workers", "1",
+                       "--out-dir", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("*-search-realistic+no_gain.json")
+    doc = json.loads(path.read_text())
+    assert set(doc["curves"]) == {"realistic", "no_gain"}
+    assert doc["curves"]["realistic"]["gain_exists"] and not doc["curves"]["no_gain"]["gain_exists"]
+    for curve in doc["curves"].values():
+        for strategy in ("paper_grid", "old", "new", "new_no_stop"):
+            s = curve[strategy]["6"]
+            assert s["repeats"] == 1 and s["median_regret"] >= 0 and 0 <= s["false_claim_rate"] <= 1
+    assert doc["curves"]["no_gain"]["new"]["6"]["runs_per_search"] > 6 + 3  # baseline seeds + confirmation
+    assert "realistic/new/6" in doc["targets"] and "no_gain/new/6" in doc["targets"]
+    assert "target no_gain/new/6" in capsys.readouterr().out
+
+
+def test_search_bench_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    for argv, words in ((["--budgets", "x"], "give integers"), (["--curve", "nowhere:f"], "cannot be loaded"),
+                        (["--strategies", "magic"], "unknown strategy")):
+        with pytest.raises(SystemExit) as e:
+            bench_main(["search", *argv, "--out-dir", str(tmp_path)])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
+    assert not any(tmp_path.iterdir())

@@ -1,0 +1,307 @@
+"""The answer of a search, as estimates: which w, and does it beat MSE and the paper's grid.
+
+Computed from the rows of results.csv alone (plain dicts; no ray, no torch until the GP
+is fitted), so the search, the benchmark (`python -m tune_vqvae.bench search`) and the
+analysis state every number the same way and the report can recompute it from files.
+
+Per loss:
+
+- `surrogate`: the GP of objective(log10 w) (`tune_vqvae.surrogate`) fitted on the loss's
+  full-length with-MSE runs of the search stage (early-stopped, diverged and failed runs,
+  and the confirmation runs, stay out); its posterior mean and 95% band on a grid, the
+  recommended w (minimiser of the posterior mean) with an interval, and the objective there.
+- `candidates`: what the confirmation stage re-runs with fresh seeds: the recommended w,
+  the best paper point (best mean over its replicates) and the best single observation
+  (what the search used to report).
+- `comparisons`: from those fresh seeds, `candidate - reference` with a 95% Welch interval
+  (`estimates.diff_interval`) and a verdict (better / indistinguishable / worse) against the
+  MSE baseline's replicates and against the best paper point's confirmation runs. The
+  search-stage runs of a candidate never enter: they were selected (the winner's curse).
+
+For the whole search, `baseline`: the MSE baseline's replicates, their mean interval, the
+run-to-run noise and the smallest relative difference the confirmation can resolve.
+
+Signs: `value` is the objective metric itself (e.g. swd, or val_psnr); a difference is
+candidate - reference in the metric's units; `percent` is it relative to the reference mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from .estimates import Interval, detectable_effect, diff_interval, mean_interval, run_noise, seeds_needed, verdict
+from .vocab import (
+    BASELINE,
+    BEST_OBSERVED,
+    BEST_PAPER,
+    CONFIRM,
+    PAPER,
+    RECOMMENDED,
+    SEARCH,
+    point_name,
+)
+
+EFFECT = 0.02  # the relative difference the noise line asks about: "to resolve 2% ..."
+
+
+# --- which runs count --------------------------------------------------------------------
+
+def is_full_length(row: dict, epochs: int) -> bool:
+    """A run that trained all epochs and has a finite value (stopped, diverged, failed: no)."""
+    value = row.get("value")
+    trained = row.get("epochs_trained", row.get("epochs"))
+    return (row.get("status") == "COMPLETED" and trained is not None and int(trained) >= epochs
+            and value is not None and math.isfinite(float(value)))
+
+
+def _same_point(row: dict, point: dict) -> bool:
+    if bool(row.get("with_mse", True)) != bool(point["with_mse"]):
+        return False
+    return not point["with_mse"] or math.isclose(float(row["w"]), float(point["w"]), rel_tol=1e-9)
+
+
+def search_stage(rows: Iterable[dict], loss: str, epochs: int) -> list[dict]:
+    """The loss's full-length runs of the search itself (paper points and searched w)."""
+    return [r for r in rows if r.get("experiment") == loss and r.get("role") in (PAPER, SEARCH)
+            and is_full_length(r, epochs)]
+
+
+def _finite(v) -> bool:
+    return v is not None and math.isfinite(float(v))
+
+
+def baseline_values(rows: Iterable[dict], epochs: int, key: str = "value") -> list[float]:
+    """The MSE baseline's full-length runs: `key` "value" (the objective) or "test_value"."""
+    return [float(r[key]) for r in rows if r.get("role") == BASELINE and is_full_length(r, epochs)
+            and _finite(r.get(key))]
+
+
+def confirm_values(rows: Iterable[dict], loss: str, candidate: str, epochs: int, key: str = "value") -> list[float]:
+    """Values of the confirmation runs of `candidate` (a name in the row's "+"-joined list)."""
+    return [float(r[key]) for r in rows if r.get("role") == CONFIRM and r.get("loss") == loss
+            and candidate in str(r.get("candidate") or "").split("+") and is_full_length(r, epochs)
+            and _finite(r.get(key))]
+
+
+# --- the surrogate -----------------------------------------------------------------------
+
+def _interval(iv: Interval) -> dict:
+    return {"estimate": iv.estimate, "low": iv.low, "high": iv.high, "level": iv.level,
+            "method": iv.method, "n": iv.n}
+
+
+def fit_surrogate(runs: list[dict], epochs: int, bounds: tuple[float, float], lower_is_better: bool) -> dict:
+    """The GP fit on full-length with-MSE runs, as plain JSON (metric units), or a note."""
+    mse_runs = [r for r in runs if r.get("with_mse", True) and r.get("w") is not None]
+    w = [float(r["w"]) for r in mse_runs]
+    sign = 1.0 if lower_is_better else -1.0  # the GP minimises
+    y = [sign * float(r["value"]) for r in mse_runs]
+    if len(set(w)) < 3:
+        return {"fitted": False, "n_observations": len(w),
+                "note": f"{len(set(w))} distinct w with full-length runs; the surrogate needs 3"}
+    from .surrogate import fit_objective_curve
+
+    fit = fit_objective_curve(w, y, [epochs] * len(w), epochs=epochs, bounds=bounds,
+                              log_objective=all(v > 0 for v in y))
+    mean, low, high = sign * fit.mean, sign * fit.low, sign * fit.high
+    if sign < 0:
+        low, high = high, low
+    obj = fit.objective
+    objective = Interval(sign * obj.estimate, *sorted((sign * obj.low, sign * obj.high)), obj.level,
+                         obj.method, obj.n)
+    return {
+        "fitted": True, "n_observations": fit.n_observations, "bounds": list(bounds),
+        "log10_w": fit.log10_w.tolist(), "mean": mean.tolist(), "low": low.tolist(),
+        "high": high.tolist(), "p_min": fit.p_min.tolist(),
+        "recommended_w": fit.recommended_w, "w_interval": _interval(fit.w_interval),
+        "objective": _interval(objective), "noise_std": fit.noise_std,
+        "length_scale": fit.length_scale,
+    }
+
+
+# --- the candidates ----------------------------------------------------------------------
+
+def _point(with_mse, w) -> dict:
+    return {"with_mse": True, "w": float(w)} if with_mse else {"with_mse": False}
+
+
+def best_paper_point(runs: list[dict], lower_is_better: bool) -> dict | None:
+    """The paper point with the best mean over its full-length runs (replicates pooled)."""
+    groups: dict[tuple, list[float]] = {}
+    for r in runs:
+        if r.get("role") == PAPER:
+            key = (bool(r.get("with_mse", True)), None if not r.get("with_mse", True) else float(r["w"]))
+            groups.setdefault(key, []).append(float(r["value"]))
+    if not groups:
+        return None
+    pick = min if lower_is_better else max
+    key = pick(groups, key=lambda k: np.mean(groups[k]))
+    return {**_point(*key), "mean": float(np.mean(groups[key])), "n": len(groups[key])}
+
+
+def candidates(runs: list[dict], surrogate: dict, lower_is_better: bool) -> dict[str, dict]:
+    """{candidate name: point} of the confirmation stage (no recommended w without a fit)."""
+    out = {}
+    if surrogate.get("fitted"):
+        out[RECOMMENDED] = _point(True, surrogate["recommended_w"])
+    paper = best_paper_point(runs, lower_is_better)
+    if paper is not None:
+        out[BEST_PAPER] = _point(paper["with_mse"], paper.get("w"))
+    if runs:
+        pick = min if lower_is_better else max
+        best = pick(runs, key=lambda r: float(r["value"]))
+        out[BEST_OBSERVED] = _point(best.get("with_mse", True), best.get("w"))
+    return out
+
+
+def merge_candidates(named: dict[str, dict]) -> dict[str, dict]:
+    """One run list per distinct point: {"best_paper+best_observed": point, ...}."""
+    merged: dict[str, dict] = {}
+    for name, point in named.items():
+        for key, other in list(merged.items()):
+            if _same_point({"with_mse": point["with_mse"], "w": point.get("w")}, other):
+                merged[f"{key}+{name}"] = merged.pop(key)
+                break
+        else:
+            merged[name] = point
+    return merged
+
+
+# --- comparisons -------------------------------------------------------------------------
+
+def compare(candidate: list[float], reference: list[float], lower_is_better: bool) -> dict:
+    """candidate - reference with its 95% Welch interval and the verdict, or a note why not."""
+    if len(candidate) < 2 or len(reference) < 2:
+        return {"verdict": None, "n_candidate": len(candidate), "n_reference": len(reference),
+                "note": "needs at least 2 full-length runs on each side"}
+    d = diff_interval(candidate, reference)
+    ref = float(np.mean(reference))
+    pct = (lambda v: 100 * v / abs(ref)) if ref else (lambda v: None)
+    return {"verdict": verdict(d, lower_is_better), "diff": d.estimate, "low": d.low, "high": d.high,
+            "level": d.level, "method": d.method, "percent": pct(d.estimate),
+            "percent_low": pct(d.low), "percent_high": pct(d.high),
+            "candidate_mean": float(np.mean(candidate)), "reference_mean": ref,
+            "n_candidate": len(candidate), "n_reference": len(reference)}
+
+
+def comparisons(rows: list[dict], loss: str, epochs: int, lower_is_better: bool,
+                key: str = "value") -> dict[str, dict]:
+    """'<candidate>_vs_<reference>' -> compare(...), from the confirmation runs; `key`
+    "test_value" compares the same runs' test-split scores (searches with --holdout)."""
+    base = baseline_values(rows, epochs, key)
+    conf = {c: confirm_values(rows, loss, c, epochs, key) for c in (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)}
+    out = {}
+    for cand in (RECOMMENDED, BEST_PAPER, BEST_OBSERVED):
+        if conf[cand]:
+            out[f"{cand}_vs_baseline"] = compare(conf[cand], base, lower_is_better)
+    if conf[RECOMMENDED] and conf[BEST_PAPER]:
+        same = any({RECOMMENDED, BEST_PAPER} <= set(str(r.get("candidate") or "").split("+"))
+                   for r in rows if r.get("role") == CONFIRM and r.get("loss") == loss)
+        out[f"{RECOMMENDED}_vs_{BEST_PAPER}"] = {
+            "verdict": None, "note": "the recommended w is the best paper point"} if same else \
+            compare(conf[RECOMMENDED], conf[BEST_PAPER], lower_is_better)
+    return out
+
+
+# --- the whole answer ----------------------------------------------------------------------
+
+def baseline_summary(rows: list[dict], epochs: int, n_per_config: int) -> dict:
+    """The MSE baseline's replicates: mean interval, run-to-run noise, what can be resolved."""
+    values = baseline_values(rows, epochs)
+    out: dict = {"values": values, "n": len(values)}
+    if len(values) < 2:
+        out["note"] = "fewer than 2 full-length baseline runs: no noise estimate (--baseline-seeds)"
+        return out
+    noise = run_noise(values)
+    n = max(2, n_per_config)
+    out.update(mean=_interval(mean_interval(values)), std=noise.std, cv=noise.cv, n_per_config=n,
+               detectable_effect=detectable_effect(noise.cv, n), effect_asked=EFFECT,
+               seeds_for_effect=seeds_needed(noise.cv, EFFECT) if noise.cv > 0 else 2)
+    return out
+
+
+def loss_answer(rows: list[dict], loss: str, *, epochs: int, bounds: tuple[float, float],
+                lower_is_better: bool) -> dict:
+    runs = search_stage(rows, loss, epochs)
+    surrogate = fit_surrogate(runs, epochs, bounds, lower_is_better)
+    named = candidates(runs, surrogate, lower_is_better)
+    best_paper = best_paper_point(runs, lower_is_better)
+    out = {"surrogate": surrogate, "candidates": named, "best_paper_point": best_paper,
+           "full_length_runs": len(runs),
+           "comparisons": comparisons(rows, loss, epochs, lower_is_better)}
+    if any(_finite(r.get("test_value")) for r in rows if r.get("role") == CONFIRM):
+        out["comparisons_test"] = comparisons(rows, loss, epochs, lower_is_better, "test_value")
+    return out
+
+
+def answer(rows: list[dict], losses: list[str], *, epochs: int, bounds: dict[str, tuple[float, float]],
+           lower_is_better: bool, n_per_config: int) -> dict:
+    """results.json's "answer": {"baseline": baseline_summary, "losses": {loss: loss_answer}}."""
+    return {"baseline": baseline_summary(rows, epochs, n_per_config),
+            "losses": {loss: loss_answer(rows, loss, epochs=epochs, bounds=bounds[loss],
+                                         lower_is_better=lower_is_better) for loss in losses}}
+
+
+# --- console -----------------------------------------------------------------------------
+
+def _g(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+
+
+def _name(point: dict | None) -> str:
+    return "-" if point is None else point_name(point["with_mse"], point.get("w"))
+
+
+def describe_comparison(c: dict, who: str, reference: str) -> str:
+    """'recommended w=0.3 vs MSE baseline: better: diff -3.1 [-5.2, -1.0] (-4.4%), 3 vs 3 runs'."""
+    if c.get("verdict") is None:
+        return f"{who} vs {reference}: no verdict ({c.get('note')})"
+    pct = f" ({c['percent']:+.1f}% [{c['percent_low']:+.1f}, {c['percent_high']:+.1f}])" \
+        if c.get("percent") is not None else ""
+    return (f"{who} vs {reference}: {c['verdict']}: diff {_g(c['diff'])} [{_g(c['low'])}, {_g(c['high'])}]"
+            f"{pct}, {c['n_candidate']} vs {c['n_reference']} runs")
+
+
+def format_loss(loss: str, a: dict, objective: str) -> list[str]:
+    s, named = a["surrogate"], a["candidates"]
+    if s.get("fitted"):
+        wi, oi = s["w_interval"], s["objective"]
+        head = (f"{loss}: recommended w={_g(s['recommended_w'])} [{_g(wi['low'])}, {_g(wi['high'])}] "
+                f"(surrogate of {s['n_observations']} full-length runs; {objective} {_g(oi['estimate'])} "
+                f"[{_g(oi['low'])}, {_g(oi['high'])}])")
+    else:
+        head = f"{loss}: no surrogate ({s.get('note')})"
+    lines = [head]
+    who = {c: f"{c.replace('_', ' ')} {_name(named.get(c))}" for c in (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)}
+    for prefix, section in (("", "comparisons"), ("on test: ", "comparisons_test")):
+        shown = []
+        for key, c in a.get(section, {}).items():
+            cand, _, ref = key.partition("_vs_")
+            if c in shown or c.get("note", "").startswith("the recommended w is"):
+                continue  # a candidate that coincides with another: the same runs, said once
+            shown.append(c)
+            ref_name = "MSE baseline" if ref == "baseline" else f"paper's best {_name(named.get(BEST_PAPER))}"
+            lines.append("  " + prefix + describe_comparison(c, who[cand], ref_name))
+    if not a["comparisons"]:
+        lines.append("  no confirmation runs: no verdict (--confirm-seeds N re-runs the candidates)")
+    return lines
+
+
+def format_answer(ans: dict, objective: str) -> str:
+    lines = []
+    for loss, a in ans["losses"].items():
+        lines.extend(format_loss(loss, a, objective))
+    b = ans["baseline"]
+    if "cv" in b:
+        m = b["mean"]
+        lines.append(f"MSE baseline: {objective} {_g(m['estimate'])} [{_g(m['low'])}, {_g(m['high'])}] "
+                     f"over {b['n']} seeds; run-to-run noise {100 * b['cv']:.1f}% (std {_g(b['std'])}); with "
+                     f"{b['n_per_config']} seeds per config the smallest resolvable difference is "
+                     f"{100 * b['detectable_effect']:.0f}%; to resolve {100 * b['effect_asked']:g}% you need "
+                     f"about {b['seeds_for_effect']} seeds per config")
+    else:
+        lines.append(f"MSE baseline: {b.get('note')}")
+    return "\n".join(lines)
