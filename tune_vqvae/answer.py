@@ -32,7 +32,15 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .estimates import Interval, detectable_effect, diff_interval, mean_interval, run_noise, seeds_needed, verdict
+from .estimates import (
+    Interval,
+    detectable_effect,
+    diff_interval,
+    mean_interval,
+    run_noise,
+    seeds_needed,
+    verdict,
+)
 from .vocab import (
     BASELINE,
     BEST_OBSERVED,

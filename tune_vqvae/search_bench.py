@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from . import answer as ans
-from .curves import Curve, load_curve, true_minimum
+from .curves import Curve, load_curve
 from .errors import UserError, atomic_write_text, cli_entry
 from .vocab import BASELINE, BEST_OBSERVED, CONFIRM, PAPER, RECOMMENDED, SEARCH, paper_points
 

@@ -148,7 +148,8 @@ def mock_trainable(config: dict, data=None) -> None:
             state["epoch"] = epoch
             metrics = {name: 0.0 for name in TRAINER_METRICS}
             metrics.update(
-                epoch=float(epoch), fid=100 * value, swd=value, val_mse=0.01 * value,
+                epoch=float(epoch), fid=100 * value, kid=1e-3 * value, kid_std=1e-4 * value, swd=value,
+                val_mse=0.01 * value,
                 val_recon=value, val_psnr=30 - value, val_ssim=1 - value / 10,
                 train_loss=value, images_per_s=1e4, step_ms=1.0, recon_loss_ms=0.1,
                 perplexity=20.0, codes_used=0.5, eval_epoch=float(epoch), diverged=0.0,
@@ -156,7 +157,7 @@ def mock_trainable(config: dict, data=None) -> None:
             )
             if epoch == epochs and config["train"]["data"].get("holdout"):
                 # With a holdout the test split scores a little worse (selection on val).
-                worse = {"fid": 1.05, "swd": 1.05, "val_mse": 1.05, "val_psnr": 0.95, "val_ssim": 0.95}
+                worse = {"fid": 1.05, "kid": 1.05, "swd": 1.05, "val_mse": 1.05, "val_psnr": 0.95, "val_ssim": 0.95}
                 metrics.update({test_metric(k): f * metrics[k] for k, f in worse.items()})
             metrics["objective"] = objective_value(metrics, config["objective"])
             writer.add_scalar("val/objective", metrics["objective"], epoch)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import ray
 
-from ..data import DataConfig, load_data
 from ..answer import answer as answer_of
 from ..answer import merge_candidates
+from ..data import DataConfig, load_data
 from ..errors import UserError, atomic_write_text, cli_entry
 from ..losses import PERCEPTUAL_LOSSES
 from ..train import TrainConfig

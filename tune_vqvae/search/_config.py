@@ -17,6 +17,8 @@ from ..train import TrainConfig
 from ..vocab import OBJECTIVES
 from ._spaces import SearchSpace, load_space, space_for
 
+INCEPTION_OBJECTIVES = ("fid", "kid")  # need the Inception weights
+
 
 @dataclass
 class SearchConfig:
@@ -161,11 +163,11 @@ def resolve_objective(cfg: SearchConfig) -> tuple[str, dict, str]:
         objective, why = "swd", "--smoke without FID weights (give --fid-weights): the offline SWD"
     elif objective is None:
         objective, why = "fid", "the default objective"
-    if objective == "fid" and weights is None:
+    if objective in INCEPTION_OBJECTIVES and weights is None:
         weights = require_fid_weights(fid)  # tries the download; UserError (exit 2) if it fails
     if weights:  # a file that is not the weights: exit 2 now, not a failure in every trial
         verify_fid_weights(weights)
-    if objective == "fid":
+    if objective in INCEPTION_OBJECTIVES:
         why += f", Inception weights {weights}"
     fid.weights_path = weights
     fid.fid_mode = "required" if weights else "off"

@@ -34,7 +34,7 @@ from ._config import SearchConfig
 from ._experiments import Layout
 from ._spaces import SearchSpace
 
-ROW_METRICS = ("fid", "swd", "val_mse", "val_psnr", "val_ssim", "perplexity", "codes_used",
+ROW_METRICS = ("fid", "kid", "kid_std", "swd", "val_mse", "val_psnr", "val_ssim", "perplexity", "codes_used",
                "images_per_s", "step_ms", "recon_loss_ms", *TEST_METRICS)
 
 
