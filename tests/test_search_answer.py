@@ -15,9 +15,19 @@ from tune_vqvae.curves import realistic
 
 def row(role, w, value, *, with_mse=True, status="COMPLETED", epochs=6, seed=0, candidate=None, loss="gmsd"):
     experiment = {"baseline": "baseline", "confirm": loss + "-confirm"}.get(role, loss)
-    return {"experiment": experiment, "loss": "mse" if role == "baseline" else loss, "role": role,
-            "with_mse": with_mse, "w": w, "value": value, "status": status, "epochs_trained": epochs,
-            "stopped": status == "STOPPED", "seed": seed, "candidate": candidate}
+    return {
+        "experiment": experiment,
+        "loss": "mse" if role == "baseline" else loss,
+        "role": role,
+        "with_mse": with_mse,
+        "w": w,
+        "value": value,
+        "status": status,
+        "epochs_trained": epochs,
+        "stopped": status == "STOPPED",
+        "seed": seed,
+        "candidate": candidate,
+    }
 
 
 def search_rows():
@@ -48,17 +58,27 @@ def test_surrogate_uses_full_length_runs_only_and_recommends_inside_the_range():
 
 
 def test_candidates_that_coincide_are_run_once():
-    named = {"recommended": {"with_mse": True, "w": 0.3}, "best_paper": {"with_mse": True, "w": 0.5},
-             "best_observed": {"with_mse": True, "w": 0.5}}
-    assert ans.merge_candidates(named) == {"recommended": {"with_mse": True, "w": 0.3},
-                                           "best_paper+best_observed": {"with_mse": True, "w": 0.5}}
+    named = {
+        "recommended": {"with_mse": True, "w": 0.3},
+        "best_paper": {"with_mse": True, "w": 0.5},
+        "best_observed": {"with_mse": True, "w": 0.5},
+    }
+    assert ans.merge_candidates(named) == {
+        "recommended": {"with_mse": True, "w": 0.3},
+        "best_paper+best_observed": {"with_mse": True, "w": 0.5},
+    }
 
 
 def test_verdicts_come_from_confirmation_runs_against_the_baseline():
     base = [row("baseline", None, v, seed=s) for s, v in enumerate([70.0, 71.0, 69.0])]
-    better = [row("confirm", 0.3, v, seed=1000 + s, candidate="recommended") for s, v in enumerate([60.0, 61.0, 59.5])]
-    same = [row("confirm", 0.5, v, seed=1000 + s, candidate="best_paper+best_observed")
-            for s, v in enumerate([70.5, 69.0, 71.5])]
+    better = [
+        row("confirm", 0.3, v, seed=1000 + s, candidate="recommended")
+        for s, v in enumerate([60.0, 61.0, 59.5])
+    ]
+    same = [
+        row("confirm", 0.5, v, seed=1000 + s, candidate="best_paper+best_observed")
+        for s, v in enumerate([70.5, 69.0, 71.5])
+    ]
     # a lucky search-stage run is not a confirmation run: it never enters a verdict
     lucky = [row("search", 0.5, 10.0)]
     c = ans.comparisons(base + better + same + lucky, "gmsd", 6, lower_is_better=True)
@@ -74,8 +94,12 @@ def test_verdicts_come_from_confirmation_runs_against_the_baseline():
 
 
 def test_baseline_noise_and_the_console_answer():
-    rows = search_rows() + [row("baseline", None, v, seed=s) for s, v in enumerate([67.1, 70.9, 64.8, 66.2, 66.5])]
-    a = ans.answer(rows, ["gmsd"], epochs=6, bounds={"gmsd": (1e-3, 10.0)}, lower_is_better=True, n_per_config=3)
+    rows = search_rows() + [
+        row("baseline", None, v, seed=s) for s, v in enumerate([67.1, 70.9, 64.8, 66.2, 66.5])
+    ]
+    a = ans.answer(
+        rows, ["gmsd"], epochs=6, bounds={"gmsd": (1e-3, 10.0)}, lower_is_better=True, n_per_config=3
+    )
     b = a["baseline"]
     assert b["n"] == 5 and 0.02 < b["cv"] < 0.05 and b["n_per_config"] == 3
     assert 0.05 < b["detectable_effect"] < 0.2 and b["seeds_for_effect"] > 10
@@ -85,6 +109,8 @@ def test_baseline_noise_and_the_console_answer():
 
 
 def test_the_answer_imports_neither_ray_nor_torch():
-    code = "import sys, tune_vqvae.answer, tune_vqvae.curves; print(sorted({'ray', 'torch'} & set(sys.modules)))"
+    code = (
+        "import sys, tune_vqvae.answer, tune_vqvae.curves; print(sorted({'ray', 'torch'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

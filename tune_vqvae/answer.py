@@ -57,12 +57,18 @@ EFFECT = 0.02  # the relative difference the noise line asks about: "to resolve 
 
 # --- which runs count --------------------------------------------------------------------
 
+
 def is_full_length(row: dict, epochs: int) -> bool:
     """A run that trained all epochs and has a finite value (stopped, diverged, failed: no)."""
     value = row.get("value")
     trained = row.get("epochs_trained", row.get("epochs"))
-    return (row.get("status") == "COMPLETED" and trained is not None and int(trained) >= epochs
-            and value is not None and math.isfinite(float(value)))
+    return (
+        row.get("status") == "COMPLETED"
+        and trained is not None
+        and int(trained) >= epochs
+        and value is not None
+        and math.isfinite(float(value))
+    )
 
 
 def _same_point(row: dict, point: dict) -> bool:
@@ -73,8 +79,11 @@ def _same_point(row: dict, point: dict) -> bool:
 
 def search_stage(rows: Iterable[dict], loss: str, epochs: int) -> list[dict]:
     """The loss's full-length runs of the search itself (paper points and searched w)."""
-    return [r for r in rows if r.get("experiment") == loss and r.get("role") in (PAPER, SEARCH)
-            and is_full_length(r, epochs)]
+    return [
+        r
+        for r in rows
+        if r.get("experiment") == loss and r.get("role") in (PAPER, SEARCH) and is_full_length(r, epochs)
+    ]
 
 
 def _finite(v) -> bool:
@@ -83,22 +92,40 @@ def _finite(v) -> bool:
 
 def baseline_values(rows: Iterable[dict], epochs: int, key: str = "value") -> list[float]:
     """The MSE baseline's full-length runs: `key` "value" (the objective) or "test_value"."""
-    return [float(r[key]) for r in rows if r.get("role") == BASELINE and is_full_length(r, epochs)
-            and _finite(r.get(key))]
+    return [
+        float(r[key])
+        for r in rows
+        if r.get("role") == BASELINE and is_full_length(r, epochs) and _finite(r.get(key))
+    ]
 
 
-def confirm_values(rows: Iterable[dict], loss: str, candidate: str, epochs: int, key: str = "value") -> list[float]:
+def confirm_values(
+    rows: Iterable[dict], loss: str, candidate: str, epochs: int, key: str = "value"
+) -> list[float]:
     """Values of the confirmation runs of `candidate` (a name in the row's "+"-joined list)."""
-    return [float(r[key]) for r in rows if r.get("role") == CONFIRM and r.get("loss") == loss
-            and candidate in str(r.get("candidate") or "").split("+") and is_full_length(r, epochs)
-            and _finite(r.get(key))]
+    return [
+        float(r[key])
+        for r in rows
+        if r.get("role") == CONFIRM
+        and r.get("loss") == loss
+        and candidate in str(r.get("candidate") or "").split("+")
+        and is_full_length(r, epochs)
+        and _finite(r.get(key))
+    ]
 
 
 # --- the surrogate -----------------------------------------------------------------------
 
+
 def _interval(iv: Interval) -> dict:
-    return {"estimate": iv.estimate, "low": iv.low, "high": iv.high, "level": iv.level,
-            "method": iv.method, "n": iv.n}
+    return {
+        "estimate": iv.estimate,
+        "low": iv.low,
+        "high": iv.high,
+        "level": iv.level,
+        "method": iv.method,
+        "n": iv.n,
+    }
 
 
 def fit_surrogate(runs: list[dict], epochs: int, bounds: tuple[float, float], lower_is_better: bool) -> dict:
@@ -108,29 +135,42 @@ def fit_surrogate(runs: list[dict], epochs: int, bounds: tuple[float, float], lo
     sign = 1.0 if lower_is_better else -1.0  # the GP minimises
     y = [sign * float(r["value"]) for r in mse_runs]
     if len(set(w)) < 3:
-        return {"fitted": False, "n_observations": len(w),
-                "note": f"{len(set(w))} distinct w with full-length runs; the surrogate needs 3"}
+        return {
+            "fitted": False,
+            "n_observations": len(w),
+            "note": f"{len(set(w))} distinct w with full-length runs; the surrogate needs 3",
+        }
     from .surrogate import fit_objective_curve
 
-    fit = fit_objective_curve(w, y, [epochs] * len(w), epochs=epochs, bounds=bounds,
-                              log_objective=all(v > 0 for v in y))
+    fit = fit_objective_curve(
+        w, y, [epochs] * len(w), epochs=epochs, bounds=bounds, log_objective=all(v > 0 for v in y)
+    )
     mean, low, high = sign * fit.mean, sign * fit.low, sign * fit.high
     if sign < 0:
         low, high = high, low
     obj = fit.objective
-    objective = Interval(sign * obj.estimate, *sorted((sign * obj.low, sign * obj.high)), obj.level,
-                         obj.method, obj.n)
+    objective = Interval(
+        sign * obj.estimate, *sorted((sign * obj.low, sign * obj.high)), obj.level, obj.method, obj.n
+    )
     return {
-        "fitted": True, "n_observations": fit.n_observations, "bounds": list(bounds),
-        "log10_w": fit.log10_w.tolist(), "mean": mean.tolist(), "low": low.tolist(),
-        "high": high.tolist(), "p_min": fit.p_min.tolist(),
-        "recommended_w": fit.recommended_w, "w_interval": _interval(fit.w_interval),
-        "objective": _interval(objective), "noise_std": fit.noise_std,
+        "fitted": True,
+        "n_observations": fit.n_observations,
+        "bounds": list(bounds),
+        "log10_w": fit.log10_w.tolist(),
+        "mean": mean.tolist(),
+        "low": low.tolist(),
+        "high": high.tolist(),
+        "p_min": fit.p_min.tolist(),
+        "recommended_w": fit.recommended_w,
+        "w_interval": _interval(fit.w_interval),
+        "objective": _interval(objective),
+        "noise_std": fit.noise_std,
         "length_scale": fit.length_scale,
     }
 
 
 # --- the candidates ----------------------------------------------------------------------
+
 
 def _point(with_mse, w) -> dict:
     return {"with_mse": True, "w": float(w)} if with_mse else {"with_mse": False}
@@ -180,23 +220,39 @@ def merge_candidates(named: dict[str, dict]) -> dict[str, dict]:
 
 # --- comparisons -------------------------------------------------------------------------
 
+
 def compare(candidate: list[float], reference: list[float], lower_is_better: bool) -> dict:
     """candidate - reference with its 95% Welch interval and the verdict, or a note why not."""
     if len(candidate) < 2 or len(reference) < 2:
-        return {"verdict": None, "n_candidate": len(candidate), "n_reference": len(reference),
-                "note": "needs at least 2 full-length runs on each side"}
+        return {
+            "verdict": None,
+            "n_candidate": len(candidate),
+            "n_reference": len(reference),
+            "note": "needs at least 2 full-length runs on each side",
+        }
     d = diff_interval(candidate, reference)
     ref = float(np.mean(reference))
     pct = (lambda v: 100 * v / abs(ref)) if ref else (lambda v: None)
-    return {"verdict": verdict(d, lower_is_better), "diff": d.estimate, "low": d.low, "high": d.high,
-            "level": d.level, "method": d.method, "percent": pct(d.estimate),
-            "percent_low": pct(d.low), "percent_high": pct(d.high),
-            "candidate_mean": float(np.mean(candidate)), "reference_mean": ref,
-            "n_candidate": len(candidate), "n_reference": len(reference)}
+    return {
+        "verdict": verdict(d, lower_is_better),
+        "diff": d.estimate,
+        "low": d.low,
+        "high": d.high,
+        "level": d.level,
+        "method": d.method,
+        "percent": pct(d.estimate),
+        "percent_low": pct(d.low),
+        "percent_high": pct(d.high),
+        "candidate_mean": float(np.mean(candidate)),
+        "reference_mean": ref,
+        "n_candidate": len(candidate),
+        "n_reference": len(reference),
+    }
 
 
-def comparisons(rows: list[dict], loss: str, epochs: int, lower_is_better: bool,
-                key: str = "value") -> dict[str, dict]:
+def comparisons(
+    rows: list[dict], loss: str, epochs: int, lower_is_better: bool, key: str = "value"
+) -> dict[str, dict]:
     """'<candidate>_vs_<reference>' -> compare(...), from the confirmation runs; `key`
     "test_value" compares the same runs' test-split scores (searches with --holdout)."""
     base = baseline_values(rows, epochs, key)
@@ -206,15 +262,21 @@ def comparisons(rows: list[dict], loss: str, epochs: int, lower_is_better: bool,
         if conf[cand]:
             out[f"{cand}_vs_baseline"] = compare(conf[cand], base, lower_is_better)
     if conf[RECOMMENDED] and conf[BEST_PAPER]:
-        same = any({RECOMMENDED, BEST_PAPER} <= set(str(r.get("candidate") or "").split("+"))
-                   for r in rows if r.get("role") == CONFIRM and r.get("loss") == loss)
-        out[f"{RECOMMENDED}_vs_{BEST_PAPER}"] = {
-            "verdict": None, "note": "the recommended w is the best paper point"} if same else \
-            compare(conf[RECOMMENDED], conf[BEST_PAPER], lower_is_better)
+        same = any(
+            {RECOMMENDED, BEST_PAPER} <= set(str(r.get("candidate") or "").split("+"))
+            for r in rows
+            if r.get("role") == CONFIRM and r.get("loss") == loss
+        )
+        out[f"{RECOMMENDED}_vs_{BEST_PAPER}"] = (
+            {"verdict": None, "note": "the recommended w is the best paper point"}
+            if same
+            else compare(conf[RECOMMENDED], conf[BEST_PAPER], lower_is_better)
+        )
     return out
 
 
 # --- the whole answer ----------------------------------------------------------------------
+
 
 def baseline_summary(rows: list[dict], epochs: int, n_per_config: int) -> dict:
     """The MSE baseline's replicates: mean interval, run-to-run noise, what can be resolved."""
@@ -225,35 +287,58 @@ def baseline_summary(rows: list[dict], epochs: int, n_per_config: int) -> dict:
         return out
     noise = run_noise(values)
     n = max(2, n_per_config)
-    out.update(mean=_interval(mean_interval(values)), std=noise.std, cv=noise.cv, n_per_config=n,
-               detectable_effect=detectable_effect(noise.cv, n), effect_asked=EFFECT,
-               seeds_for_effect=seeds_needed(noise.cv, EFFECT) if noise.cv > 0 else 2)
+    out.update(
+        mean=_interval(mean_interval(values)),
+        std=noise.std,
+        cv=noise.cv,
+        n_per_config=n,
+        detectable_effect=detectable_effect(noise.cv, n),
+        effect_asked=EFFECT,
+        seeds_for_effect=seeds_needed(noise.cv, EFFECT) if noise.cv > 0 else 2,
+    )
     return out
 
 
-def loss_answer(rows: list[dict], loss: str, *, epochs: int, bounds: tuple[float, float],
-                lower_is_better: bool) -> dict:
+def loss_answer(
+    rows: list[dict], loss: str, *, epochs: int, bounds: tuple[float, float], lower_is_better: bool
+) -> dict:
     runs = search_stage(rows, loss, epochs)
     surrogate = fit_surrogate(runs, epochs, bounds, lower_is_better)
     named = candidates(runs, surrogate, lower_is_better)
     best_paper = best_paper_point(runs, lower_is_better)
-    out = {"surrogate": surrogate, "candidates": named, "best_paper_point": best_paper,
-           "full_length_runs": len(runs),
-           "comparisons": comparisons(rows, loss, epochs, lower_is_better)}
+    out = {
+        "surrogate": surrogate,
+        "candidates": named,
+        "best_paper_point": best_paper,
+        "full_length_runs": len(runs),
+        "comparisons": comparisons(rows, loss, epochs, lower_is_better),
+    }
     if any(_finite(r.get("test_value")) for r in rows if r.get("role") == CONFIRM):
         out["comparisons_test"] = comparisons(rows, loss, epochs, lower_is_better, "test_value")
     return out
 
 
-def answer(rows: list[dict], losses: list[str], *, epochs: int, bounds: dict[str, tuple[float, float]],
-           lower_is_better: bool, n_per_config: int) -> dict:
+def answer(
+    rows: list[dict],
+    losses: list[str],
+    *,
+    epochs: int,
+    bounds: dict[str, tuple[float, float]],
+    lower_is_better: bool,
+    n_per_config: int,
+) -> dict:
     """results.json's "answer": {"baseline": baseline_summary, "losses": {loss: loss_answer}}."""
-    return {"baseline": baseline_summary(rows, epochs, n_per_config),
-            "losses": {loss: loss_answer(rows, loss, epochs=epochs, bounds=bounds[loss],
-                                         lower_is_better=lower_is_better) for loss in losses}}
+    return {
+        "baseline": baseline_summary(rows, epochs, n_per_config),
+        "losses": {
+            loss: loss_answer(rows, loss, epochs=epochs, bounds=bounds[loss], lower_is_better=lower_is_better)
+            for loss in losses
+        },
+    }
 
 
 # --- console -----------------------------------------------------------------------------
+
 
 def _g(v) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
@@ -267,23 +352,32 @@ def describe_comparison(c: dict, who: str, reference: str) -> str:
     """'recommended w=0.3 vs MSE baseline: better: diff -3.1 [-5.2, -1.0] (-4.4%), 3 vs 3 runs'."""
     if c.get("verdict") is None:
         return f"{who} vs {reference}: no verdict ({c.get('note')})"
-    pct = f" ({c['percent']:+.1f}% [{c['percent_low']:+.1f}, {c['percent_high']:+.1f}])" \
-        if c.get("percent") is not None else ""
-    return (f"{who} vs {reference}: {c['verdict']}: diff {_g(c['diff'])} [{_g(c['low'])}, {_g(c['high'])}]"
-            f"{pct}, {c['n_candidate']} vs {c['n_reference']} runs")
+    pct = (
+        f" ({c['percent']:+.1f}% [{c['percent_low']:+.1f}, {c['percent_high']:+.1f}])"
+        if c.get("percent") is not None
+        else ""
+    )
+    return (
+        f"{who} vs {reference}: {c['verdict']}: diff {_g(c['diff'])} [{_g(c['low'])}, {_g(c['high'])}]"
+        f"{pct}, {c['n_candidate']} vs {c['n_reference']} runs"
+    )
 
 
 def format_loss(loss: str, a: dict, objective: str) -> list[str]:
     s, named = a["surrogate"], a["candidates"]
     if s.get("fitted"):
         wi, oi = s["w_interval"], s["objective"]
-        head = (f"{loss}: recommended w={_g(s['recommended_w'])} [{_g(wi['low'])}, {_g(wi['high'])}] "
-                f"(surrogate of {s['n_observations']} full-length runs; {objective} {_g(oi['estimate'])} "
-                f"[{_g(oi['low'])}, {_g(oi['high'])}])")
+        head = (
+            f"{loss}: recommended w={_g(s['recommended_w'])} [{_g(wi['low'])}, {_g(wi['high'])}] "
+            f"(surrogate of {s['n_observations']} full-length runs; {objective} {_g(oi['estimate'])} "
+            f"[{_g(oi['low'])}, {_g(oi['high'])}])"
+        )
     else:
         head = f"{loss}: no surrogate ({s.get('note')})"
     lines = [head]
-    who = {c: f"{c.replace('_', ' ')} {_name(named.get(c))}" for c in (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)}
+    who = {
+        c: f"{c.replace('_', ' ')} {_name(named.get(c))}" for c in (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)
+    }
     for prefix, section in (("", "comparisons"), ("on test: ", "comparisons_test")):
         shown = []
         for key, c in a.get(section, {}).items():
@@ -305,11 +399,13 @@ def format_answer(ans: dict, objective: str) -> str:
     b = ans["baseline"]
     if "cv" in b:
         m = b["mean"]
-        lines.append(f"MSE baseline: {objective} {_g(m['estimate'])} [{_g(m['low'])}, {_g(m['high'])}] "
-                     f"over {b['n']} seeds; run-to-run noise {100 * b['cv']:.1f}% (std {_g(b['std'])}); with "
-                     f"{b['n_per_config']} seeds per config the smallest resolvable difference is "
-                     f"{100 * b['detectable_effect']:.0f}%; to resolve {100 * b['effect_asked']:g}% you need "
-                     f"about {b['seeds_for_effect']} seeds per config")
+        lines.append(
+            f"MSE baseline: {objective} {_g(m['estimate'])} [{_g(m['low'])}, {_g(m['high'])}] "
+            f"over {b['n']} seeds; run-to-run noise {100 * b['cv']:.1f}% (std {_g(b['std'])}); with "
+            f"{b['n_per_config']} seeds per config the smallest resolvable difference is "
+            f"{100 * b['detectable_effect']:.0f}%; to resolve {100 * b['effect_asked']:g}% you need "
+            f"about {b['seeds_for_effect']} seeds per config"
+        )
     else:
         lines.append(f"MSE baseline: {b.get('note')}")
     return "\n".join(lines)

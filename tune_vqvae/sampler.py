@@ -26,7 +26,8 @@ class WeightSampler(optuna.samplers.BaseSampler):
     Why not GPSampler on the whole space: `w` only exists for with-MSE trials, and the GP
     models only the parameters every trial has, so the no-MSE trials would hide `w` from it
     and it would sample w at random. Here the GP sees exactly the with-MSE trials: finished
-    ones with their value, running and early-stopped (PRUNED) ones as pending. The no-MSE variant has no free parameter: once it has been measured (it
+    ones with their value, running and early-stopped (PRUNED) ones as pending.
+    The no-MSE variant has no free parameter: once it has been measured (it
     is one of the paper's points) the categorical chooses "with MSE"; re-running it would
     repeat the same seeded run.
     """
@@ -48,7 +49,8 @@ class WeightSampler(optuna.samplers.BaseSampler):
             measured_no_mse = any(
                 t.params.get("with_mse") is False
                 or t.system_attrs.get("fixed_params", {}).get("with_mse") is False
-                for t in others if t.state != optuna.trial.TrialState.FAIL
+                for t in others
+                if t.state != optuna.trial.TrialState.FAIL
             )
             if True in choices and (measured_no_mse or len(choices) == 1):
                 return True
@@ -71,12 +73,18 @@ class WeightSampler(optuna.samplers.BaseSampler):
             if "w" not in t.params or t.params.get("with_mse") is not True:
                 continue
             if t.state == states.COMPLETE and t.value is not None and math.isfinite(t.value):
-                shadow.add_trial(optuna.trial.create_trial(
-                    params={"w": t.params["w"]}, distributions={"w": dist}, value=t.value))
+                shadow.add_trial(
+                    optuna.trial.create_trial(
+                        params={"w": t.params["w"]}, distributions={"w": dist}, value=t.value
+                    )
+                )
             elif t.state in (states.RUNNING, states.PRUNED):
                 # A pruned (early-stopped) w enters as pending, never with its early value (that
                 # is the objective at another fidelity): the joint EI of pending points keeps
                 # the sampler from proposing that w again, which ASHA would prune again.
-                shadow.add_trial(optuna.trial.create_trial(
-                    state=states.RUNNING, params={"w": t.params["w"]}, distributions={"w": dist}))
+                shadow.add_trial(
+                    optuna.trial.create_trial(
+                        state=states.RUNNING, params={"w": t.params["w"]}, distributions={"w": dist}
+                    )
+                )
         return shadow.ask({"w": dist}).params["w"]

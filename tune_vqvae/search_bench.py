@@ -82,6 +82,7 @@ class SearchBenchConfig:
 
 # --- the stopping rule -------------------------------------------------------------------
 
+
 class AsyncHalving:
     """Ray's asynchronous successive halving, one bracket (`ASHAScheduler` with its defaults,
     `ray.tune.schedulers.async_hyperband._Bracket`): rungs at grace * rf^k epochs; a trial
@@ -106,6 +107,7 @@ class AsyncHalving:
 
 # --- one simulated search ----------------------------------------------------------------
 
+
 @dataclass
 class Sim:
     """One repeat: the curve, the settings, and the seed base of its runs."""
@@ -114,8 +116,16 @@ class Sim:
     bc: SearchBenchConfig
     seed0: int
 
-    def run(self, with_mse: bool, w: float | None, seed: int, asha=None, key=None, protected=False,
-            loss: str | None = None):
+    def run(
+        self,
+        with_mse: bool,
+        w: float | None,
+        seed: int,
+        asha=None,
+        key=None,
+        protected=False,
+        loss: str | None = None,
+    ):
         """One training run of the loss (or of `loss`), epoch by epoch under ASHA: (values, stopped)."""
         loss, epochs = loss or self.bc.loss, self.bc.epochs
         values = []
@@ -127,18 +137,33 @@ class Sim:
 
     def row(self, role, with_mse, w, values, stopped, seed, candidate=None) -> dict:
         loss = "mse" if role == BASELINE else self.bc.loss
-        return {"experiment": {BASELINE: "baseline", CONFIRM: loss + "-confirm"}.get(role, loss),
-                "loss": loss, "role": role, "with_mse": with_mse, "w": w if with_mse else None,
-                "value": values[-1], "status": "STOPPED" if stopped else "COMPLETED",
-                "epochs_trained": len(values), "stopped": stopped, "seed": seed, "candidate": candidate}
+        return {
+            "experiment": {BASELINE: "baseline", CONFIRM: loss + "-confirm"}.get(role, loss),
+            "loss": loss,
+            "role": role,
+            "with_mse": with_mse,
+            "w": w if with_mse else None,
+            "value": values[-1],
+            "status": "STOPPED" if stopped else "COMPLETED",
+            "epochs_trained": len(values),
+            "stopped": stopped,
+            "seed": seed,
+            "candidate": candidate,
+        }
 
     def baseline(self, n: int) -> list[dict]:
-        return [self.row(BASELINE, True, None, *self.run(True, None, self.seed0 + k, loss="mse"), self.seed0 + k)
-                for k in range(n)]
+        return [
+            self.row(BASELINE, True, None, *self.run(True, None, self.seed0 + k, loss="mse"), self.seed0 + k)
+            for k in range(n)
+        ]
 
     def paper_grid(self) -> list[dict]:
-        return [self.row(PAPER, p["with_mse"], p.get("w"), *self.run(p["with_mse"], p.get("w"), self.seed0),
-                         self.seed0) for p in paper_points()]
+        return [
+            self.row(
+                PAPER, p["with_mse"], p.get("w"), *self.run(p["with_mse"], p.get("w"), self.seed0), self.seed0
+            )
+            for p in paper_points()
+        ]
 
     def gp_search(self, budget: int, pruned: bool, early_stop: bool = True) -> list[dict]:
         """The loss's Optuna study as WeightSearch drives it, trials one after another.
@@ -161,8 +186,10 @@ class Sim:
                 replicate = 0
                 for k in range(1, self.bc.replicates):
                     study.enqueue_trial(dict(t.params), user_attrs={"replicate": k})
-            is_paper = any(p["with_mse"] == with_mse and (not with_mse or math.isclose(p["w"], w))
-                           for p in paper_points())
+            is_paper = any(
+                p["with_mse"] == with_mse and (not with_mse or math.isclose(p["w"], w))
+                for p in paper_points()
+            )
             seed = self.seed0 + int(replicate)
             values, stopped = self.run(with_mse, w, seed, asha, i, protected=is_paper)
             for step, v in enumerate(values, 1):
@@ -176,8 +203,11 @@ class Sim:
 
     def confirm(self, named: dict[str, dict]) -> list[dict]:
         seeds = [self.seed0 + 1000 + k for k in range(self.bc.confirm_seeds)]
-        return [self.row(CONFIRM, p["with_mse"], p.get("w"), *self.run(p["with_mse"], p.get("w"), s), s, name)
-                for name, p in named.items() for s in seeds]
+        return [
+            self.row(CONFIRM, p["with_mse"], p.get("w"), *self.run(p["with_mse"], p.get("w"), s), s, name)
+            for name, p in named.items()
+            for s in seeds
+        ]
 
 
 def _best(rows: list[dict], epochs: int) -> dict:
@@ -230,6 +260,7 @@ def simulate(curve_spec: str, repeat: int, bc: SearchBenchConfig) -> dict:
 
 # --- scoring -----------------------------------------------------------------------------
 
+
 @dataclass
 class Truth:
     """The noise-free curve of one loss: the minimum over the space and where it is."""
@@ -252,19 +283,29 @@ class Truth:
 
     def score(self, point: dict, claimed: bool) -> dict:
         regret = self.value(point) - self.minimum
-        distance = float(np.min(np.abs(self.minimisers - math.log10(point["w"])))) \
-            if point["with_mse"] and len(self.minimisers) else None
+        distance = (
+            float(np.min(np.abs(self.minimisers - math.log10(point["w"]))))
+            if point["with_mse"] and len(self.minimisers)
+            else None
+        )
         truly_better = self.value(point) < self.baseline
-        return {"regret": regret, "regret_pct": 100 * regret / abs(self.baseline), "log10_distance": distance,
-                "claimed": claimed, "false_claim": claimed and not truly_better}
+        return {
+            "regret": regret,
+            "regret_pct": 100 * regret / abs(self.baseline),
+            "log10_distance": distance,
+            "claimed": claimed,
+            "false_claim": claimed and not truly_better,
+        }
 
 
 def summarise(scores: list[dict], runs: list[int]) -> dict:
     regret = np.array([s["regret"] for s in scores])
     dist = np.array([s["log10_distance"] for s in scores if s["log10_distance"] is not None])
     return {
-        "repeats": len(scores), "median_regret": float(np.median(regret)),
-        "mean_regret": float(regret.mean()), "regret_q25": float(np.quantile(regret, 0.25)),
+        "repeats": len(scores),
+        "median_regret": float(np.median(regret)),
+        "mean_regret": float(regret.mean()),
+        "regret_q25": float(np.quantile(regret, 0.25)),
         "regret_q75": float(np.quantile(regret, 0.75)),
         "median_regret_pct": float(np.median([s["regret_pct"] for s in scores])),
         "median_log10_distance": float(np.median(dist)) if dist.size else None,
@@ -277,6 +318,7 @@ def summarise(scores: list[dict], runs: list[int]) -> dict:
 
 
 # --- running it --------------------------------------------------------------------------
+
 
 def _init_worker() -> None:
     import optuna
@@ -315,15 +357,18 @@ def score(bc: SearchBenchConfig, raw: dict) -> dict:
     for curve_spec, repeats in raw.items():
         truth = Truth(load_curve(curve_spec), bc)
         per = results[curve_spec] = {
-            "true_minimum": truth.minimum, "baseline": truth.baseline,
+            "true_minimum": truth.minimum,
+            "baseline": truth.baseline,
             "true_best_log10_w": [float(truth.minimisers.min()), float(truth.minimisers.max())],
-            "gain_exists": truth.minimum < truth.baseline}
+            "gain_exists": truth.minimum < truth.baseline,
+        }
         for strategy in bc.strategies:
             per[strategy] = {}
             for budget in bc.budgets:
                 picks = [rep[strategy][budget] for rep in repeats]
                 per[strategy][str(budget)] = summarise(
-                    [truth.score(point, claimed) for point, claimed, _ in picks], [n for *_, n in picks])
+                    [truth.score(point, claimed) for point, claimed, _ in picks], [n for *_, n in picks]
+                )
     return {"curves": results, "targets": targets(bc, results)}
 
 
@@ -347,22 +392,33 @@ def _targets(curve: str, per: dict, old_all: dict, new_all: dict, name: str, bud
             ratio = new["median_regret"] / old["median_regret"] if old["median_regret"] > 0 else None
             out[key] = {"new_over_old_median_regret": ratio, "met": ratio is not None and ratio <= 0.5}
         else:
-            out[key] = {"new_false_claim_rate": new["false_claim_rate"], "met": new["false_claim_rate"] <= 0.05}
+            out[key] = {
+                "new_false_claim_rate": new["false_claim_rate"],
+                "met": new["false_claim_rate"] <= 0.05,
+            }
     return out
 
 
 def print_summary(doc: dict) -> None:
     for curve, per in doc["curves"].items():
-        print(f"\n{curve}: true minimum {per['true_minimum']:.4g} (baseline {per['baseline']:.4g}; "
-              f"{'a gain exists' if per['gain_exists'] else 'nothing beats MSE'})")
-        print(f"  {'strategy':<11}{'budget':>7}{'runs':>7}{'med regret':>12}{'(% base)':>10}"
-              f"{'IQR':>18}{'med |dlog10 w|':>16}{'claims':>8}{'false':>8}")
+        print(
+            f"\n{curve}: true minimum {per['true_minimum']:.4g} (baseline {per['baseline']:.4g}; "
+            f"{'a gain exists' if per['gain_exists'] else 'nothing beats MSE'})"
+        )
+        print(
+            f"  {'strategy':<11}{'budget':>7}{'runs':>7}{'med regret':>12}{'(% base)':>10}"
+            f"{'IQR':>18}{'med |dlog10 w|':>16}{'claims':>8}{'false':>8}"
+        )
         for strategy in STRATEGIES:
             for budget, s in per.get(strategy, {}).items():
                 dist = "-" if s["median_log10_distance"] is None else f"{s['median_log10_distance']:.3f}"
-                print(f"  {strategy:<11}{budget:>7}{s['runs_per_search']:>7.1f}{s['median_regret']:>12.3f}"
-                      f"{s['median_regret_pct']:>9.2f}%  [{s['regret_q25']:.2f}, {s['regret_q75']:.2f}]".ljust(68)
-                      + f"{dist:>10}{100 * s['claim_rate']:>7.0f}%{100 * s['false_claim_rate']:>7.0f}%")
+                print(
+                    f"  {strategy:<11}{budget:>7}{s['runs_per_search']:>7.1f}{s['median_regret']:>12.3f}"
+                    f"{s['median_regret_pct']:>9.2f}%  [{s['regret_q25']:.2f}, {s['regret_q75']:.2f}]".ljust(
+                        68
+                    )
+                    + f"{dist:>10}{100 * s['claim_rate']:>7.0f}%{100 * s['false_claim_rate']:>7.0f}%"
+                )
     for key, t in doc["targets"].items():
         print(f"target {key}: {json.dumps({k: v for k, v in t.items()})}")
 
@@ -370,10 +426,15 @@ def print_summary(doc: dict) -> None:
 def build_parser() -> argparse.ArgumentParser:
     d = SearchBenchConfig()
     p = argparse.ArgumentParser(prog="python -m tune_vqvae.bench search", description=__doc__.split("\n")[0])
-    p.add_argument("--curve", action="append", help=f"built-in (realistic, no_gain) or module:function; "
-                   f"repeatable (default {' '.join(d.curves)})")
+    p.add_argument(
+        "--curve",
+        action="append",
+        help=f"built-in (realistic, no_gain) or module:function; repeatable (default {' '.join(d.curves)})",
+    )
     p.add_argument("--repeats", type=int, default=d.repeats, help="searches per curve")
-    p.add_argument("--budgets", default=",".join(map(str, d.budgets)), help="trials per loss, comma-separated")
+    p.add_argument(
+        "--budgets", default=",".join(map(str, d.budgets)), help="trials per loss, comma-separated"
+    )
     p.add_argument("--strategies", default=",".join(d.strategies))
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--grace", type=int, help="ASHA grace period (default epochs // 3)")
@@ -391,11 +452,20 @@ def config_from_args(a) -> SearchBenchConfig:
         budgets = [int(b) for b in a.budgets.split(",")]
     except ValueError:
         raise UserError(f"--budgets {a.budgets!r}: give integers separated by commas, e.g. 8,16") from None
-    bc = SearchBenchConfig(curves=a.curve or SearchBenchConfig().curves, repeats=a.repeats, budgets=budgets,
-                           strategies=a.strategies.split(","), epochs=a.epochs,
-                           grace=a.grace or max(1, a.epochs // 3), baseline_seeds=a.baseline_seeds,
-                           confirm_seeds=a.confirm_seeds, replicates=a.replicates, workers=a.workers,
-                           seed=a.seed, out_dir=a.out_dir)
+    bc = SearchBenchConfig(
+        curves=a.curve or SearchBenchConfig().curves,
+        repeats=a.repeats,
+        budgets=budgets,
+        strategies=a.strategies.split(","),
+        epochs=a.epochs,
+        grace=a.grace or max(1, a.epochs // 3),
+        baseline_seeds=a.baseline_seeds,
+        confirm_seeds=a.confirm_seeds,
+        replicates=a.replicates,
+        workers=a.workers,
+        seed=a.seed,
+        out_dir=a.out_dir,
+    )
     bc.validate()
     return bc
 
@@ -403,11 +473,19 @@ def config_from_args(a) -> SearchBenchConfig:
 @cli_entry
 def main(argv=None) -> int:
     bc = config_from_args(build_parser().parse_args(argv))
-    print(f"search benchmark: {bc.repeats} searches per curve ({', '.join(bc.curves)}), budgets "
-          f"{bc.budgets}, strategies {', '.join(bc.strategies)}, {bc.workers} workers", flush=True)
-    doc = {"environment": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
-                           "date": time.strftime("%Y-%m-%d")},
-           "settings": dataclasses.asdict(bc)} | run_bench(bc)
+    print(
+        f"search benchmark: {bc.repeats} searches per curve ({', '.join(bc.curves)}), budgets "
+        f"{bc.budgets}, strategies {', '.join(bc.strategies)}, {bc.workers} workers",
+        flush=True,
+    )
+    doc = {
+        "environment": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d"),
+        },
+        "settings": dataclasses.asdict(bc),
+    } | run_bench(bc)
     print_summary(doc)
     out = Path(bc.out_dir)
     try:

@@ -110,7 +110,8 @@ def mock_objective(config: dict, epoch: int, epochs: int) -> float:
         return mock_final_objective(config) + (1.0 / epoch - 1.0 / epochs)
     name, w, with_mse = loss_settings(config)
     seed = int((config.get("train") or {}).get("seed", 0))
-    return float(load_curve(curve)(name, with_mse, w if with_mse and name != "mse" else None, seed, epoch, epochs))
+    w = w if with_mse and name != "mse" else None
+    return float(load_curve(curve)(name, with_mse, w, seed, epoch, epochs))
 
 
 def mock_trainable(config: dict, data=None) -> None:
@@ -157,7 +158,8 @@ def mock_trainable(config: dict, data=None) -> None:
             )
             if epoch == epochs and config["train"]["data"].get("holdout"):
                 # With a holdout the test split scores a little worse (selection on val).
-                worse = {"fid": 1.05, "kid": 1.05, "swd": 1.05, "val_mse": 1.05, "val_psnr": 0.95, "val_ssim": 0.95}
+                worse = {"fid": 1.05, "kid": 1.05, "swd": 1.05, "val_mse": 1.05, "val_psnr": 0.95,
+                         "val_ssim": 0.95}
                 metrics.update({test_metric(k): f * metrics[k] for k, f in worse.items()})
             metrics["objective"] = objective_value(metrics, config["objective"])
             writer.add_scalar("val/objective", metrics["objective"], epoch)
