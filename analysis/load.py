@@ -43,11 +43,12 @@ from tune_vqvae.vocab import (
     SEED,
     SEEDS_SUFFIX,
     TEST_METRICS,
+    TRIAL_STATE_FILE,
     label,
     on_paper_grid,
 )
 
-CONFIRM = getattr(vocab, "CONFIRM", "confirm")  # the confirmation stage's runs (issue 12)
+CONFIRM = vocab.CONFIRM  # the confirmation stage's runs
 CONFIRM_SUFFIX = getattr(vocab, "CONFIRM_SUFFIX", "-confirm")  # <search>/<loss>-confirm/
 TRIAL_ROLES = (BASELINE, PAPER, SEARCH, SEED, CONFIRM)
 
@@ -140,6 +141,26 @@ def _read_results(path: Path) -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(rows), notes
 
 
+def _checkpointed_results(trial: Path) -> list[dict]:
+    """Every result the trial reported up to its newest checkpoint (TRIAL_STATE_FILE)."""
+    for c in sorted(trial.glob("checkpoint_*"), reverse=True):
+        state = _read_json(c / TRIAL_STATE_FILE)
+        if isinstance(state, dict) and isinstance(state.get("reported"), list):
+            return [r for r in state["reported"] if isinstance(r, dict) and "epoch" in r]
+    return []
+
+
+def _with_checkpointed_results(trial: Path, history: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    """result.json's rows plus the epochs only the checkpoint kept, in epoch order."""
+    have = set(history["epoch"].tolist()) if "epoch" in history else set()
+    missing = [r for r in _checkpointed_results(trial) if r["epoch"] not in have]
+    if not missing:
+        return history, []
+    merged = pd.concat([history, pd.DataFrame(missing)], ignore_index=True)
+    merged = merged.sort_values("epoch", kind="stable").reset_index(drop=True)
+    return merged, [int(r["epoch"]) for r in missing]
+
+
 def _experiment_state(d: Path) -> dict[str, dict]:
     """relative_logdir -> {status, error_filename} from the newest experiment_state file."""
     states = sorted(d.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
@@ -189,7 +210,9 @@ def read_experiment(d: Path) -> list[Trial]:
                                 f"wait for the search to write it or remove that trial directory")
             notes.append("params.json unreadable; config taken from the experiment state")
         history, more = _read_results(t / "result.json")
-        notes += more
+        history, recovered = _with_checkpointed_results(t, history)
+        notes += more + ([f"epoch(s) {recovered} missing from result.json, read from the last "
+                          f"checkpoint (a worker died before Ray saved the file)"] if recovered else [])
         err = t / "error.txt"
         trials.append(Trial(
             experiment=d.name, path=t, config=config, history=history,

@@ -166,3 +166,27 @@ def test_higher_is_better_objective(tmp_path):
     curve = pd.read_csv(out / "curves.csv")
     assert (curve["mean"] > 0).all() and (curve["low"] <= curve["high"]).all()
     assert "higher is better" in (out / "report.md").read_text()
+
+
+def test_an_epoch_a_dead_worker_cut_from_result_json_is_read_from_the_checkpoint(tmp_path):
+    """Ray copies the staged result.json back over a restarted trial's, losing what was
+    reported after the last sync; the checkpoint written with each report keeps it."""
+    import json
+
+    from analysis.load import read_experiment
+    from tune_vqvae.vocab import TRIAL_STATE_FILE
+
+    exp = tmp_path / "gmsd"
+    trial = write_trial(exp, "00001abc_w0.5", {"role": "search", "loss": "gmsd", "with_mse": True,
+                                               "w": 0.5}, [70.0, 68.0], planned=2)
+    lines = (trial / "result.json").read_text().splitlines()
+    reported = [json.loads(line) for line in lines]
+    (trial / "result.json").write_text(lines[1] + "\n")  # epoch 1's line lost
+    for epoch in (1, 2):
+        c = trial / f"checkpoint_00000{epoch - 1}"
+        c.mkdir()
+        (c / TRIAL_STATE_FILE).write_text(json.dumps({"epoch": epoch, "reported": reported[:epoch]}))
+    (t,) = read_experiment(exp)
+    assert t.history["epoch"].tolist() == [1.0, 2.0]
+    assert t.history["objective"].tolist() == [70.0, 68.0]
+    assert any("read from the last checkpoint" in n for n in t.notes)

@@ -48,6 +48,14 @@ def snapshot(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
+def analysed_epochs(trial_dir: Path) -> list[int]:
+    """The epochs `python -m analysis` reads for a trial (result.json + its checkpoint)."""
+    from analysis.load import read_experiment
+
+    (trial,) = [t for t in read_experiment(trial_dir.parent) if t.path.name == trial_dir.name]
+    return [int(e) for e in trial.history["epoch"]]
+
+
 def epochs_of(trial_dir: Path) -> list[int]:
     return [int(json.loads(line)["epoch"]) for line in (trial_dir / "result.json").read_text().splitlines()]
 
@@ -92,7 +100,9 @@ def uninterrupted(params: dict) -> dict:
 def test_killed_worker_is_retried_from_checkpoint_with_the_uninterrupted_result(ray_cluster, tmp_path):
     """Both trials' worker processes die (os._exit) before epoch 2: each is retried from its
     epoch-1 checkpoint, reports every epoch once and ends with bitwise the metrics of a run
-    that was never interrupted (the tiny real model on CPU)."""
+    that was never interrupted (the tiny real model on CPU). Whether Ray's result.json keeps
+    epoch 1 depends on when it last synced (a race); what the analysis reads must not:
+    tests/test_analysis_answer.py forces the lost line deterministically."""
     space = tmp_path / "one.yaml"
     space.write_text("losses: [gmsd]\ngrid: true\npoints: [{with_mse: true, w: 0.5}]\n")
     markers = tmp_path / "markers"
@@ -105,7 +115,7 @@ def test_killed_worker_is_retried_from_checkpoint_with_the_uninterrupted_result(
     assert len(os.listdir(markers)) == 2  # both workers were killed once
     for _, row in rows.iterrows():
         trial = Path(row.path)
-        assert epochs_of(trial) == [1, 2]  # none lost, none repeated
+        assert analysed_epochs(trial) == [1, 2]  # none lost, none repeated
         assert list(pd.read_csv(trial / "progress.csv").epoch) == [1, 2]
         last = json.loads((trial / "result.json").read_text().splitlines()[-1])
         assert last["iterations_since_restore"] == 1  # epoch 2 ran after the restore

@@ -128,9 +128,9 @@ def mock_trainable(config: dict, data=None) -> None:
         with open(os.path.join(d, "mock.json"), "w") as f:
             json.dump(state, f)
 
-    restored = restore_state(load)
-    if restored:
-        state["epoch"] = restored["epoch"]
+    restored = restore_state(load) or {}
+    state["epoch"] = restored.get("epoch", state["epoch"])
+    reported = restored.get("reported", [])
     # TensorBoard events like the real trainable (tensorboardX ships with ray[tune]).
     from tensorboardX import SummaryWriter
 
@@ -149,9 +149,9 @@ def mock_trainable(config: dict, data=None) -> None:
             state["epoch"] = epoch
             metrics = {name: 0.0 for name in TRAINER_METRICS}
             metrics.update(
-                epoch=float(epoch), fid=100 * value, kid=1e-3 * value, kid_std=1e-4 * value, swd=value,
-                val_mse=0.01 * value,
-                val_recon=value, val_psnr=30 - value, val_ssim=1 - value / 10,
+                epoch=float(epoch), fid=100 * value, kid=1e-3 * value, kid_std=1e-4 * value,
+                swd=value, val_mse=0.01 * value, val_recon=value, val_psnr=30 - value,
+                val_ssim=1 - value / 10,
                 train_loss=value, images_per_s=1e4, step_ms=1.0, recon_loss_ms=0.1,
                 perplexity=20.0, codes_used=0.5, eval_epoch=float(epoch), diverged=0.0,
                 node_id=node_id(),
@@ -164,6 +164,6 @@ def mock_trainable(config: dict, data=None) -> None:
             metrics["objective"] = objective_value(metrics, config["objective"])
             writer.add_scalar("val/objective", metrics["objective"], epoch)
             writer.flush()
-            report_epoch(metrics, {"epoch": epoch, "last_eval": {}}, save)
+            report_epoch(metrics, {"epoch": epoch, "last_eval": {}, "reported": reported}, save)
     finally:
         writer.close()

@@ -42,9 +42,14 @@ import tempfile
 import ray
 from ray import tune
 
-from .vocab import CHECKPOINT_FILE, EVAL_METRICS, loss_settings, objective_value, test_metric
-
-STATE_FILE = "trial_state.json"  # epoch + last evaluation, next to the trainer state
+from .vocab import (
+    CHECKPOINT_FILE,
+    EVAL_METRICS,
+    TRIAL_STATE_FILE,
+    loss_settings,
+    objective_value,
+    test_metric,
+)
 
 # Metrics the Trainer reports every epoch (the mock reports them too).
 TRAINER_METRICS = (
@@ -60,10 +65,12 @@ def node_id() -> str:
 
 
 def report_epoch(metrics: dict, state: dict, save) -> None:
-    """Report one epoch with a checkpoint: `save(dir)` writes the trainer's state."""
+    """Report one epoch with a checkpoint: `save(dir)` writes the trainer's state; `state`
+    (epoch, last evaluation) gets every result reported so far, this one included."""
+    state.setdefault("reported", []).append(metrics)  # the caller's list: it grows per epoch
     with tempfile.TemporaryDirectory() as d:
         save(d)
-        with open(os.path.join(d, STATE_FILE), "w") as f:
+        with open(os.path.join(d, TRIAL_STATE_FILE), "w") as f:
             json.dump(state, f)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
@@ -75,7 +82,7 @@ def restore_state(load) -> dict | None:
         return None
     with checkpoint.as_directory() as d:
         load(d)
-        with open(os.path.join(d, STATE_FILE)) as f:
+        with open(os.path.join(d, TRIAL_STATE_FILE)) as f:
             return json.load(f)
 
 
@@ -128,6 +135,7 @@ def train_vqvae(config: dict, data=None) -> None:
 
     state = restore_state(lambda d: trainer.load_checkpoint(os.path.join(d, CHECKPOINT_FILE)))
     last_eval = (state or {}).get("last_eval", {})
+    reported = (state or {}).get("reported", [])
     try:
         while trainer.epoch < cfg.epochs:
             inject_faults(config, trainer.epoch + 1)
@@ -150,7 +158,7 @@ def train_vqvae(config: dict, data=None) -> None:
             metrics["diverged"] = 0.0
             report_epoch(
                 {**{k: float(v) for k, v in metrics.items()}, "node_id": node_id()},
-                {"epoch": epoch, "last_eval": last_eval},
+                {"epoch": epoch, "last_eval": last_eval, "reported": reported},
                 lambda d: trainer.save_checkpoint(os.path.join(d, CHECKPOINT_FILE)),
             )
     finally:

@@ -136,6 +136,10 @@ BASELINE_EXPERIMENT = BASELINE  # <search>/baseline/: the Tune experiment of the
 SEEDS_SUFFIX = "-seeds"  # <search>/<loss>-seeds/, baseline-seeds/: the --seeds re-runs
 CONFIRM_SUFFIX = "-confirm"  # <search>/<loss>-confirm/: the confirmation stage's runs
 CHECKPOINT_FILE = "trainer.pt"  # a Trainer state in each trial checkpoint_NNNNNN/
+# Next to it: the trial's epoch, last evaluation and every result it reported so far
+# ("reported"): the checkpoint persists with each report, so the analysis reads from it the
+# epochs a worker death cut from result.json (Ray copies the staged file back on a restart).
+TRIAL_STATE_FILE = "trial_state.json"
 
 # --- the paper's grid ----------------------------------------------------------------------
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
