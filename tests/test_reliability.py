@@ -97,7 +97,8 @@ def test_killed_worker_is_retried_from_checkpoint_with_the_uninterrupted_result(
     space.write_text("losses: [gmsd]\ngrid: true\npoints: [{with_mse: true, w: 0.5}]\n")
     markers = tmp_path / "markers"
     rc = run(["--space", str(space), *TINY, "--max-failures", "1", "--storage-path", str(tmp_path),
-              "--baseline-seeds", "1", "--confirm-seeds", "0", "--name", "killed", "--faults", json.dumps({"kill_at_epoch": 2, "marker_dir": str(markers)})])
+              "--baseline-seeds", "1", "--confirm-seeds", "0", "--name", "killed",
+              "--faults", json.dumps({"kill_at_epoch": 2, "marker_dir": str(markers)})])
     assert rc == 0
     rows = pd.read_csv(tmp_path / "killed" / "results.csv")
     assert len(rows) == 2 and set(rows.status) == {"COMPLETED"}
@@ -204,7 +205,7 @@ def test_restored_searcher_reconciles_the_journal(tmp_path):
     def searcher():
         return search.WeightSearch(
             space=search.WeightSpace(space), metric="objective", mode="min",
-            sampler=search.WeightSampler(seed=0),
+            sampler=search.WeightSampler(seed=0), epochs=3,
             study_name="gmsd", storage=search.journal_storage(journal))
 
     first = searcher()

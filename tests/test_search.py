@@ -107,7 +107,8 @@ def test_realistic_mock_replicates_pruned_stops_and_verdicts_from_confirmation(r
     exp = tmp_path / "real"
     rows, doc = load_results(exp)
     out = capsys.readouterr().out
-    for column in ("seed", "role", "epochs_trained", "stopped", "value", "objective", "candidate", "replicate"):
+    for column in ("seed", "role", "epochs_trained", "stopped", "value", "objective", "candidate",
+                   "replicate"):
         assert column in rows, column
     base = rows[rows.role == "baseline"]
     assert sorted(base.seed) == [0, 1, 2] and base.value.nunique() == 3  # noisy, reproducible

@@ -56,7 +56,8 @@ def test_candidates_that_coincide_are_run_once():
 
 def test_verdicts_come_from_confirmation_runs_against_the_baseline():
     base = [row("baseline", None, v, seed=s) for s, v in enumerate([70.0, 71.0, 69.0])]
-    better = [row("confirm", 0.3, v, seed=1000 + s, candidate="recommended") for s, v in enumerate([60.0, 61.0, 59.5])]
+    better = [row("confirm", 0.3, v, seed=1000 + s, candidate="recommended")
+              for s, v in enumerate([60.0, 61.0, 59.5])]
     same = [row("confirm", 0.5, v, seed=1000 + s, candidate="best_paper+best_observed")
             for s, v in enumerate([70.5, 69.0, 71.5])]
     # a lucky search-stage run is not a confirmation run: it never enters a verdict
@@ -74,8 +75,10 @@ def test_verdicts_come_from_confirmation_runs_against_the_baseline():
 
 
 def test_baseline_noise_and_the_console_answer():
-    rows = search_rows() + [row("baseline", None, v, seed=s) for s, v in enumerate([67.1, 70.9, 64.8, 66.2, 66.5])]
-    a = ans.answer(rows, ["gmsd"], epochs=6, bounds={"gmsd": (1e-3, 10.0)}, lower_is_better=True, n_per_config=3)
+    base = [67.1, 70.9, 64.8, 66.2, 66.5]
+    rows = search_rows() + [row("baseline", None, v, seed=s) for s, v in enumerate(base)]
+    a = ans.answer(rows, ["gmsd"], epochs=6, bounds={"gmsd": (1e-3, 10.0)}, lower_is_better=True,
+                   n_per_config=3)
     b = a["baseline"]
     assert b["n"] == 5 and 0.02 < b["cv"] < 0.05 and b["n_per_config"] == 3
     assert 0.05 < b["detectable_effect"] < 0.2 and b["seeds_for_effect"] > 10
@@ -85,6 +88,7 @@ def test_baseline_noise_and_the_console_answer():
 
 
 def test_the_answer_imports_neither_ray_nor_torch():
-    code = "import sys, tune_vqvae.answer, tune_vqvae.curves; print(sorted({'ray', 'torch'} & set(sys.modules)))"
+    code = ("import sys, tune_vqvae.answer, tune_vqvae.curves; "
+            "print(sorted({'ray', 'torch'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

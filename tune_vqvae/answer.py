@@ -32,7 +32,15 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .estimates import Interval, detectable_effect, diff_interval, mean_interval, run_noise, seeds_needed, verdict
+from .estimates import (
+    Interval,
+    detectable_effect,
+    diff_interval,
+    mean_interval,
+    run_noise,
+    seeds_needed,
+    verdict,
+)
 from .vocab import (
     BASELINE,
     BEST_OBSERVED,
@@ -79,7 +87,8 @@ def baseline_values(rows: Iterable[dict], epochs: int, key: str = "value") -> li
             and _finite(r.get(key))]
 
 
-def confirm_values(rows: Iterable[dict], loss: str, candidate: str, epochs: int, key: str = "value") -> list[float]:
+def confirm_values(rows: Iterable[dict], loss: str, candidate: str, epochs: int,
+                   key: str = "value") -> list[float]:
     """Values of the confirmation runs of `candidate` (a name in the row's "+"-joined list)."""
     return [float(r[key]) for r in rows if r.get("role") == CONFIRM and r.get("loss") == loss
             and candidate in str(r.get("candidate") or "").split("+") and is_full_length(r, epochs)
@@ -275,7 +284,8 @@ def format_loss(loss: str, a: dict, objective: str) -> list[str]:
     else:
         head = f"{loss}: no surrogate ({s.get('note')})"
     lines = [head]
-    who = {c: f"{c.replace('_', ' ')} {_name(named.get(c))}" for c in (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)}
+    who = {c: f"{c.replace('_', ' ')} {_name(named.get(c))}"
+           for c in (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)}
     for prefix, section in (("", "comparisons"), ("on test: ", "comparisons_test")):
         shown = []
         for key, c in a.get(section, {}).items():

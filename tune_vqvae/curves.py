@@ -73,14 +73,14 @@ def _final(loss: str, with_mse: bool, w: float | None, dip: float, knee: float) 
 
 def realistic(loss: str, with_mse: bool, w: float | None, seed: int | None, epoch: int, epochs: int) -> float:
     """Flat at the baseline for w -> 0, 5% better near w = 0.3, steeply worse above w = 1."""
-    return (_final(loss, with_mse, w, OPTIMUM_DEPTH, 0.0) * learning_factor(w if with_mse else 1.0, epoch, epochs)
-            * run_noise(loss, with_mse, w, seed))
+    return (_final(loss, with_mse, w, OPTIMUM_DEPTH, 0.0)
+            * learning_factor(w if with_mse else 1.0, epoch, epochs) * run_noise(loss, with_mse, w, seed))
 
 
 def no_gain(loss: str, with_mse: bool, w: float | None, seed: int | None, epoch: int, epochs: int) -> float:
     """Nothing beats MSE: flat at the baseline up to w = 0.3, worse above."""
-    return (_final(loss, with_mse, w, 0.0, OPTIMUM_LOG10_W) * learning_factor(w if with_mse else 1.0, epoch, epochs)
-            * run_noise(loss, with_mse, w, seed))
+    return (_final(loss, with_mse, w, 0.0, OPTIMUM_LOG10_W)
+            * learning_factor(w if with_mse else 1.0, epoch, epochs) * run_noise(loss, with_mse, w, seed))
 
 
 CURVES: dict[str, Curve] = {"realistic": realistic, "no_gain": no_gain}
@@ -102,7 +102,8 @@ def load_curve(spec: str) -> Curve:
     return fn
 
 
-def true_minimum(curve: Curve, loss: str, low: float, high: float, epochs: int, points: int = 2001) -> tuple[float, float]:
+def true_minimum(curve: Curve, loss: str, low: float, high: float, epochs: int,
+                 points: int = 2001) -> tuple[float, float]:
     """(w*, value) of the noise-free final curve on a fine log grid over [low, high]."""
     ws = np.logspace(math.log10(low), math.log10(high), points)
     values = np.array([curve(loss, True, float(w), None, epochs, epochs) for w in ws])

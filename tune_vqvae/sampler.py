@@ -26,7 +26,8 @@ class WeightSampler(optuna.samplers.BaseSampler):
     Why not GPSampler on the whole space: `w` only exists for with-MSE trials, and the GP
     models only the parameters every trial has, so the no-MSE trials would hide `w` from it
     and it would sample w at random. Here the GP sees exactly the with-MSE trials: finished
-    ones with their value, running and early-stopped (PRUNED) ones as pending. The no-MSE variant has no free parameter: once it has been measured (it
+    ones with their value, running and early-stopped (PRUNED) ones as pending.
+    The no-MSE variant has no free parameter: once it has been measured (it
     is one of the paper's points) the categorical chooses "with MSE"; re-running it would
     repeat the same seeded run.
     """

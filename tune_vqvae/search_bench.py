@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from . import answer as ans
-from .curves import Curve, load_curve, true_minimum
+from .curves import Curve, load_curve
 from .errors import UserError, atomic_write_text, cli_entry
 from .vocab import BASELINE, BEST_OBSERVED, CONFIRM, PAPER, RECOMMENDED, SEARCH, paper_points
 
@@ -133,8 +133,8 @@ class Sim:
                 "epochs_trained": len(values), "stopped": stopped, "seed": seed, "candidate": candidate}
 
     def baseline(self, n: int) -> list[dict]:
-        return [self.row(BASELINE, True, None, *self.run(True, None, self.seed0 + k, loss="mse"), self.seed0 + k)
-                for k in range(n)]
+        seeds = [self.seed0 + k for k in range(n)]
+        return [self.row(BASELINE, True, None, *self.run(True, None, s, loss="mse"), s) for s in seeds]
 
     def paper_grid(self) -> list[dict]:
         return [self.row(PAPER, p["with_mse"], p.get("w"), *self.run(p["with_mse"], p.get("w"), self.seed0),
@@ -347,7 +347,8 @@ def _targets(curve: str, per: dict, old_all: dict, new_all: dict, name: str, bud
             ratio = new["median_regret"] / old["median_regret"] if old["median_regret"] > 0 else None
             out[key] = {"new_over_old_median_regret": ratio, "met": ratio is not None and ratio <= 0.5}
         else:
-            out[key] = {"new_false_claim_rate": new["false_claim_rate"], "met": new["false_claim_rate"] <= 0.05}
+            rate = new["false_claim_rate"]
+            out[key] = {"new_false_claim_rate": rate, "met": rate <= 0.05}
     return out
 
 
@@ -361,7 +362,8 @@ def print_summary(doc: dict) -> None:
             for budget, s in per.get(strategy, {}).items():
                 dist = "-" if s["median_log10_distance"] is None else f"{s['median_log10_distance']:.3f}"
                 print(f"  {strategy:<11}{budget:>7}{s['runs_per_search']:>7.1f}{s['median_regret']:>12.3f}"
-                      f"{s['median_regret_pct']:>9.2f}%  [{s['regret_q25']:.2f}, {s['regret_q75']:.2f}]".ljust(68)
+                      f"{s['median_regret_pct']:>9.2f}%  "
+                      f"[{s['regret_q25']:.2f}, {s['regret_q75']:.2f}]".ljust(68)
                       + f"{dist:>10}{100 * s['claim_rate']:>7.0f}%{100 * s['false_claim_rate']:>7.0f}%")
     for key, t in doc["targets"].items():
         print(f"target {key}: {json.dumps({k: v for k, v in t.items()})}")
@@ -373,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curve", action="append", help=f"built-in (realistic, no_gain) or module:function; "
                    f"repeatable (default {' '.join(d.curves)})")
     p.add_argument("--repeats", type=int, default=d.repeats, help="searches per curve")
-    p.add_argument("--budgets", default=",".join(map(str, d.budgets)), help="trials per loss, comma-separated")
+    p.add_argument("--budgets", default=",".join(map(str, d.budgets)),
+                   help="trials per loss, comma-separated")
     p.add_argument("--strategies", default=",".join(d.strategies))
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--grace", type=int, help="ASHA grace period (default epochs // 3)")

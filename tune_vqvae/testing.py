@@ -110,7 +110,8 @@ def mock_objective(config: dict, epoch: int, epochs: int) -> float:
         return mock_final_objective(config) + (1.0 / epoch - 1.0 / epochs)
     name, w, with_mse = loss_settings(config)
     seed = int((config.get("train") or {}).get("seed", 0))
-    return float(load_curve(curve)(name, with_mse, w if with_mse and name != "mse" else None, seed, epoch, epochs))
+    w = w if with_mse and name != "mse" else None
+    return float(load_curve(curve)(name, with_mse, w, seed, epoch, epochs))
 
 
 def mock_trainable(config: dict, data=None) -> None:

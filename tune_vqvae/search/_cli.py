@@ -16,9 +16,9 @@ from pathlib import Path
 
 import ray
 
-from ..data import DataConfig, load_data
 from ..answer import answer as answer_of
 from ..answer import merge_candidates
+from ..data import DataConfig, load_data
 from ..errors import UserError, atomic_write_text, cli_entry
 from ..losses import PERCEPTUAL_LOSSES
 from ..train import TrainConfig
@@ -282,7 +282,8 @@ def run(plan: Plan) -> int:
     return 0
 
 
-def search_answer(cfg: SearchConfig, spaces: dict[str, SearchSpace], rows: list[dict], objective: str) -> dict:
+def search_answer(cfg: SearchConfig, spaces: dict[str, SearchSpace], rows: list[dict],
+                  objective: str) -> dict:
     """results.json's "answer" (see tune_vqvae.answer), from the rows so far."""
     bounds = {loss: (s.low or WeightSpace.DEFAULT_LOW, s.high or WeightSpace.DEFAULT_HIGH)
               for loss, s in spaces.items()}
@@ -291,7 +292,8 @@ def search_answer(cfg: SearchConfig, spaces: dict[str, SearchSpace], rows: list[
                      lower_is_better=not higher_is_better(objective), n_per_config=n)
 
 
-def confirm(cfg: SearchConfig, experiments: Experiments, plan: Plan, rows: list[dict], objective: str) -> list[dict]:
+def confirm(cfg: SearchConfig, experiments: Experiments, plan: Plan, rows: list[dict],
+            objective: str) -> list[dict]:
     """The confirmation stage: each loss's candidates (recommended w, best paper point, best
     observed) re-run with --confirm-seeds fresh seeds; their rows."""
     if not cfg.confirm_seeds:

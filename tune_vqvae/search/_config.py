@@ -86,7 +86,8 @@ class SearchConfig:
             if getattr(self, key) < 1:
                 raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
         if self.confirm_seeds < 0:
-            raise UserError(f"--confirm-seeds must be >= 0 (0: no confirmation stage), got {self.confirm_seeds}")
+            raise UserError(f"--confirm-seeds must be >= 0 (0: no confirmation stage), "
+                            f"got {self.confirm_seeds}")
         if self.mock_curve != "known":
             if not self.mock:
                 raise UserError("--mock-curve needs --mock (it replaces training by a synthetic curve)")

@@ -220,6 +220,7 @@ class Experiments:
             # each preset point runs once per seed of the grid
             jobs[exp] = self.job(exp, lambda exp=exp, common=common, preset=preset: self.tuner(
                 exp, common, num_samples=len(preset),
-                search_alg=BasicVariantGenerator(points_to_evaluate=preset, max_concurrent=cfg.max_concurrent)))
+                search_alg=BasicVariantGenerator(points_to_evaluate=preset,
+                                                 max_concurrent=cfg.max_concurrent)))
         return jobs
 

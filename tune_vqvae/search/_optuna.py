@@ -24,7 +24,8 @@ class WeightSpace:
     DEFAULT_LOW, DEFAULT_HIGH = 1e-3, 10.0  # a grid file need not give w's range
 
     def __init__(self, space: SearchSpace):
-        self.low, self.high, self.log = space.low or self.DEFAULT_LOW, space.high or self.DEFAULT_HIGH, space.log
+        self.low, self.high = space.low or self.DEFAULT_LOW, space.high or self.DEFAULT_HIGH
+        self.log = space.log
         self.choices = list(space.with_mse)
 
     def __call__(self, trial) -> None:
