@@ -48,6 +48,7 @@ def search(tmp_path_factory) -> Path:
            "--space", str(space), "--num-samples", "6", "--epochs", str(EPOCHS),
            "--max-concurrent", "2", "--num-cpus", "2", "--max-failures", "0",
            "--no-early-stop", "--storage-path", str(tmp), "--name", "mock", "--holdout", "100",
+           "--baseline-seeds", "1", "--confirm-seeds", "0",  # one baseline run, no confirmation
            "--faults", json.dumps(faults)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -240,7 +241,7 @@ def test_report_of_a_tiny_real_search_agrees_with_its_results(tmp_path):
            "--epochs", "1", "--hidden", "8", "--codebook-size", "16", "--train-images", "256",
            "--val-images", "64", "--batch-size", "32", "--objective", "swd", "--fid-samples", "64",
            "--no-early-stop", "--max-concurrent", "2", "--num-cpus", "2",
-           "--storage-path", str(tmp_path), "--name", "real"]
+           "--storage-path", str(tmp_path), "--name", "real", "--baseline-seeds", "1", "--confirm-seeds", "0"]
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     finally:

@@ -215,7 +215,7 @@ def test_restored_searcher_reconciles_the_journal(tmp_path):
     def searcher():
         return search.WeightSearch(
             space=search.WeightSpace(space), metric="objective", mode="min",
-            sampler=search.WeightSampler(seed=0),
+            sampler=search.WeightSampler(seed=0), epochs=3,
             study_name="gmsd", storage=search.journal_storage(journal))
 
     first = searcher()

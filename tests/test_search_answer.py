@@ -94,9 +94,8 @@ def test_verdicts_come_from_confirmation_runs_against_the_baseline():
 
 
 def test_baseline_noise_and_the_console_answer():
-    rows = search_rows() + [
-        row("baseline", None, v, seed=s) for s, v in enumerate([67.1, 70.9, 64.8, 66.2, 66.5])
-    ]
+    base = [67.1, 70.9, 64.8, 66.2, 66.5]
+    rows = search_rows() + [row("baseline", None, v, seed=s) for s, v in enumerate(base)]
     a = ans.answer(
         rows, ["gmsd"], epochs=6, bounds={"gmsd": (1e-3, 10.0)}, lower_is_better=True, n_per_config=3
     )

@@ -37,6 +37,7 @@ def test_real_trainable_tiny_model_two_trials(ray_cluster, tmp_path, capsys):
         "--codebook-size", "32", "--no-early-stop",
         "--train-images", "128", "--val-images", "64", "--batch-size", "32", "--fid-samples", "64",
         "--storage-path", str(tmp_path), "--name", "real", "--objective", "swd", "--holdout", "64",
+        "--baseline-seeds", "1", "--confirm-seeds", "0",
     ])
     assert rc == 0
     exp = tmp_path / "real"

@@ -152,10 +152,8 @@ class Sim:
         }
 
     def baseline(self, n: int) -> list[dict]:
-        return [
-            self.row(BASELINE, True, None, *self.run(True, None, self.seed0 + k, loss="mse"), self.seed0 + k)
-            for k in range(n)
-        ]
+        seeds = [self.seed0 + k for k in range(n)]
+        return [self.row(BASELINE, True, None, *self.run(True, None, s, loss="mse"), s) for s in seeds]
 
     def paper_grid(self) -> list[dict]:
         return [
@@ -392,10 +390,8 @@ def _targets(curve: str, per: dict, old_all: dict, new_all: dict, name: str, bud
             ratio = new["median_regret"] / old["median_regret"] if old["median_regret"] > 0 else None
             out[key] = {"new_over_old_median_regret": ratio, "met": ratio is not None and ratio <= 0.5}
         else:
-            out[key] = {
-                "new_false_claim_rate": new["false_claim_rate"],
-                "met": new["false_claim_rate"] <= 0.05,
-            }
+            rate = new["false_claim_rate"]
+            out[key] = {"new_false_claim_rate": rate, "met": rate <= 0.05}
     return out
 
 
@@ -414,9 +410,8 @@ def print_summary(doc: dict) -> None:
                 dist = "-" if s["median_log10_distance"] is None else f"{s['median_log10_distance']:.3f}"
                 print(
                     f"  {strategy:<11}{budget:>7}{s['runs_per_search']:>7.1f}{s['median_regret']:>12.3f}"
-                    f"{s['median_regret_pct']:>9.2f}%  [{s['regret_q25']:.2f}, {s['regret_q75']:.2f}]".ljust(
-                        68
-                    )
+                    f"{s['median_regret_pct']:>9.2f}%  "
+                    f"[{s['regret_q25']:.2f}, {s['regret_q75']:.2f}]".ljust(68)
                     + f"{dist:>10}{100 * s['claim_rate']:>7.0f}%{100 * s['false_claim_rate']:>7.0f}%"
                 )
     for key, t in doc["targets"].items():
