@@ -211,9 +211,11 @@ def test_bad_input_exits_2_with_one_line(search, tmp_path, capsys, damage):
         target = _copy(search, tmp_path) / "gmsd"
         for f in target.glob("experiment_state-*.json"):
             f.unlink()
-        if damage == "no_results":
+        if damage == "no_results":  # nothing in result.json, nor in a checkpoint
             for f in target.glob("*/result.json"):
                 f.write_text("")
+            for c in target.glob("*/checkpoint_*"):
+                shutil.rmtree(c)
         else:
             next(target.glob("*/params.json")).write_text('{"loss": "gm')
     code, _, err = _run([target], capsys)
