@@ -41,8 +41,8 @@ def load_results(exp: Path):
 @pytest.mark.slow
 def test_mock_search_finds_best_w_and_measures_paper_points(ray_cluster, tmp_path, capsys):
     rc = run(["--mock", "--loss", "gmsd", "--epochs", "3", "--num-samples", "14",
-              "--max-concurrent", "2", "--grace-period", "1", "--storage-path", str(tmp_path),
-              "--name", "exp"])
+              "--max-concurrent", "2", "--early-stop", "--grace-period", "1",
+              "--storage-path", str(tmp_path), "--name", "exp"])
     assert rc == 0
     exp = tmp_path / "exp"
     rows, doc = load_results(exp)
@@ -101,7 +101,8 @@ def test_realistic_mock_replicates_pruned_stops_and_verdicts_from_confirmation(r
     PRUNED in the journal (never COMPLETE with an early value), the baseline has 3 seeds,
     the candidates are confirmed with fresh seeds, and results.json carries the answer."""
     rc = run(["--mock", "--mock-curve", "realistic", "--loss", "gmsd", "--epochs", "3",
-              "--num-samples", "10", "--replicates", "2", "--grace-period", "1", "--max-concurrent", "2",
+              "--num-samples", "10", "--replicates", "2", "--early-stop", "--grace-period", "1",
+              "--max-concurrent", "2",
               "--confirm-seeds", "2", "--storage-path", str(tmp_path), "--name", "real"])
     assert rc == 0
     exp = tmp_path / "real"
@@ -266,8 +267,9 @@ def bad_cases(tmp_path):
         (["--resume", str(not_exp)], "is not a search experiment"),
         (["--loss", "gmsd", "--mock", "--address", "127.0.0.1:1", "--storage-path", s],
          "cannot reach the Ray cluster"),
-        (["--loss", "gmsd", "--mock", "--epochs", "2", "--grace-period", "2", "--storage-path", s],
-         "--grace-period 2 must be < --epochs 2"),
+        (["--loss", "gmsd", "--mock", "--epochs", "2", "--early-stop", "--grace-period", "2",
+          "--storage-path", s], "--grace-period 2 must be < --epochs 2"),
+        (["--loss", "gmsd", "--mock", "--grace-period", "2", "--storage-path", s], "add --early-stop"),
         (["--loss", "gmsd", "--mock", "--objective", "beauty", "--storage-path", s],
          "unknown --objective"),
         (["--loss", "gmsd", "--mock", "--num-samples", "2", "--storage-path", s],

@@ -44,7 +44,7 @@ def smoke_settings(a: argparse.Namespace) -> None:
     """--smoke: tiny model, few images, few trials and epochs, offline built-in data."""
     defaults = dict(loss=["gmsd"], num_samples=8, epochs=4, hidden=16, codebook_size=32,
                     builtin_train=2048, builtin_test=256, holdout=256, val_images=128, batch_size=32,
-                    fid_samples=128, max_concurrent=2, grace_period=2, data="builtin",
+                    fid_samples=128, max_concurrent=2, data="builtin",
                     name=f"smoke-{time.strftime('%Y%m%d-%H%M%S')}")
     for key, value in defaults.items():
         if getattr(a, key, None) is None:
@@ -96,10 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the training runs and of the sampler")
     p.add_argument("--address", help="Ray cluster to use (host:port, ray://host:10001 or auto); "
                    "default: start a local one")
-    p.add_argument("--no-early-stop", dest="early_stop", action="store_false", default=None,
-                   help="no ASHA early stopping")
+    p.add_argument("--early-stop", action=argparse.BooleanOptionalAction, default=None,
+                   help="ASHA early stopping of searched trials (default off: on short budgets it "
+                   "stops the small weights that are only slower early; see README, Benchmark of "
+                   "the search)")
     p.add_argument("--grace-period", type=int,
-                   help="epochs before ASHA may stop a trial (default epochs // 3)")
+                   help="with --early-stop: epochs before ASHA may stop a trial (default epochs // 3)")
     p.add_argument("--max-failures", type=int,
                    help=f"retries of a crashed trial from its last checkpoint (default {d.max_failures})")
     p.add_argument("--seeds", type=int,

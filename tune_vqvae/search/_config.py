@@ -47,7 +47,7 @@ class SearchConfig:
     storage_path: str = "runs/search"
     name: str | None = None
     seed: int = TrainConfig.seed
-    early_stop: bool = True
+    early_stop: bool = False  # ASHA cut the small w on short budgets (bench search, issue 12)
     grace_period: int | None = None  # None: max(1, epochs // 3)
     max_failures: int = 2
     seeds: int = 0  # after the search: re-run each loss's best config and the baseline N times
@@ -95,12 +95,14 @@ class SearchConfig:
             load_curve(self.mock_curve)  # UserError if it cannot be loaded
         if self.objective is not None and self.objective not in OBJECTIVES:
             raise UserError(f"unknown --objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
-        if self.grace_period is not None and self.early_stop:
+        if self.grace_period is not None:
+            if not self.early_stop:
+                raise UserError("--grace-period applies to early stopping: add --early-stop")
             if self.grace_period < 1:
                 raise UserError(f"--grace-period must be >= 1, got {self.grace_period}")
             if self.grace_period >= self.epochs:
                 raise UserError(f"--grace-period {self.grace_period} must be < --epochs "
-                                f"{self.epochs}; or turn early stopping off with --no-early-stop")
+                                f"{self.epochs}; or leave early stopping off (drop --early-stop)")
         if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
             raise UserError(f"--name {self.name!r} must be a plain directory name")
 
