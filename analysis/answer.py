@@ -14,7 +14,6 @@ only picks the runs each one gets:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -24,14 +23,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tune_vqvae.estimates import Interval, Noise, diff_interval, mean_interval, run_noise, verdict
-from tune_vqvae.surrogate import MIN_OBSERVATIONS, SurrogateFit, fit_objective_curve
+from tune_vqvae.answer import difference as _difference
+from tune_vqvae.answer import fit_curve as fit_in_metric_units
+from tune_vqvae.estimates import Interval, Noise, mean_interval, run_noise
+from tune_vqvae.surrogate import MIN_OBSERVATIONS, SurrogateFit
 from tune_vqvae.vocab import SETTINGS_FILE, SPACES_DIR, objective_sign, point_name
 
 from .load import COMPLETED, CONFIRM
-
-BOOTSTRAP_FROM = 20  # replicates per group from which the bootstrap interval covers (estimates)
-TOO_FEW = "too few runs for an interval"
 
 
 @dataclass
@@ -111,33 +109,27 @@ def fit_curve(trials: pd.DataFrame, loss: str, objective: str, search_dirs: list
         return Curve(loss, None, (math.nan, math.nan), epochs, len(runs), left_out,
                      f"no curve: {len(runs)} full-length run(s) with MSE, the fit needs "
                      f"{MIN_OBSERVATIONS}")
-    w, sign = runs["w"].to_numpy(float), objective_sign(objective)
-    values = sign * runs["value"].to_numpy(float)  # the surrogate minimises
+    w = runs["w"].to_numpy(float)
     bounds = space_bounds(search_dirs, loss, w)
     try:
-        fit = fit_objective_curve(w, values, runs["epochs"].to_numpy(), epochs=epochs, bounds=bounds,
-                                  log_objective=bool(np.all(values > 0)))
+        fit = fit_in_metric_units(w, runs["value"].to_numpy(float), runs["epochs"].to_numpy(),
+                                  epochs=epochs, bounds=bounds,
+                                  lower_is_better=objective_sign(objective) == 1)
     except ValueError as e:  # the surrogate refuses (say, non-finite values): the report goes on
         return Curve(loss, None, bounds, epochs, len(runs), left_out, f"no curve: {e}")
-    return Curve(loss, _unsign(fit, sign), bounds, epochs, len(runs), left_out)
-
-
-def _unsign(fit: SurrogateFit, sign: int) -> SurrogateFit:
-    """A fit of -objective (higher-is-better metrics) back in the metric's own sign."""
-    if sign == 1:
-        return fit
-    o = fit.objective
-    return dataclasses.replace(
-        fit, mean=-fit.mean, low=-fit.high, high=-fit.low,
-        objective=Interval(-o.estimate, -o.high, -o.low, o.level, o.method, o.n))
+    return Curve(loss, fit, bounds, epochs, len(runs), left_out)
 
 
 # --- replicates and comparisons ------------------------------------------------------------
 
-def config_values(trials: pd.DataFrame, loss: str, with_mse: bool, w: float | None) -> np.ndarray:
-    """Objective of every full-length run of one config (its replicates, any role)."""
+def config_values(trials: pd.DataFrame, loss: str, with_mse: bool, w: float | None,
+                  confirmed_only: bool = False) -> np.ndarray:
+    """Objective of every full-length run of one config (its replicates, any role; with
+    `confirmed_only`, its confirmation runs only)."""
     t = trials[(trials["loss"] == loss) & (trials["state"] == COMPLETED) & ~trials["stopped"]
                & trials["value"].notna() & (trials["with_mse"] == with_mse)]
+    if confirmed_only:
+        t = t[t["role"] == CONFIRM]
     if with_mse and loss != "mse":
         t = t[np.isclose(t["w"].to_numpy(float), w, rtol=1e-6)]
     return t["value"].to_numpy(float)
@@ -149,12 +141,8 @@ def mean_or_none(values: np.ndarray) -> Interval | None:
 
 def difference(candidate: np.ndarray, reference: np.ndarray, higher_is_better: bool
                ) -> tuple[Interval | None, str]:
-    """(candidate - reference interval, verdict), or (None, why not) below 2 runs each."""
-    if len(candidate) < 2 or len(reference) < 2:
-        return None, f"{TOO_FEW} ({len(candidate)} vs {len(reference)})"
-    method = "bootstrap" if min(len(candidate), len(reference)) >= BOOTSTRAP_FROM else "welch"
-    d = diff_interval(candidate, reference, method=method)
-    return d, verdict(d, lower_is_better=not higher_is_better)
+    """(candidate - reference interval, verdict): the search's own rule (tune_vqvae.answer)."""
+    return _difference(candidate, reference, lower_is_better=not higher_is_better)
 
 
 def noise_of(baseline: np.ndarray) -> Noise | None:
@@ -229,11 +217,14 @@ def compare_loss(trials: pd.DataFrame, groups: pd.DataFrame, loss: str, curve: C
     point (the best paper point by mean, itself compared with the baseline only)."""
     mine = groups[groups["loss"] == loss]
     picks = candidates(mine, trials[trials["loss"] == loss], curve, higher_is_better)
+    # A search with a confirmation stage is judged as the search judged it (tune_vqvae.answer):
+    # by the fresh-seed runs only, never by the search-stage runs that selected the candidate.
+    confirmed = bool(((trials["loss"] == loss) & (trials["role"] == CONFIRM)).any())
     paper_key = next((k for k, why in picks.items() if "best paper point" in why), None)
-    paper = config_values(trials, loss, *paper_key) if paper_key else np.array([])
+    paper = config_values(trials, loss, *paper_key, confirmed) if paper_key else np.array([])
     rows = []
     for (with_mse, w), why in picks.items():
-        values = config_values(trials, loss, with_mse, w)
+        values = config_values(trials, loss, with_mse, w, confirmed)
         c = Comparison(loss, point_name(with_mse, w), ", ".join(why), len(values),
                        mean_or_none(values), list(values))
         c.vs_baseline, c.verdict_baseline = difference(values, baseline, higher_is_better) \

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from tune_vqvae.answer import TOO_FEW
 from tune_vqvae.errors import atomic_write_bytes, atomic_write_text
 from tune_vqvae.estimates import Interval, describe_noise, seeds_needed
 from tune_vqvae.vocab import paper_weights, point_name
 
 from . import plots
-from .answer import TOO_FEW, Comparison, comparisons_frame, curves_frame
+from .answer import Comparison, comparisons_frame, curves_frame
 from .load import IN_PROGRESS
 from .tables import Analysis, best_group, best_trial
 

@@ -15,6 +15,7 @@ import pytest
 from synthetic_search import EPOCHS, realistic_search, write_trial
 
 from analysis.cli import main
+from tune_vqvae.answer import compare
 from tune_vqvae.estimates import diff_interval, mean_interval, run_noise, seeds_needed
 from tune_vqvae.surrogate import fit_objective_curve
 
@@ -153,10 +154,17 @@ def test_older_search_analyses_as_a_new_one(tmp_path):
     assert set(new["role"]) == {"baseline", "paper", "search", "confirm"}
     pd.testing.assert_frame_equal(pd.read_csv(reports[True] / "curves.csv"),
                                   pd.read_csv(reports[False] / "curves.csv"))
-    # the confirmation stage named its candidates in the new search
+    # the confirmation stage named its candidates in the new search; as in the search's own
+    # answer, only its 3 fresh-seed runs enter the verdict (not the 2 search-stage runs at w=0.3)
     v = pd.read_csv(reports[True] / "verdicts.csv").set_index(["loss", "config"])
-    assert v.loc[("gmsd", "w=0.3"), "why"] == "recommended w" and v.loc[("gmsd", "w=0.3"), "n"] == 5
-    assert v.loc[("gmsd", "w=0.3"), "verdict_baseline"] == "better"
+    assert v.loc[("gmsd", "w=0.3"), "why"] == "recommended w" and v.loc[("gmsd", "w=0.3"), "n"] == 3
+    t = pd.read_csv(reports[True] / "trials.csv")
+    confirm = t[(t.role == "confirm") & (t.loss == "gmsd") & np.isclose(t.w, 0.3)].swd
+    searched = t[(t.role == "search") & (t.loss == "gmsd") & np.isclose(t.w, 0.3)].swd
+    baseline = t[t.role == "baseline"].swd
+    assert len(confirm) == 3 and len(searched) == 2
+    said = compare(list(confirm), list(baseline), lower_is_better=True)["verdict"]
+    assert v.loc[("gmsd", "w=0.3"), "verdict_baseline"] == said
 
 
 def test_higher_is_better_objective(tmp_path):

@@ -27,6 +27,7 @@ candidate - reference in the metric's units; `percent` is it relative to the ref
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 
@@ -41,6 +42,7 @@ from .estimates import (
     seeds_needed,
     verdict,
 )
+from .surrogate import SurrogateFit, fit_objective_curve
 from .vocab import (
     BASELINE,
     BEST_OBSERVED,
@@ -53,6 +55,8 @@ from .vocab import (
 )
 
 EFFECT = 0.02  # the relative difference the noise line asks about: "to resolve 2% ..."
+BOOTSTRAP_FROM = 20  # runs per side from which a difference gets the bootstrap interval
+TOO_FEW = "too few runs for an interval"
 
 
 # --- which runs count --------------------------------------------------------------------
@@ -128,42 +132,47 @@ def _interval(iv: Interval) -> dict:
     }
 
 
+def fit_curve(w, values, epochs_trained, *, epochs: float, bounds: tuple[float, float],
+              lower_is_better: bool) -> SurrogateFit:
+    """`surrogate.fit_objective_curve` in the metric's own units and sign: the GP minimises,
+    so a higher-is-better metric is fitted negated and its mean, band and objective interval
+    turned back (the band's ends swap)."""
+    sign = 1.0 if lower_is_better else -1.0
+    y = sign * np.asarray(values, float)
+    fit = fit_objective_curve(w, y, epochs_trained, epochs=epochs, bounds=bounds,
+                              log_objective=bool(np.all(y > 0)))
+    if sign > 0:
+        return fit
+    o = fit.objective
+    return dataclasses.replace(
+        fit, mean=-fit.mean, low=-fit.high, high=-fit.low,
+        objective=Interval(-o.estimate, -o.high, -o.low, o.level, o.method, o.n))
+
+
 def fit_surrogate(runs: list[dict], epochs: int, bounds: tuple[float, float], lower_is_better: bool) -> dict:
-    """The GP fit on full-length with-MSE runs, as plain JSON (metric units), or a note."""
+    """`fit_curve` on full-length with-MSE runs, as plain JSON (metric units), or a note."""
     mse_runs = [r for r in runs if r.get("with_mse", True) and r.get("w") is not None]
     w = [float(r["w"]) for r in mse_runs]
-    sign = 1.0 if lower_is_better else -1.0  # the GP minimises
-    y = [sign * float(r["value"]) for r in mse_runs]
     if len(set(w)) < 3:
         return {
             "fitted": False,
             "n_observations": len(w),
             "note": f"{len(set(w))} distinct w with full-length runs; the surrogate needs 3",
         }
-    from .surrogate import fit_objective_curve
-
-    fit = fit_objective_curve(
-        w, y, [epochs] * len(w), epochs=epochs, bounds=bounds, log_objective=all(v > 0 for v in y)
-    )
-    mean, low, high = sign * fit.mean, sign * fit.low, sign * fit.high
-    if sign < 0:
-        low, high = high, low
-    obj = fit.objective
-    objective = Interval(
-        sign * obj.estimate, *sorted((sign * obj.low, sign * obj.high)), obj.level, obj.method, obj.n
-    )
+    fit = fit_curve(w, [float(r["value"]) for r in mse_runs], [epochs] * len(w), epochs=epochs,
+                    bounds=bounds, lower_is_better=lower_is_better)
     return {
         "fitted": True,
         "n_observations": fit.n_observations,
         "bounds": list(bounds),
         "log10_w": fit.log10_w.tolist(),
-        "mean": mean.tolist(),
-        "low": low.tolist(),
-        "high": high.tolist(),
+        "mean": fit.mean.tolist(),
+        "low": fit.low.tolist(),
+        "high": fit.high.tolist(),
         "p_min": fit.p_min.tolist(),
         "recommended_w": fit.recommended_w,
         "w_interval": _interval(fit.w_interval),
-        "objective": _interval(objective),
+        "objective": _interval(fit.objective),
         "noise_std": fit.noise_std,
         "length_scale": fit.length_scale,
     }
@@ -221,20 +230,31 @@ def merge_candidates(named: dict[str, dict]) -> dict[str, dict]:
 # --- comparisons -------------------------------------------------------------------------
 
 
-def compare(candidate: list[float], reference: list[float], lower_is_better: bool) -> dict:
-    """candidate - reference with its 95% Welch interval and the verdict, or a note why not."""
+def difference(candidate, reference, lower_is_better: bool) -> tuple[Interval | None, str]:
+    """(candidate - reference with its 95% interval, verdict), or (None, why not) below 2
+    runs on a side. Welch's t interval; the percentile bootstrap from BOOTSTRAP_FROM runs
+    each (estimates' coverage tests: below that the bootstrap undercovers)."""
     if len(candidate) < 2 or len(reference) < 2:
+        return None, f"{TOO_FEW} ({len(candidate)} vs {len(reference)})"
+    method = "bootstrap" if min(len(candidate), len(reference)) >= BOOTSTRAP_FROM else "welch"
+    d = diff_interval(candidate, reference, method=method)
+    return d, verdict(d, lower_is_better)
+
+
+def compare(candidate: list[float], reference: list[float], lower_is_better: bool) -> dict:
+    """`difference` as JSON, with the difference relative to the reference mean, or a note."""
+    d, said = difference(candidate, reference, lower_is_better)
+    if d is None:
         return {
             "verdict": None,
             "n_candidate": len(candidate),
             "n_reference": len(reference),
             "note": "needs at least 2 full-length runs on each side",
         }
-    d = diff_interval(candidate, reference)
     ref = float(np.mean(reference))
     pct = (lambda v: 100 * v / abs(ref)) if ref else (lambda v: None)
     return {
-        "verdict": verdict(d, lower_is_better),
+        "verdict": said,
         "diff": d.estimate,
         "low": d.low,
         "high": d.high,
