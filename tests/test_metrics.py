@@ -188,8 +188,8 @@ def _features(ev, images) -> np.ndarray:
         return ev.extractor(identity(images) if images.dtype == torch.uint8 else images).numpy()
 
 
-def test_kid_of_the_scorer_equals_estimates_kid_on_the_same_features(tmp_path):
-    from tune_vqvae.estimates import kid
+def test_kid_of_the_scorer_equals_kid_on_the_same_features(tmp_path):
+    from tune_vqvae.metrics.kid import kid
 
     data = make_data(48)
     ev = evaluator(tmp_path, data, batch_size=16, kid_subsets=7, kid_subset_size=20, seed=3)
@@ -200,7 +200,7 @@ def test_kid_of_the_scorer_equals_estimates_kid_on_the_same_features(tmp_path):
     mean, std = kid(fake, real, subsets=7, subset_size=20, seed=3)
     assert out["kid"] == pytest.approx(mean, rel=1e-5) and out["kid_std"] == pytest.approx(std, rel=1e-5)
     assert out["kid_std"] > 0 and out["kid"] > 0  # blur moves the features
-    # ... and estimates.kid is the textbook formula: all 48 images in one subset
+    # ... and kid is the textbook formula: all 48 images in one subset
     full = kid(fake, real, subsets=1, subset_size=48)[0]
     assert full == pytest.approx(_kid_reference(fake.astype(np.float64), real.astype(np.float64)), rel=1e-9)
 

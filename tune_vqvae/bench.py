@@ -283,8 +283,23 @@ def bench_fid(bc: BenchConfig, data: ImageData) -> dict:
     big = bc.fid_images or (100 if bc.quick else 10_000)
     batch = 50 if device.type == "cpu" else 500  # CPU: bounds the 299x299 activations (~2 GB)
     extractor = random_weight_inception()
-    return {f"{n} images": benchmark_features(extractor, n, batch, device)
-            for n in (big // 10, big)}
+    rows = {f"{n} images": benchmark_features(extractor, n, batch, device) for n in (big // 10, big)}
+    rows[f"kid {big} images"] = bench_kid(big, device)
+    return rows
+
+
+def bench_kid(n: int, device: torch.device, dims: int = 2048) -> dict:
+    """KID of two sets of `n` pool3-sized features (the scorer's 100 subsets of up to 1,000):
+    its cost is the float64 kernel, so features are random; the kernel does not care."""
+    from .metrics.kid import kid
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(n, dims, generator=gen, dtype=torch.float64) for _ in range(2))
+    kid(a[:16], b[:16], subsets=1, device=device)  # warm-up (CUDA context, kernels)
+    start = time.perf_counter()
+    kid(a, b, subsets=100, subset_size=1000, device=device)  # returns floats: synchronised
+    seconds = time.perf_counter() - start
+    return {"images": n, "subsets": 100, "subset_size": min(1000, n), "seconds": seconds}
 
 
 def bench_fused(bc: BenchConfig, data: ImageData, groups=(2, 4, 8)) -> dict:

@@ -1,10 +1,8 @@
-"""Estimates with their uncertainty: KID, intervals of means and differences, run-to-run noise.
+"""Estimates with their uncertainty: intervals of means and differences, run-to-run noise.
 
 Small pure functions on numpy arrays (no torch, no ray), so that the search, the report and
 the benchmark state every number the same way:
 
-- `kid`: Kernel Inception Distance (unbiased MMD^2, cubic polynomial kernel), mean and std
-  over random subsets, the StyleGAN2-ADA / clean-fid / torch-fidelity convention.
 - `mean_interval`, `diff_interval` (Welch t or percentile bootstrap) and `verdict`: "does
   this config beat that one", from replicate runs (seeds) of each.
 - `run_noise`, `detectable_effect`, `seeds_needed`, `describe_noise`: how large the
@@ -79,67 +77,6 @@ def _as_1d(values, name: str, min_n: int = 2) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name}: values must be finite (drop diverged runs first)")
     return x
-
-
-# ----------------------------------------------------------------------------- KID
-
-
-_PRECOMPUTE_MAX_ENTRIES = 32_000_000  # kernel entries of all rows (256 MB of float64)
-
-
-def _cubic_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """k(x, y) = (x.y / d + 1)^3, the polynomial kernel of Binkowski et al. 2018."""
-    return (x @ y.T / x.shape[1] + 1.0) ** 3
-
-
-def _mmd2_unbiased(k_aa: np.ndarray, k_bb: np.ndarray, k_ab: np.ndarray) -> float:
-    """Unbiased MMD^2 of two equal-size samples: within-set sums without the diagonal
-    over m(m-1), the cross term over m^2 (as StyleGAN2-ADA and torch-fidelity)."""
-    m = k_aa.shape[0]
-    within = (k_aa.sum() - np.trace(k_aa) + k_bb.sum() - np.trace(k_bb)) / (m * (m - 1))
-    return float(within - 2.0 * k_ab.sum() / (m * m))
-
-
-def kid(feats_a, feats_b, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """Kernel Inception Distance between two sets of features, as (mean, std) over subsets.
-
-    Each of `subsets` draws picks `m = min(subset_size, len(a), len(b))` rows of each set
-    without replacement and computes the unbiased MMD^2 with k(x, y) = (x.y/d + 1)^3; the
-    result is the mean and the (ddof=0) std of these estimates, the convention of
-    StyleGAN2-ADA (`metrics/kernel_inception_distance.py`), clean-fid and torch-fidelity.
-    KID is unbiased at any sample size, unlike FID; it can be slightly negative when the
-    sets come from the same distribution. When both sets have exactly `m` rows every
-    subset is the whole set, so the std is 0: it measures subset spread, not sampling error.
-
-    When the two sets are small enough (kernel matrices of all rows under ~32 M entries),
-    the kernel is computed once and indexed per subset, which gives the same numbers.
-
-    >>> rng = np.random.default_rng(0)
-    >>> a, b = rng.normal(size=(200, 16)), rng.normal(size=(300, 16)) + 0.5
-    >>> mean, std = kid(a, b, subsets=10, subset_size=100)
-    """
-    a = np.asarray(feats_a, dtype=np.float64)
-    b = np.asarray(feats_b, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"kid: features must be 2-D with the same dimension, got {a.shape} and {b.shape}")
-    m = min(subset_size, len(a), len(b))
-    if m < 2 or subsets < 1:
-        raise ValueError(f"kid: need subset size >= 2 and subsets >= 1 (got m={m}, subsets={subsets})")
-    rng = np.random.default_rng(seed)
-    precompute = (len(a) + len(b)) ** 2 <= _PRECOMPUTE_MAX_ENTRIES
-    if precompute:  # one big product beats `subsets` small ones for a few thousand images
-        k_aa, k_bb, k_ab = _cubic_kernel(a, a), _cubic_kernel(b, b), _cubic_kernel(a, b)
-    values = np.empty(subsets)
-    for s in range(subsets):
-        ia = rng.choice(len(a), m, replace=False)
-        ib = rng.choice(len(b), m, replace=False)
-        if precompute:
-            blocks = k_aa[np.ix_(ia, ia)], k_bb[np.ix_(ib, ib)], k_ab[np.ix_(ia, ib)]
-        else:
-            x, y = a[ia], b[ib]
-            blocks = _cubic_kernel(x, x), _cubic_kernel(y, y), _cubic_kernel(x, y)
-        values[s] = _mmd2_unbiased(*blocks)
-    return float(values.mean()), float(values.std())
 
 
 # ----------------------------------------------------------------------------- intervals

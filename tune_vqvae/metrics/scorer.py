@@ -9,7 +9,8 @@ the Fréchet distance in float64.
 
 KID (Binkowski et al. 2018) from the same features: the unbiased MMD^2 with the cubic
 polynomial kernel, mean and std over `kid_subsets` random subsets of `kid_subset_size`
-images (`tune_vqvae.estimates.kid`, the StyleGAN2-ADA / clean-fid convention). FID is
+images (`tune_vqvae.metrics.kid`, on the scorer's device; the StyleGAN2-ADA / clean-fid
+convention). FID is
 biased at a few thousand images (and needs more images than its 2,048 dimensions for a
 full-rank covariance); KID is unbiased and comes with an error bar. KID needs the
 features themselves, not only their moments, so the features of both sets are kept
@@ -38,9 +39,9 @@ from torch import nn
 
 from ..data import DEFAULT_CACHE, ImageData
 from ..errors import UserError, atomic_write_bytes, ensure_writable_dir
-from ..estimates import kid
 from .frechet import StreamingStats, frechet_distance
 from .inception import InceptionFeatures, check_fid_weights, require_fid_weights
+from .kid import kid
 from .swd import SWDAccumulator
 
 FID_MODES = ("auto", "required", "off")
@@ -202,7 +203,7 @@ class FIDEvaluator:
         """(mean, std) KID of reconstructions' features against the cached real features;
         subsets drawn with the scorer's seed, so a trial's KID is repeatable."""
         return kid(fake_feats, self.reference_features(), subsets=self.cfg.kid_subsets,
-                   subset_size=self.cfg.kid_subset_size, seed=self.cfg.seed)
+                   subset_size=self.cfg.kid_subset_size, seed=self.cfg.seed, device=self.device)
 
     # -- scoring
 
