@@ -42,7 +42,7 @@ def test_search_bench_tiny_budget_writes_every_strategy(tmp_path, capsys):
     assert set(doc["curves"]) == {"realistic", "no_gain"}
     assert doc["curves"]["realistic"]["gain_exists"] and not doc["curves"]["no_gain"]["gain_exists"]
     for curve in doc["curves"].values():
-        for strategy in ("paper_grid", "old", "new", "new_no_stop"):
+        for strategy in ("paper_grid", "old", "new", "new_asha"):
             s = curve[strategy]["6"]
             assert s["repeats"] == 1 and s["median_regret"] >= 0 and 0 <= s["false_claim_rate"] <= 1
     assert doc["curves"]["no_gain"]["new"]["6"]["runs_per_search"] > 6 + 3  # baseline seeds + confirmation

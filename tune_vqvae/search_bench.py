@@ -12,10 +12,12 @@ verdicts). Strategies:
 - `old`: the search before issue 12: GP on log w, early-stopped trials told COMPLETE with
   their early value, one baseline run; answer: the best single full-length run, and a gain
   "claimed" whenever that run beats the baseline run (the console printed it as a gain).
-- `new`: early-stopped trials PRUNED, `baseline_seeds` baseline runs, the surrogate's
-  recommended w, the confirmation stage (`confirm_seeds` fresh seeds for each candidate);
-  a gain is claimed when the verdict of recommended vs baseline is "better".
-- `new_no_stop`: `new` with `--no-early-stop` (every trial trains all epochs).
+- `new`: the search as shipped: every trial trains all epochs, `baseline_seeds` baseline
+  runs, the surrogate's recommended w, the confirmation stage (`confirm_seeds` fresh seeds
+  for each candidate); a gain is claimed when the verdict of recommended vs baseline is
+  "better".
+- `new_asha`: `new` with `--early-stop` (ASHA; stopped trials PRUNED, never fitted).
+  Before 2026-11-26 these two were called `new_no_stop` and `new` (ASHA was the default).
 
 Per curve, strategy and budget (trials per loss, paper points included, as --num-samples):
 the regret of the recommended config (true objective there minus the true minimum over
@@ -46,7 +48,7 @@ from .curves import Curve, load_curve
 from .errors import UserError, atomic_write_text, cli_entry
 from .vocab import BASELINE, BEST_OBSERVED, CONFIRM, PAPER, RECOMMENDED, SEARCH, paper_points
 
-STRATEGIES = ("paper_grid", "old", "new", "new_no_stop")
+STRATEGIES = ("paper_grid", "old", "new", "new_asha")
 
 
 @dataclass
@@ -241,12 +243,12 @@ def simulate(curve_spec: str, repeat: int, bc: SearchBenchConfig) -> dict:
     if "paper_grid" in bc.strategies:
         point, claimed = old_answer(sim, sim.paper_grid())
         out["paper_grid"] = {b: (point, claimed, 4 + 1) for b in bc.budgets}
-    for strategy in ("old", "new", "new_no_stop"):
+    for strategy in ("old", "new", "new_asha"):
         if strategy not in bc.strategies:
             continue
         out[strategy] = {}
         for budget in bc.budgets:
-            rows = sim.gp_search(budget, pruned=strategy != "old", early_stop=strategy != "new_no_stop")
+            rows = sim.gp_search(budget, pruned=strategy != "old", early_stop=strategy != "new")
             if strategy == "old":
                 point, claimed = old_answer(sim, rows)
                 out[strategy][budget] = (point, claimed, budget + 1)
@@ -375,7 +377,7 @@ def targets(bc: SearchBenchConfig, results: dict) -> dict:
     gain claimed in <= 5% of the searches on curves without one."""
     out = {}
     for curve, per in results.items():
-        for new_name in ("new", "new_no_stop"):
+        for new_name in ("new", "new_asha"):
             if "old" in per and new_name in per:
                 out.update(_targets(curve, per, per["old"], per[new_name], new_name, bc.budgets))
     return out
