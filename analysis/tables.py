@@ -14,7 +14,7 @@ from tune_vqvae.estimates import Noise
 from tune_vqvae.vocab import higher_is_better, paper_weights, point_name
 
 from . import answer
-from .load import COMPLETED, DIVERGED, FAILED, STOPPED
+from .load import COMPLETED, DAMAGED, DIVERGED, FAILED, STOPPED, warnings_of
 
 GRID_POINTS = [(True, w) for w in paper_weights()] + [(False, math.nan)]  # the paper's, per loss
 
@@ -100,6 +100,7 @@ def analyse(df: pd.DataFrame, objective: str) -> Analysis:
     df["search"] = df["path"].map(lambda p: str(_search_dir(p)))
     order = list(dict.fromkeys(df.loc[df["loss"] != "mse", "loss"]))
     a = Analysis(trials=df, objective=objective, losses=order, groups=_groups(df))
+    a.notes.extend(warnings_of(df))
     _baselines(a)
     a.summary = _summary(a)
     a.grid = _grid(a)
@@ -172,7 +173,7 @@ def _counts(a: Analysis, loss: str) -> dict:
     t = a.trials[a.trials["loss"] == loss]
     return {"trials": len(t), "completed": int((t["state"] == COMPLETED).sum()),
                 "stopped": int((t["state"] == STOPPED).sum()),
-                "failed": int(t["state"].isin([FAILED, DIVERGED]).sum())}
+                "failed": int(t["state"].isin([FAILED, DIVERGED, DAMAGED]).sum())}
 
 
 def _summary(a: Analysis) -> pd.DataFrame:
