@@ -256,15 +256,19 @@ def _overhead(a: Analysis) -> pd.DataFrame:
     """Step time per loss against the MSE baseline, the loss's own share, and the cost of
     the search against the paper's fixed grid (4 full runs per loss)."""
     t = a.trials
+    # Step times without the first (warm-up) epoch: from trials that ran more than one epoch,
+    # where there are some (a trial that failed in its second epoch has only the warm-up).
+    warm = t["step_ms"].notna() & (t["epochs"] > 1)
+    t = t[warm] if warm.any() else t[t["step_ms"].notna()]
     rows = []
     base_all = t[(t["loss"] == "mse")]
     for loss in ["mse"] + a.losses:
-        mine = t[t["loss"] == loss]
-        timed = mine[mine["step_ms"].notna()]
+        mine = a.trials[a.trials["loss"] == loss]
+        timed = t[t["loss"] == loss]
         searches = set(mine["search"])
-        base = base_all[base_all["search"].isin(searches) & base_all["step_ms"].notna()]
+        base = base_all[base_all["search"].isin(searches)]
         if base.empty:
-            base = base_all[base_all["step_ms"].notna()]
+            base = base_all
         step, base_step = timed["step_ms"].mean(), base["step_ms"].mean()
         recon = timed["recon_loss_ms"].mean()
         row = {"loss": loss, "step_ms": step, "step_ms_std": _std(timed["step_ms"]),
