@@ -269,6 +269,12 @@ def test_bad_input_leaves_an_existing_search_untouched(finished, tmp_path, capsy
         (["--resume", str(exp / "gmsd")], "is not a search experiment"),
         (["--mock", "--loss", "gmsd", "--seeds", "-2", "--storage-path", s, "--name", "n3"],
          "--seeds must be >= 0"),
+        # --resume keeps the saved settings: a flag that would change one is refused, not ignored
+        (["--resume", str(exp), "--loss", "ssim"], "--loss ssim (saved: gmsd) would change them"),
+        (["--resume", str(exp), "--epochs", "3", "--lr", "0.1", "--seeds", "1"],
+         "--epochs 3 (saved: 1), --lr 0.1 (saved: 0.0002) would change them"),
+        (["--resume", str(exp), "--early-stop"], "--early-stop on (saved: off)"),
+        (["--resume", str(exp), "--faults", '{"sleep_s": 1}'], '--faults {"sleep_s": 1} (saved: default)'),
     ]
     for argv, words in cases:
         assert run(argv) == 2, argv
@@ -469,3 +475,39 @@ def test_seeds_rerun_the_best_configs_for_mean_and_std(ray_cluster, tmp_path, ca
     assert summary.loc["gmsd", "value"] == pytest.approx(np.mean(values))
     assert summary.loc["gmsd", "value_std"] == pytest.approx(np.std(values, ddof=1))
     assert 0 < summary.loc["gmsd", "value_std"] < 2 * MOCK_SEED_NOISE
+
+
+@pytest.mark.slow
+def test_resume_of_a_finished_search_adds_seed_reruns_once(ray_cluster, tmp_path, capsys):
+    """`--resume DIR --seeds N` on a finished search (flags equal to the saved ones are
+    accepted): the seed re-runs are added, nothing of the search is re-run, the Optuna study
+    is unchanged; a second `--resume DIR --seeds N` adds nothing."""
+    grid = str(REPO / "search_spaces/paper_grid.yaml")
+    assert run(["--mock", "--space", grid, "--loss", "gmsd", "--epochs", "1", "--storage-path", str(tmp_path),
+                "--name", "f", "--baseline-seeds", "1", "--confirm-seeds", "0"]) == 0
+    exp = tmp_path / "f"
+    first = pd.read_csv(exp / "results.csv")
+    assert len(first) == 5 and not (first.role == "seed").any()
+    journal = (exp / JOURNAL_FILE).read_bytes()
+    capsys.readouterr()
+
+    assert run(["--resume", str(exp), "--seeds", "2", "--loss", "gmsd", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = pd.read_csv(exp / "results.csv")
+    seeded = rows[rows.role == "seed"]
+    assert len(rows) == 5 + 4 and set(rows.status) == {"COMPLETED"}
+    assert sorted(zip(seeded.loss, seeded.seed)) == [("gmsd", 1), ("gmsd", 2), ("mse", 1), ("mse", 2)]
+    assert set(seeded[seeded.loss == "gmsd"].w) == {1.0}  # the best grid point (the mock's w* = 2)
+    progress = [line for line in out.splitlines() if line.startswith("[")]  # "[gmsd] <trial> ..."
+    assert any(line.startswith("[gmsd-seeds]") for line in progress), out  # the re-runs ran
+    for trial_id in first.trial_id:  # the search's trials: restored, not run again
+        assert not [line for line in progress if f"] {trial_id} " in line], out
+    assert set(first.trial_id) <= set(rows.trial_id)
+    assert json.loads((exp / SETTINGS_FILE).read_text())["seeds"] == 2
+    assert (exp / JOURNAL_FILE).read_bytes() == journal  # seed re-runs are not Optuna trials
+
+    dirs = sorted(p.name for p in exp.glob("*/*/params.json"))
+    assert run(["--resume", str(exp), "--seeds", "2"]) == 0  # again: nothing new
+    again = pd.read_csv(exp / "results.csv")
+    assert len(again) == 9 and set(again.trial_id) == set(rows.trial_id)
+    assert sorted(p.name for p in exp.glob("*/*/params.json")) == dirs
