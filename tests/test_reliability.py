@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ import pytest
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
 
 from processes import kill_session, run, search_env, study  # noqa: E402
+from waiting import Lines, wait_until  # noqa: E402
 
 from tune_vqvae import errors, search  # noqa: E402
 from tune_vqvae.testing import MOCK_SEED_NOISE, mock_final_objective  # noqa: E402
@@ -126,6 +126,12 @@ def test_killed_worker_is_retried_from_checkpoint_with_the_uninterrupted_result(
 
 # --- 2. the search driver is killed -----------------------------------------------------
 
+def two_finished_one_running(lines: list[str]) -> bool:
+    """Two [gmsd] trials at epoch 3/3, then one at epoch 1/3 (mid-run)."""
+    done = [i for i, s in enumerate(lines) if s.startswith("[gmsd]") and "epoch 3/3" in s]
+    return len(done) >= 2 and any(s.startswith("[gmsd]") and "epoch 1/3" in s for s in lines[done[1] + 1:])
+
+
 @pytest.mark.slow
 def test_killed_driver_then_resume_finishes_the_search(tmp_path):
     """kill -9 of the search process mid-run (the mock, 0.7 s per epoch), then the same
@@ -140,22 +146,14 @@ def test_killed_driver_then_resume_finishes_the_search(tmp_path):
             "--baseline-seeds", "1", "--confirm-seeds", "0"]
     proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
-    seen = []
+    output = Lines(proc.stdout)
     try:
-        deadline = time.time() + 240
-        for line in proc.stdout:
-            seen.append(line)
-            assert time.time() < deadline, "".join(seen)
-            if sum("epoch 3/3" in s and s.startswith("[gmsd]") for s in seen) >= 2 \
-                    and line.startswith("[gmsd]") and "epoch 1/3" in line:
-                break  # two loss trials finished, another one mid-run
-        else:
-            pytest.fail("the search ended before it could be killed:\n" + "".join(seen))
+        output.wait_for(two_finished_one_running, 240, "two finished loss trials and a third one running")
         os.kill(proc.pid, signal.SIGKILL)  # the driver: no handler, no last snapshot
         proc.wait(timeout=30)
     finally:
         kill_session(proc.pid)  # and whatever Ray processes outlived it
-        proc.stdout.close()
+        output.close()
     assert proc.returncode == -signal.SIGKILL
     assert not (exp / "results.csv").exists()
     # What the killed driver had recorded: its last experiment snapshot and the journal.
@@ -363,7 +361,7 @@ import numpy as np, torch
 import torchvision.datasets.utils as tv_utils
 from torchvision.datasets import CIFAR10
 
-archive, cache, markers, start, md5_file, out = sys.argv[1:7]
+archive, cache, markers, start, md5_file, out, ready = sys.argv[1:8]
 md5 = json.loads(Path(md5_file).read_text())
 tag = str(os.getpid())
 
@@ -391,7 +389,10 @@ FIDEvaluator._compute_reference = counted
 torch.manual_seed(0)
 extractor = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(2),
                                 torch.nn.Flatten())
+Path(ready, tag).touch()  # imported and patched: waiting for the start
+deadline = time.monotonic() + 120
 while not Path(start).exists():
+    assert time.monotonic() < deadline, "no start signal within 120 s"
     time.sleep(0.01)
 data = load_data(DataConfig(source="cifar10", cache_dir=cache))
 fid = FIDEvaluator(FIDConfig(samples=64, batch_size=32, cache_dir=cache, fid_mode="off",
@@ -407,14 +408,19 @@ def test_eight_processes_share_one_dataset_and_one_fid_stats_file(tmp_path):
     md5 = fake_cifar_archive(tmp_path / "cifar-10-python.tar.gz")
     (tmp_path / "md5.json").write_text(json.dumps(md5))
     cache, markers, start = tmp_path / "cache", tmp_path / "markers", tmp_path / "start"
+    ready = tmp_path / "ready"
     markers.mkdir()
+    ready.mkdir()
     procs = [subprocess.Popen([PY, "-c", CHILD, str(tmp_path / "cifar-10-python.tar.gz"), str(cache),
                                str(markers), str(start), str(tmp_path / "md5.json"),
-                               str(tmp_path / f"out{i}.npz")], cwd=REPO, stderr=subprocess.PIPE, text=True)
+                               str(tmp_path / f"out{i}.npz"), str(ready)], cwd=REPO, stderr=subprocess.PIPE,
+                              text=True)
              for i in range(8)]
     try:
-        time.sleep(1)
-        start.touch()  # all eight at once (those still importing join as soon as they can)
+        # A barrier: all eight imported and waiting (or one already dead: it says why below).
+        wait_until(lambda: len(os.listdir(ready)) == 8 or any(p.poll() is not None for p in procs), 180,
+                   "eight processes ready")
+        start.touch()  # all eight at once
         errs = [p.communicate(timeout=240)[1] for p in procs]
     finally:
         for p in procs:
