@@ -14,6 +14,11 @@ checkpoints, retries, resume, replicates, confirmation) runs in seconds; users s
   above 1, 3.5% multiplicative noise per run, uncorrelated across configs and seeded by
   (config, seed), so a run is reproducible), for tests of the statistics.
 
+With --holdout, the test split's scores (`mock_test_objective`) rank the weights otherwise
+(the known curve's test optimum is at w*/4), so tests can tell which split selected the
+winner. Step times differ per loss (`MOCK_STEP_MS`, the first epoch slower), so the
+analysis's overhead table has known figures.
+
 It lives in the package, not under tests/, because Ray's worker processes import it by
 module name wherever the search runs.
 """
