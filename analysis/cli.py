@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from tune_vqvae.errors import UserError, cli_entry, ensure_writable_dir
 
-from .load import choose_objective, load
+from .load import choose_objective, load, warnings_of
 from .report import build, write
 from .tables import analyse
 
@@ -49,6 +50,8 @@ def main(argv=None):
     if a.images < 1:
         raise UserError(f"--images must be >= 1, got {a.images}")
     experiments, trials = load(a.experiments)
+    for line in warnings_of(trials):  # damaged files, an all-failed search: named up front
+        print(f"warning: {line}", file=sys.stderr)
     objective = choose_objective(trials, a.objective)
     analysis = analyse(trials, objective)
     out = ensure_writable_dir(Path(a.out) if a.out else default_out(experiments),

@@ -11,7 +11,17 @@ Layout read (Ray Tune 2.x, local storage):
     <storage>/<search>/results.json                         the search's rows (role, status), if written
 
 Nothing here imports ray or needs the search process: a finished experiment and one still
-running read the same way (a half-written last line of result.json is ignored).
+running read the same way.
+
+Damaged files are named, never reinterpreted (`Trial.damage`, printed as warnings by the CLI):
+a result.json whose last line is cut off is completed from the newest checkpoint's
+trial_state.json (every result the trial reported); where no checkpoint holds the missing
+epochs, a trial that ended is "damaged" (its final results unknown, no metrics), never
+"stopped early", and a running one keeps what was read. A trial Ray finished (TERMINATED) short
+of its epochs counts as stopped by the scheduler only when its last result carries Ray's stop
+marker (`done`), the search recorded it as stopped, or its newest checkpoint ends where its
+results do. An experiment whose every trial failed says so, with the first line of the
+exception in their error.txt.
 
 The trial fields of issue 12 are read where a search wrote them and derived where it did not,
 so older experiments analyse the same way: `role` (baseline, paper, search, seed, confirm;
@@ -25,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,8 +64,8 @@ CONFIRM_SUFFIX = getattr(vocab, "CONFIRM_SUFFIX", "-confirm")  # <search>/<loss>
 TRIAL_ROLES = (BASELINE, PAPER, SEARCH, SEED, CONFIRM)
 
 # Trial states in the report (Ray's TERMINATED is split by what actually happened).
-COMPLETED, STOPPED, DIVERGED, FAILED, RUNNING, PENDING = (
-    "completed", "stopped early", "diverged", "failed", "running", "pending")
+COMPLETED, STOPPED, DIVERGED, FAILED, RUNNING, PENDING, DAMAGED = (
+    "completed", "stopped early", "diverged", "failed", "running", "pending", "damaged")
 IN_PROGRESS = (RUNNING, PENDING)
 
 
@@ -65,9 +76,12 @@ class Trial:
     config: dict
     history: pd.DataFrame  # one row per reported result
     ray_status: str | None = None  # from experiment_state-*.json, if listed there
-    error: str | None = None  # last line of error.txt
+    error: str | None = None  # the exception line of error.txt
     notes: list[str] = field(default_factory=list)
     row: dict = field(default_factory=dict)  # the search's results.json row, if any
+    damage: list[str] = field(default_factory=list)  # damaged files, named (CLI warnings)
+    cut_line: int | None = None  # result.json's cut-off last line, where no checkpoint completed it
+    checkpoint_epoch: float | None = None  # the epoch of the newest checkpoint's trial_state.json
 
 
 # --- finding experiments -----------------------------------------------------------------
@@ -118,13 +132,15 @@ def _read_json(path: Path):
         return None
 
 
-def _read_results(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """result.json lines; a truncated last line (a writer mid-flush) is dropped."""
-    rows, notes = [], []
+def _read_results(path: Path) -> tuple[pd.DataFrame, int | None]:
+    """result.json lines -> (rows, the number of a cut-off last line or None). The last line
+    is cut off by a writer mid-flush, or by damage: the caller completes it from the checkpoint
+    or says so. A broken line before the last is damage that nothing can repair."""
+    rows, cut = [], None
     try:
         lines = path.read_text().splitlines()
     except OSError:
-        return pd.DataFrame(), notes
+        return pd.DataFrame(), None
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -132,33 +148,40 @@ def _read_results(path: Path) -> tuple[pd.DataFrame, list[str]]:
             row = json.loads(line)
         except ValueError:
             if i == len(lines) - 1:
-                notes.append("last result line half-written (ignored)")
+                cut = i + 1
                 continue
             raise UserError(f"{path}: line {i + 1} is not JSON; the experiment is damaged "
                             f"(re-run the trial or remove its directory)") from None
         row.pop("config", None)
         rows.append({k: v for k, v in row.items() if not isinstance(v, (dict, list))})
-    return pd.DataFrame(rows), notes
+    return pd.DataFrame(rows), cut
 
 
-def _checkpointed_results(trial: Path) -> list[dict]:
-    """Every result the trial reported up to its newest checkpoint (TRIAL_STATE_FILE)."""
+def _checkpointed_results(trial: Path) -> tuple[list[dict], Path | None, float | None]:
+    """Every result the trial reported up to its newest checkpoint (TRIAL_STATE_FILE):
+    (results, that file, its epoch); ([], None, None) without one."""
     for c in sorted(trial.glob("checkpoint_*"), reverse=True):
         state = _read_json(c / TRIAL_STATE_FILE)
         if isinstance(state, dict) and isinstance(state.get("reported"), list):
-            return [r for r in state["reported"] if isinstance(r, dict) and "epoch" in r]
-    return []
+            reported = [r for r in state["reported"] if isinstance(r, dict) and "epoch" in r]
+            return reported, c / TRIAL_STATE_FILE, _num(state.get("epoch"))
+    return [], None, None
 
 
-def _with_checkpointed_results(trial: Path, history: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+def _with_checkpointed_results(trial: Path, history: pd.DataFrame, reported: list[dict]
+                               ) -> tuple[pd.DataFrame, list[int]]:
     """result.json's rows plus the epochs only the checkpoint kept, in epoch order."""
     have = set(history["epoch"].tolist()) if "epoch" in history else set()
-    missing = [r for r in _checkpointed_results(trial) if r["epoch"] not in have]
+    missing = [r for r in reported if r["epoch"] not in have]
     if not missing:
         return history, []
     merged = pd.concat([history, pd.DataFrame(missing)], ignore_index=True)
     merged = merged.sort_values("epoch", kind="stable").reset_index(drop=True)
     return merged, [int(r["epoch"]) for r in missing]
+
+
+def _last_epoch(history: pd.DataFrame) -> float:
+    return _last(history, "epoch") if "epoch" in history else _last(history, "training_iteration")
 
 
 def _experiment_state(d: Path) -> dict[str, dict]:
@@ -184,15 +207,31 @@ def _experiment_state(d: Path) -> dict[str, dict]:
 
 
 def _error_reason(path: Path) -> str | None:
+    """The first line of the exception in a trial's error.txt ("SomeError: message"): Ray
+    writes "Failure # k (...)", the actor line, the traceback (frames indented), then the
+    exception at column 0, whose message may go on over further lines."""
     try:
-        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    except OSError:
+        raw = [re.sub(r"\x1b\[[0-9;]*m", "", ln) for ln in path.read_text().splitlines()]
+    except (OSError, UnicodeDecodeError):
         return None
-    # The exception line of the innermost traceback: "SomeError: message".
+    frames = [i for i, ln in enumerate(raw) if ln.lstrip().startswith('File "')]
+    if frames:  # the first unindented line after the last frame (of the last traceback)
+        for ln in raw[frames[-1] + 1:]:
+            if ln.strip() and not ln[0].isspace():
+                return ln.strip()[:300]
+    lines = [ln.strip() for ln in raw if ln.strip()]
     for line in reversed(lines):
         if re.match(r"^[A-Za-z_][\w.]*(: |$)", line) and not line.startswith("File "):
-            return re.sub(r"\x1b\[[0-9;]*m", "", line)[:300]
+            return line[:300]
     return lines[-1][:300] if lines else None
+
+
+def _error_of(t: Path) -> str | None:
+    if (t / "error.txt").exists():
+        return _error_reason(t / "error.txt") or f"{t / 'error.txt'} is empty"
+    if (t / "error.pkl").exists():  # a pickled Ray exception: reading it would need ray
+        return f"Ray recorded an error in {t / 'error.pkl'} (no error.txt)"
+    return None
 
 
 def read_experiment(d: Path) -> list[Trial]:
@@ -209,21 +248,38 @@ def read_experiment(d: Path) -> list[Trial]:
                                 f"{d.name}'s experiment state: the experiment is half-written; "
                                 f"wait for the search to write it or remove that trial directory")
             notes.append("params.json unreadable; config taken from the experiment state")
-        history, more = _read_results(t / "result.json")
-        history, recovered = _with_checkpointed_results(t, history)
-        notes += more + ([f"epoch(s) {recovered} missing from result.json, read from the last "
-                          f"checkpoint (a worker died before Ray saved the file)"] if recovered else [])
-        err = t / "error.txt"
+        results = t / "result.json"
+        history, cut = _read_results(results)
+        read_to = _last_epoch(history)
+        reported, state_file, checkpoint_epoch = _checkpointed_results(t)
+        history, recovered = _with_checkpointed_results(t, history, reported)
+        damage = []
+        if cut and any(e > read_to or math.isnan(read_to) for e in recovered):
+            damage.append(f"{results}: line {cut} is cut off; epochs {_epochs(recovered)} read from "
+                          f"{state_file.relative_to(t)} instead")
+            cut = None
+        elif cut:
+            damage.append(f"{results}: line {cut} is cut off (being written, or damaged) and no "
+                          f"checkpoint holds a later epoch than {read_to:g}")
+        if recovered and not damage:
+            notes.append(f"epoch(s) {recovered} missing from result.json, read from the last "
+                         f"checkpoint (a worker died before Ray saved the file)")
         trials.append(Trial(
             experiment=d.name, path=t, config=config, history=history,
             ray_status=(state.get(t.name) or {}).get("status"),
-            error=_error_reason(err) if err.exists() else None, notes=notes))
+            error=_error_of(t), notes=notes + damage, damage=damage, cut_line=cut,
+            checkpoint_epoch=checkpoint_epoch))
         seen.add(t.name)
     for logdir, s in state.items():  # listed but no directory yet: pending
         if logdir not in seen and isinstance(s.get("config"), dict):
             trials.append(Trial(experiment=d.name, path=d / logdir, config=s["config"],
                                 history=pd.DataFrame(), ray_status=s.get("status") or "PENDING"))
     return trials
+
+
+def _epochs(epochs: list[int]) -> str:
+    return f"{epochs[0]}-{epochs[-1]}" if len(epochs) > 2 and epochs == list(
+        range(epochs[0], epochs[-1] + 1)) else ", ".join(map(str, epochs))
 
 
 # --- one row per trial -------------------------------------------------------------------
@@ -298,6 +354,28 @@ def _state(t: Trial, epochs_planned: float, epochs_done: float, diverged: bool) 
     return RUNNING, f"no final status; last reported epoch {epochs_done:g}/{epochs_planned:g}"
 
 
+def _damaged(t: Trial, read: float, planned: float, diverged: bool) -> str:
+    """Why a trial's results cannot be taken as they stand ("" when they can): never read a
+    damaged result.json as a trial that stopped early or completed with its last values."""
+    status = (t.ray_status or "").upper()
+    results = t.path / "result.json"
+    fix = "restore the file from a backup or re-run the trial"
+    ended = status in ("TERMINATED", "ERROR") or bool(t.row.get("status"))
+    if t.cut_line and ended and not read >= planned:  # a cut line after the last epoch loses nothing
+        return (f"{results} is cut off at line {t.cut_line}, after epoch {read:g}/{planned:g}, and no "
+                f"checkpoint holds the later epochs: its final results are unknown; {fix}")
+    claimed = _num(t.row.get("epochs_trained", t.row.get("epochs")))
+    if claimed > read:
+        return (f"{RESULTS_JSON} says {claimed:g} epochs were trained, but {results} and the "
+                f"checkpoints hold {read:g}: lines are missing; {fix}")
+    corroborated = t.checkpoint_epoch is not None and t.checkpoint_epoch <= read
+    if status == "TERMINATED" and not diverged and read < planned and not _last_done(t.history) \
+            and not _stopped_flag(t) and not corroborated:
+        return (f"{results} ends at epoch {read:g}/{planned:g} without Ray's stop marker (done), and "
+                f"no checkpoint holds a later epoch: lines are missing; {fix}")
+    return ""
+
+
 def _last_str(history: pd.DataFrame, col: str) -> str:
     if col not in history:
         return ""
@@ -364,14 +442,19 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
         epochs_planned = _num(train.get("epochs"))
         epochs_done = _epochs_trained(t)
         diverged = _last(h, "diverged") == 1.0
-        state, reason = _state(t, epochs_planned, epochs_done, diverged)
+        read = _last_epoch(h)
+        damage = _damaged(t, 0.0 if math.isnan(read) else read, epochs_planned, diverged)
+        if damage:  # what was read is not the trial's result: no metrics
+            state, reason, epochs_done, h = DAMAGED, damage, 0.0 if math.isnan(read) else read, h.iloc[:0]
+        else:
+            state, reason = _state(t, epochs_planned, epochs_done, diverged)
         if _stopped_flag(t) and state in (COMPLETED, RUNNING):  # the search said so
             state, reason = STOPPED, f"stopped by the scheduler at epoch {epochs_done:g}/{epochs_planned:g}"
         ckpt = _checkpoint(t) if not h.empty else None
         seed = _num(_reported(t, "seed"))
         rows.append({
             "experiment": t.experiment, "trial": t.path.name,
-            "trial_id": _last_str(h, "trial_id") or t.path.name,
+            "trial_id": _last_str(t.history, "trial_id") or t.path.name,
             "loss": loss, "role": _role(t, loss, with_mse, w), "with_mse": with_mse, "w": w,
             "label": label(loss, with_mse, w),
             "candidate": str(_reported(t, "candidate") or ""),
@@ -391,9 +474,10 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
             "step_ms": _mean_after_first(h, "step_ms"),
             "recon_loss_ms": _mean_after_first(h, "recon_loss_ms"),
             "images_per_s": _mean_after_first(h, "images_per_s"),
-            "time_total_s": _last(h, "time_total_s"),
+            # Ray's clock, of the last result only: a result read from a checkpoint has none.
+            "time_total_s": _num(h["time_total_s"].iloc[-1]) if "time_total_s" in h and len(h) else math.nan,
             "checkpoint": str(ckpt) if ckpt else "",
-            "notes": "; ".join(t.notes), "path": str(t.path),
+            "notes": "; ".join(t.notes), "damage": "; ".join(t.damage), "path": str(t.path),
         })
     return pd.DataFrame(rows)
 
@@ -446,6 +530,30 @@ def _attach_rows(trials: list[Trial]) -> None:
         t.row = rows[search_dir].get(trial_id, {})
 
 
+def _failed_because(failed: list[tuple[str, Path]]) -> str:
+    """"REASON (k trials; see DIR/error.txt)" of the commonest error, and how many others."""
+    counts = Counter(reason for reason, _ in failed)
+    reason, k = counts.most_common(1)[0]
+    where = next(path for r, path in failed if r == reason)
+    text = f"{reason} ({k} trial{'s' if k > 1 else ''}; see {where})"
+    if len(counts) > 1:
+        text += f", and {len(counts) - 1} other error(s) (see each trial's error.txt)"
+    return text
+
+
+def warnings_of(df: pd.DataFrame) -> list[str]:
+    """What the analysis must say before any table: every damaged file, and an experiment
+    whose every trial failed (with why)."""
+    out = [r["reason"] if r["state"] == DAMAGED else r["damage"] for _, r in df.iterrows()
+           if r["state"] == DAMAGED or r.get("damage")]
+    if len(df) and df["state"].isin([FAILED, DIVERGED, DAMAGED]).all():
+        failed = [(r["reason"], Path(r["path"]) / "error.txt") for _, r in df.iterrows()
+                  if r["state"] == FAILED]
+        out.append(f"every trial failed ({len(df)} of {len(df)})"
+                   + (f": {_failed_because(failed)}" if failed else "; see the failures table"))
+    return out
+
+
 def load(paths: list[str]) -> tuple[list[Path], pd.DataFrame]:
     exps = find_experiments(paths)
     trials = [t for d in exps for t in read_experiment(d)]
@@ -454,8 +562,15 @@ def load(paths: list[str]) -> tuple[list[Path], pd.DataFrame]:
         raise UserError(f"{names}: no trials yet (half-written experiment); wait for the "
                         f"search to start its trials")
     if not any(len(t.history) for t in trials):
+        failed = [(t.error or "Ray marked the trial ERROR", t.path / "error.txt") for t in trials
+                  if t.error or (t.ray_status or "").upper() == "ERROR"]
+        if failed and len(failed) == len(trials):
+            raise UserError(f"{names}: every trial failed ({len(trials)} of {len(trials)}) before "
+                            f"reporting a result: {_failed_because(failed)}; fix the cause and "
+                            f"run the search again")
+        more = f"; {len(failed)} failed already: {_failed_because(failed)}" if failed else ""
         raise UserError(f"{names}: no trial has reported a result yet (half-written "
-                        f"experiment); run the analysis again after the first epoch")
+                        f"experiment); run the analysis again after the first epoch{more}")
     for b in _with_baseline(exps, trials):
         exps.append(b)
         trials += read_experiment(b)

@@ -14,7 +14,7 @@ from tune_vqvae.estimates import Noise
 from tune_vqvae.vocab import higher_is_better, paper_weights, point_name
 
 from . import answer
-from .load import COMPLETED, DIVERGED, FAILED, STOPPED
+from .load import COMPLETED, DAMAGED, DIVERGED, FAILED, STOPPED, warnings_of
 
 GRID_POINTS = [(True, w) for w in paper_weights()] + [(False, math.nan)]  # the paper's, per loss
 
@@ -100,6 +100,7 @@ def analyse(df: pd.DataFrame, objective: str) -> Analysis:
     df["search"] = df["path"].map(lambda p: str(_search_dir(p)))
     order = list(dict.fromkeys(df.loc[df["loss"] != "mse", "loss"]))
     a = Analysis(trials=df, objective=objective, losses=order, groups=_groups(df))
+    a.notes.extend(warnings_of(df))
     _baselines(a)
     a.summary = _summary(a)
     a.grid = _grid(a)
@@ -172,7 +173,7 @@ def _counts(a: Analysis, loss: str) -> dict:
     t = a.trials[a.trials["loss"] == loss]
     return {"trials": len(t), "completed": int((t["state"] == COMPLETED).sum()),
                 "stopped": int((t["state"] == STOPPED).sum()),
-                "failed": int(t["state"].isin([FAILED, DIVERGED]).sum())}
+                "failed": int(t["state"].isin([FAILED, DIVERGED, DAMAGED]).sum())}
 
 
 def _summary(a: Analysis) -> pd.DataFrame:
@@ -255,15 +256,19 @@ def _overhead(a: Analysis) -> pd.DataFrame:
     """Step time per loss against the MSE baseline, the loss's own share, and the cost of
     the search against the paper's fixed grid (4 full runs per loss)."""
     t = a.trials
+    # Step times without the first (warm-up) epoch: from trials that ran more than one epoch,
+    # where there are some (a trial that failed in its second epoch has only the warm-up).
+    warm = t["step_ms"].notna() & (t["epochs"] > 1)
+    t = t[warm] if warm.any() else t[t["step_ms"].notna()]
     rows = []
     base_all = t[(t["loss"] == "mse")]
     for loss in ["mse"] + a.losses:
-        mine = t[t["loss"] == loss]
-        timed = mine[mine["step_ms"].notna()]
+        mine = a.trials[a.trials["loss"] == loss]
+        timed = t[t["loss"] == loss]
         searches = set(mine["search"])
-        base = base_all[base_all["search"].isin(searches) & base_all["step_ms"].notna()]
+        base = base_all[base_all["search"].isin(searches)]
         if base.empty:
-            base = base_all[base_all["step_ms"].notna()]
+            base = base_all
         step, base_step = timed["step_ms"].mean(), base["step_ms"].mean()
         recon = timed["recon_loss_ms"].mean()
         row = {"loss": loss, "step_ms": step, "step_ms_std": _std(timed["step_ms"]),

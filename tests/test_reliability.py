@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ import pytest
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
 
 from processes import kill_session, run, search_env, study  # noqa: E402
+from waiting import Lines, wait_until  # noqa: E402
 
 from tune_vqvae import errors, search  # noqa: E402
 from tune_vqvae.testing import MOCK_SEED_NOISE, mock_final_objective  # noqa: E402
@@ -126,6 +126,12 @@ def test_killed_worker_is_retried_from_checkpoint_with_the_uninterrupted_result(
 
 # --- 2. the search driver is killed -----------------------------------------------------
 
+def two_finished_one_running(lines: list[str]) -> bool:
+    """Two [gmsd] trials at epoch 3/3, then one at epoch 1/3 (mid-run)."""
+    done = [i for i, s in enumerate(lines) if s.startswith("[gmsd]") and "epoch 3/3" in s]
+    return len(done) >= 2 and any(s.startswith("[gmsd]") and "epoch 1/3" in s for s in lines[done[1] + 1:])
+
+
 @pytest.mark.slow
 def test_killed_driver_then_resume_finishes_the_search(tmp_path):
     """kill -9 of the search process mid-run (the mock, 0.7 s per epoch), then the same
@@ -140,22 +146,14 @@ def test_killed_driver_then_resume_finishes_the_search(tmp_path):
             "--baseline-seeds", "1", "--confirm-seeds", "0"]
     proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
-    seen = []
+    output = Lines(proc.stdout)
     try:
-        deadline = time.time() + 240
-        for line in proc.stdout:
-            seen.append(line)
-            assert time.time() < deadline, "".join(seen)
-            if sum("epoch 3/3" in s and s.startswith("[gmsd]") for s in seen) >= 2 \
-                    and line.startswith("[gmsd]") and "epoch 1/3" in line:
-                break  # two loss trials finished, another one mid-run
-        else:
-            pytest.fail("the search ended before it could be killed:\n" + "".join(seen))
+        output.wait_for(two_finished_one_running, 240, "two finished loss trials and a third one running")
         os.kill(proc.pid, signal.SIGKILL)  # the driver: no handler, no last snapshot
         proc.wait(timeout=30)
     finally:
         kill_session(proc.pid)  # and whatever Ray processes outlived it
-        proc.stdout.close()
+        output.close()
     assert proc.returncode == -signal.SIGKILL
     assert not (exp / "results.csv").exists()
     # What the killed driver had recorded: its last experiment snapshot and the journal.
@@ -269,6 +267,12 @@ def test_bad_input_leaves_an_existing_search_untouched(finished, tmp_path, capsy
         (["--resume", str(exp / "gmsd")], "is not a search experiment"),
         (["--mock", "--loss", "gmsd", "--seeds", "-2", "--storage-path", s, "--name", "n3"],
          "--seeds must be >= 0"),
+        # --resume keeps the saved settings: a flag that would change one is refused, not ignored
+        (["--resume", str(exp), "--loss", "ssim"], "--loss ssim (saved: gmsd) would change them"),
+        (["--resume", str(exp), "--epochs", "3", "--lr", "0.1", "--seeds", "1"],
+         "--epochs 3 (saved: 1), --lr 0.1 (saved: 0.0002) would change them"),
+        (["--resume", str(exp), "--early-stop"], "--early-stop on (saved: off)"),
+        (["--resume", str(exp), "--faults", '{"sleep_s": 1}'], '--faults {"sleep_s": 1} (saved: default)'),
     ]
     for argv, words in cases:
         assert run(argv) == 2, argv
@@ -357,7 +361,7 @@ import numpy as np, torch
 import torchvision.datasets.utils as tv_utils
 from torchvision.datasets import CIFAR10
 
-archive, cache, markers, start, md5_file, out = sys.argv[1:7]
+archive, cache, markers, start, md5_file, out, ready = sys.argv[1:8]
 md5 = json.loads(Path(md5_file).read_text())
 tag = str(os.getpid())
 
@@ -385,7 +389,10 @@ FIDEvaluator._compute_reference = counted
 torch.manual_seed(0)
 extractor = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(2),
                                 torch.nn.Flatten())
+Path(ready, tag).touch()  # imported and patched: waiting for the start
+deadline = time.monotonic() + 120
 while not Path(start).exists():
+    assert time.monotonic() < deadline, "no start signal within 120 s"
     time.sleep(0.01)
 data = load_data(DataConfig(source="cifar10", cache_dir=cache))
 fid = FIDEvaluator(FIDConfig(samples=64, batch_size=32, cache_dir=cache, fid_mode="off",
@@ -401,14 +408,19 @@ def test_eight_processes_share_one_dataset_and_one_fid_stats_file(tmp_path):
     md5 = fake_cifar_archive(tmp_path / "cifar-10-python.tar.gz")
     (tmp_path / "md5.json").write_text(json.dumps(md5))
     cache, markers, start = tmp_path / "cache", tmp_path / "markers", tmp_path / "start"
+    ready = tmp_path / "ready"
     markers.mkdir()
+    ready.mkdir()
     procs = [subprocess.Popen([PY, "-c", CHILD, str(tmp_path / "cifar-10-python.tar.gz"), str(cache),
                                str(markers), str(start), str(tmp_path / "md5.json"),
-                               str(tmp_path / f"out{i}.npz")], cwd=REPO, stderr=subprocess.PIPE, text=True)
+                               str(tmp_path / f"out{i}.npz"), str(ready)], cwd=REPO, stderr=subprocess.PIPE,
+                              text=True)
              for i in range(8)]
     try:
-        time.sleep(1)
-        start.touch()  # all eight at once (those still importing join as soon as they can)
+        # A barrier: all eight imported and waiting (or one already dead: it says why below).
+        wait_until(lambda: len(os.listdir(ready)) == 8 or any(p.poll() is not None for p in procs), 180,
+                   "eight processes ready")
+        start.touch()  # all eight at once
         errs = [p.communicate(timeout=240)[1] for p in procs]
     finally:
         for p in procs:
@@ -469,3 +481,39 @@ def test_seeds_rerun_the_best_configs_for_mean_and_std(ray_cluster, tmp_path, ca
     assert summary.loc["gmsd", "value"] == pytest.approx(np.mean(values))
     assert summary.loc["gmsd", "value_std"] == pytest.approx(np.std(values, ddof=1))
     assert 0 < summary.loc["gmsd", "value_std"] < 2 * MOCK_SEED_NOISE
+
+
+@pytest.mark.slow
+def test_resume_of_a_finished_search_adds_seed_reruns_once(ray_cluster, tmp_path, capsys):
+    """`--resume DIR --seeds N` on a finished search (flags equal to the saved ones are
+    accepted): the seed re-runs are added, nothing of the search is re-run, the Optuna study
+    is unchanged; a second `--resume DIR --seeds N` adds nothing."""
+    grid = str(REPO / "search_spaces/paper_grid.yaml")
+    assert run(["--mock", "--space", grid, "--loss", "gmsd", "--epochs", "1", "--storage-path", str(tmp_path),
+                "--name", "f", "--baseline-seeds", "1", "--confirm-seeds", "0"]) == 0
+    exp = tmp_path / "f"
+    first = pd.read_csv(exp / "results.csv")
+    assert len(first) == 5 and not (first.role == "seed").any()
+    journal = (exp / JOURNAL_FILE).read_bytes()
+    capsys.readouterr()
+
+    assert run(["--resume", str(exp), "--seeds", "2", "--loss", "gmsd", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = pd.read_csv(exp / "results.csv")
+    seeded = rows[rows.role == "seed"]
+    assert len(rows) == 5 + 4 and set(rows.status) == {"COMPLETED"}
+    assert sorted(zip(seeded.loss, seeded.seed)) == [("gmsd", 1), ("gmsd", 2), ("mse", 1), ("mse", 2)]
+    assert set(seeded[seeded.loss == "gmsd"].w) == {1.0}  # the best grid point (the mock's w* = 2)
+    progress = [line for line in out.splitlines() if line.startswith("[")]  # "[gmsd] <trial> ..."
+    assert any(line.startswith("[gmsd-seeds]") for line in progress), out  # the re-runs ran
+    for trial_id in first.trial_id:  # the search's trials: restored, not run again
+        assert not [line for line in progress if f"] {trial_id} " in line], out
+    assert set(first.trial_id) <= set(rows.trial_id)
+    assert json.loads((exp / SETTINGS_FILE).read_text())["seeds"] == 2
+    assert (exp / JOURNAL_FILE).read_bytes() == journal  # seed re-runs are not Optuna trials
+
+    dirs = sorted(p.name for p in exp.glob("*/*/params.json"))
+    assert run(["--resume", str(exp), "--seeds", "2"]) == 0  # again: nothing new
+    again = pd.read_csv(exp / "results.csv")
+    assert len(again) == 9 and set(again.trial_id) == set(rows.trial_id)
+    assert sorted(p.name for p in exp.glob("*/*/params.json")) == dirs

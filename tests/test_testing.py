@@ -16,10 +16,16 @@ from tune_vqvae.testing import (  # noqa: E402
     MOCK_BEST_W,
     MOCK_FLOOR,
     MOCK_NO_MSE,
+    MOCK_STEP_MS,
+    MOCK_TEST_BEST_W,
+    MOCK_TEST_FACTOR,
+    MOCK_WARMUP,
     InjectedCrash,
     inject_faults,
     mock_final_objective,
     mock_objective,
+    mock_step_ms,
+    mock_test_objective,
 )
 
 
@@ -33,6 +39,27 @@ def test_mock_has_its_known_optimum():
     # learning curves decrease to the final value
     curve = [mock_objective(cfg(w=1.0), e, 5) for e in range(1, 6)]
     assert curve == sorted(curve, reverse=True) and curve[-1] == mock_final_objective(cfg(w=1.0))
+
+
+def test_mock_test_split_ranks_the_weights_otherwise():
+    """With --holdout the test split's optimum is elsewhere: a test of the selection can tell
+    whether the held-out or the test score picked the winner."""
+    ws = [10 ** (k / 20) for k in range(-60, 21)]
+    on_val = min(ws, key=lambda w: mock_final_objective(cfg(w=w)))
+    on_test = min(ws, key=lambda w: mock_test_objective(cfg(w=w)))
+    assert abs(math.log10(on_test / MOCK_TEST_BEST_W["gmsd"])) < 0.06 and on_val / on_test > 3
+    grid = [1.0, 0.5, 0.25]  # the paper's grid: the two rankings pick different points
+    assert min(grid, key=lambda w: mock_final_objective(cfg(w=w))) == 1.0
+    assert min(grid, key=lambda w: mock_test_objective(cfg(w=w))) == 0.5
+    assert mock_test_objective(cfg(role="baseline")) == pytest.approx(MOCK_TEST_FACTOR * MOCK_BASELINE)
+    assert mock_test_objective(cfg(with_mse=False)) == pytest.approx(MOCK_TEST_FACTOR * MOCK_NO_MSE)
+
+
+def test_mock_step_times_per_loss():
+    assert mock_step_ms(cfg(w=1.0), 2)[0] == MOCK_STEP_MS["gmsd"] != MOCK_STEP_MS["mse"]
+    assert mock_step_ms(cfg(role="baseline"), 2)[0] == MOCK_STEP_MS["mse"]
+    assert mock_step_ms(cfg(w=1.0), 1)[0] == MOCK_WARMUP * MOCK_STEP_MS["gmsd"]
+    assert 0 < mock_step_ms(cfg(w=1.0), 2)[1] < mock_step_ms(cfg(w=1.0), 2)[0]
 
 
 def test_fault_injection(tmp_path):

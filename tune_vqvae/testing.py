@@ -14,6 +14,11 @@ checkpoints, retries, resume, replicates, confirmation) runs in seconds; users s
   above 1, 3.5% multiplicative noise per run, uncorrelated across configs and seeded by
   (config, seed), so a run is reproducible), for tests of the statistics.
 
+With --holdout, the test split's scores (`mock_test_objective`) rank the weights otherwise
+(the known curve's test optimum is at w*/4), so tests can tell which split selected the
+winner. Step times differ per loss (`MOCK_STEP_MS`, the first epoch slower), so the
+analysis's overhead table has known figures.
+
 It lives in the package, not under tests/, because Ray's worker processes import it by
 module name wherever the search runs.
 """
@@ -85,10 +90,25 @@ MOCK_BASELINE = 1.0  # final objective of the plain-MSE baseline
 MOCK_NO_MSE = 1.5  # final objective of the "no MSE" variant (worse than the baseline)
 MOCK_FLOOR = 0.2  # final objective at the best w (so the best gains 80% over the baseline)
 MOCK_SEED_NOISE = 0.01  # amplitude of the mock's seed dependence (none for seed 0)
+# With --holdout, the test split's best weight: a quarter of the held-out one, so that selecting
+# on test instead of on the held-out images picks another w (and tests can tell which was used).
+MOCK_TEST_BEST_W = {loss: w / 4 for loss, w in MOCK_BEST_W.items()}
+MOCK_TEST_FACTOR = 1.05  # the test split scores 5% worse (at its own optimum)
+# Mean wall time of a training step (ms) and of the reconstruction loss within it, per loss: a
+# perceptual loss costs more than MSE, each by its own amount, so the analysis's overhead
+# table has known figures. The first epoch's steps take MOCK_WARMUP times as long (allocation,
+# compilation), which the analysis leaves out.
+MOCK_STEP_MS = {"mse": 10.0, "psnr": 10.5, "ssim": 12.0, "ms_ssim": 14.0, "haarpsi": 13.0,
+                "gmsd": 11.5, "ms_gmsd": 12.5}
+MOCK_RECON_LOSS_MS = {"mse": 0.2, "psnr": 0.4, "ssim": 1.5, "ms_ssim": 3.0, "haarpsi": 2.5,
+                      "gmsd": 1.15, "ms_gmsd": 2.0}
+MOCK_OTHER_STEP_MS, MOCK_OTHER_RECON_LOSS_MS = 12.0, 1.0  # a plugin loss
+MOCK_WARMUP = 3.0
 
 
-def mock_final_objective(config: dict) -> float:
-    """Final objective of the mock: (log10 w - log10 w*)^2 + floor, plus small noise."""
+def mock_final_objective(config: dict, best_w: dict | None = None) -> float:
+    """Final objective of the mock: (log10 w - log10 w*)^2 + floor, plus small noise; w* from
+    `best_w` (default MOCK_BEST_W)."""
     name, w, with_mse = loss_settings(config)
     # Seed "noise" (0 for seed 0): --seeds re-runs differ a little, like real training runs.
     seed_noise = MOCK_SEED_NOISE * math.sin(float((config.get("train") or {}).get("seed", 0)))
@@ -96,10 +116,35 @@ def mock_final_objective(config: dict) -> float:
         return MOCK_BASELINE + seed_noise
     if not with_mse:
         return MOCK_NO_MSE + seed_noise
-    value = MOCK_FLOOR + (math.log10(w) - math.log10(MOCK_BEST_W.get(name, 1.0))) ** 2
+    value = MOCK_FLOOR + (math.log10(w) - math.log10((best_w or MOCK_BEST_W).get(name, 1.0))) ** 2
     # Deterministic "noise": a fixed function of w, +-1% of the floor.
     noise = 0.01 * MOCK_FLOOR * math.sin(1e3 * math.log(w))
     return value + noise + seed_noise
+
+
+def mock_test_objective(config: dict) -> float:
+    """With --holdout, the mock's final objective on the test split: MOCK_TEST_FACTOR times the
+    held-out curve with its optimum moved to MOCK_TEST_BEST_W (the known curve), so the
+    held-out and test rankings of the weights disagree; MOCK_TEST_FACTOR times the held-out
+    value for the baseline, "no MSE" and the other curves."""
+    if (config.get("mock_curve") or "known") == "known":
+        return MOCK_TEST_FACTOR * mock_final_objective(config, MOCK_TEST_BEST_W)
+    epochs = int(config["train"]["epochs"])
+    return MOCK_TEST_FACTOR * mock_objective(config, epochs, epochs)
+
+
+def mock_step_ms(config: dict, epoch: int) -> tuple[float, float]:
+    """(step_ms, recon_loss_ms) the mock reports at `epoch` (see MOCK_STEP_MS)."""
+    name = loss_settings(config)[0]
+    warmup = MOCK_WARMUP if epoch == 1 else 1.0
+    return (warmup * MOCK_STEP_MS.get(name, MOCK_OTHER_STEP_MS),
+            warmup * MOCK_RECON_LOSS_MS.get(name, MOCK_OTHER_RECON_LOSS_MS))
+
+
+def _scores(value: float) -> dict:
+    """The metrics the mock derives from an objective value (held out, or test as test_*)."""
+    return dict(fid=100 * value, kid=1e-3 * value, swd=value, val_mse=0.01 * value, val_recon=value,
+                val_psnr=30 - value, val_ssim=1 - value / 10)
 
 
 def mock_objective(config: dict, epoch: int, epochs: int) -> float:
@@ -147,20 +192,18 @@ def mock_trainable(config: dict, data=None) -> None:
                 return
             value = mock_objective(config, epoch, epochs)
             state["epoch"] = epoch
+            step_ms, recon_loss_ms = mock_step_ms(config, epoch)
             metrics = {name: 0.0 for name in TRAINER_METRICS}
             metrics.update(
-                epoch=float(epoch), fid=100 * value, kid=1e-3 * value, kid_std=1e-4 * value,
-                swd=value, val_mse=0.01 * value, val_recon=value, val_psnr=30 - value,
-                val_ssim=1 - value / 10,
-                train_loss=value, images_per_s=1e4, step_ms=1.0, recon_loss_ms=0.1,
+                epoch=float(epoch), **_scores(value), kid_std=1e-4 * value,
+                train_loss=value, step_ms=step_ms, recon_loss_ms=recon_loss_ms,
+                images_per_s=1000 * int(config["train"].get("batch_size", 128)) / step_ms,
                 perplexity=20.0, codes_used=0.5, eval_epoch=float(epoch), diverged=0.0,
                 node_id=node_id(),
             )
             if epoch == epochs and config["train"]["data"].get("holdout"):
-                # With a holdout the test split scores a little worse (selection on val).
-                worse = {"fid": 1.05, "kid": 1.05, "swd": 1.05, "val_mse": 1.05, "val_psnr": 0.95,
-                         "val_ssim": 0.95}
-                metrics.update({test_metric(k): f * metrics[k] for k, f in worse.items()})
+                # With a holdout the test split ranks the weights differently (mock_test_objective).
+                metrics.update({test_metric(k): v for k, v in _scores(mock_test_objective(config)).items()})
             metrics["objective"] = objective_value(metrics, config["objective"])
             writer.add_scalar("val/objective", metrics["objective"], epoch)
             writer.flush()

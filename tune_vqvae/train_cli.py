@@ -92,6 +92,16 @@ def _resumed_config(out: Path, given: TrainConfig) -> TrainConfig:
     return dataclasses.replace(saved, **{k: getattr(given, k) for k in RESUME_OVERRIDES})
 
 
+def _diverged_advice(cfg: TrainConfig) -> str:
+    """What to change after a diverged run: the settings it ran with."""
+    lr = f"--lr (now {cfg.lr:g})"
+    if cfg.loss.name == "mse":
+        return f"lower {lr}"
+    if not cfg.loss.with_mse:
+        return f"lower {lr}, or train with MSE (drop --no-mse)"
+    return f"lower --weight (now {cfg.loss.weight:g}) or {lr}"
+
+
 @cli_entry
 def main(argv=None):
     a = build_parser().parse_args(argv)
@@ -117,7 +127,7 @@ def main(argv=None):
                   f"{m['perplexity']:.1f}  {m['images_per_s']:.0f} img/s  step {m['step_ms']:.1f} ms "
                   f"(loss {m['recon_loss_ms']:.2f} ms)", flush=True)
     except DivergedError as e:
-        raise UserError(f"{e}; lower the weight, or train with MSE (drop --no-mse)") from None
+        raise UserError(f"{e}; {_diverged_advice(cfg)}") from None
     finally:
         trainer.close()
     return 0

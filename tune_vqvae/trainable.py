@@ -138,8 +138,8 @@ def train_vqvae(config: dict, data=None) -> None:
     reported = (state or {}).get("reported", [])
     try:
         while trainer.epoch < cfg.epochs:
-            inject_faults(config, trainer.epoch + 1)
-            try:
+            try:  # an injected NaN takes the path of a real one (tests)
+                inject_faults(config, trainer.epoch + 1)
                 metrics = trainer.train_epoch()
             except DivergedError as e:
                 tune.report(diverged_result(e.epoch, e))

@@ -146,6 +146,37 @@ def config_from_args(a: argparse.Namespace) -> SearchConfig:
     return SearchConfig(**values)
 
 
+# What --resume may set; every other setting is the saved search's own (search.json).
+RESUME_MAY_SET = ("seeds", "confirm_seeds", "storage_path", "name")
+
+
+def refuse_changed_settings(a: argparse.Namespace, saved: SearchConfig, settings_file: Path) -> None:
+    """--resume with a flag that would change a saved setting: refused (exit 2), never ignored."""
+    defaults = build_parser()
+    given = {k for k, v in vars(a).items() if v != defaults.get_default(k)}
+    given = {"losses" if k == "loss" else k for k in given}
+    new = config_from_args(argparse.Namespace(**{**vars(a), "smoke": False}))
+    new.smoke = a.smoke
+
+    changed = []
+    for f in dataclasses.fields(SearchConfig):
+        value, kept = getattr(new, f.name), getattr(saved, f.name)
+        if f.name in given and f.name not in RESUME_MAY_SET and value != kept:
+            flag = "--loss" if f.name == "losses" else "--" + f.name.replace("_", "-")
+            changed.append(f"{flag} {_shown(value)} (saved: {_shown(kept)})")
+    if changed:
+        raise UserError(f"--resume keeps the search's settings ({settings_file}); {', '.join(changed)} "
+                        f"would change them: drop the flag, or start a new search with another --name")
+
+
+def _shown(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return {None: "default", True: "on", False: "off"}[v]
+    if isinstance(v, list):
+        return ",".join(map(str, v))
+    return json.dumps(v) if isinstance(v, dict) else f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def settings(a: argparse.Namespace) -> tuple[SearchConfig, Layout, bool]:
     """Settings and experiment directory, checked before Ray starts. -> (cfg, layout, resume)."""
     if a.resume:
@@ -166,6 +197,7 @@ def settings(a: argparse.Namespace) -> tuple[SearchConfig, Layout, bool]:
         except (json.JSONDecodeError, TypeError) as e:
             raise UserError(f"--resume: {settings} is unreadable ({e}); "
                             "it is not a search's settings") from None
+        refuse_changed_settings(a, cfg, settings)
         if a.seeds is not None:  # --resume DIR --seeds N: add seed re-runs to a search
             cfg.seeds = a.seeds
         if a.confirm_seeds is not None:  # --resume DIR --confirm-seeds N: (re)run the confirmation
