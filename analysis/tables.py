@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tune_vqvae.answer import compare
 from tune_vqvae.estimates import Noise
 from tune_vqvae.vocab import higher_is_better, paper_weights, point_name
 
@@ -271,9 +272,14 @@ def _overhead(a: Analysis) -> pd.DataFrame:
             base = base_all
         step, base_step = timed["step_ms"].mean(), base["step_ms"].mean()
         recon = timed["recon_loss_ms"].mean()
+        # the interval of the step-time difference, relative to the baseline's mean: the same
+        # rule as every other comparison (tune_vqvae.answer.compare); NaN below 2 trials a side
+        cost = compare(list(timed["step_ms"]), list(base["step_ms"]), lower_is_better=True)
         row = {"loss": loss, "step_ms": step, "step_ms_std": _std(timed["step_ms"]),
                    "baseline_step_ms": base_step,
                    "overhead_pct": 100 * (step / base_step - 1) if base_step else math.nan,
+                   "overhead_low_pct": cost.get("percent_low", math.nan),
+                   "overhead_high_pct": cost.get("percent_high", math.nan),
                    "recon_loss_ms": recon, "recon_share_pct": 100 * recon / step if step else math.nan,
                    "trials_timed": len(timed),
                    "search_trial_s": mine["time_total_s"].fillna(0).sum()}

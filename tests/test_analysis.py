@@ -149,7 +149,10 @@ def test_figures_and_html(report):
     assert overhead.loc["gmsd", "recon_share_pct"] == pytest.approx(100 * recon / step)  # 10%
     assert overhead.loc["mse", "overhead_pct"] == pytest.approx(0.0)
     assert overhead.loc["gmsd", "search_trial_s"] > 0
-    assert "gmsd costs +15.0% step time against MSE" in (report / "report.md").read_text()
+    # one baseline run: no interval, and the sentence says why instead of a bare verdict
+    assert math.isnan(overhead.loc["gmsd", "overhead_low_pct"])
+    assert ("gmsd costs +15.0% step time against MSE (above the paper's 10% claim on its point "
+            "estimate; fewer than 2 timed trials a side, no interval)") in (report / "report.md").read_text()
     pareto = pd.read_csv(report / "pareto.csv")
     assert pareto["pareto"].any()
 
@@ -403,3 +406,14 @@ def test_error_line_is_the_first_line_of_the_last_exception(tmp_path):
         "Note: the second line of the message\n")
     assert _error_reason(tmp_path / "error.txt") == \
         "RuntimeError: CUDA out of memory. Tried to allocate 2 GiB"
+
+
+@pytest.mark.parametrize("low, high, said", [(2.0, 8.0, "within the paper's 10% claim"),
+                                             (12.0, 30.0, "above the paper's 10% claim"),
+                                             (4.0, 16.0, "not resolved against the paper's 10% claim")])
+def test_overhead_verdict_on_the_10_percent_claim_needs_the_whole_interval(low, high, said):
+    from analysis.report import _against_claim, _pct_interval
+
+    row = {"overhead_pct": (low + high) / 2, "overhead_low_pct": low, "overhead_high_pct": high}
+    assert _against_claim(row) == said
+    assert _pct_interval(row) == f" [{low:+.1f}, {high:+.1f}]"
