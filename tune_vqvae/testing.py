@@ -32,7 +32,7 @@ from ray import tune
 from .curves import load_curve
 from .errors import DivergedError
 from .trainable import TRAINER_METRICS, diverged_result, node_id, quiet_logs, report_epoch, restore_state
-from .vocab import loss_settings, objective_value, test_metric
+from .vocab import joint_weights, loss_settings, objective_value, test_metric
 
 
 class InjectedCrash(RuntimeError):
@@ -85,6 +85,9 @@ MOCK_BASELINE = 1.0  # final objective of the plain-MSE baseline
 MOCK_NO_MSE = 1.5  # final objective of the "no MSE" variant (worse than the baseline)
 MOCK_FLOOR = 0.2  # final objective at the best w (so the best gains 80% over the baseline)
 MOCK_SEED_NOISE = 0.01  # amplitude of the mock's seed dependence (none for seed 0)
+# A joint loss's known best (w1, w2) and its final objective there (beats each part alone).
+MOCK_BEST_JOINT = {"ssim+gmsd": (0.5, 0.05)}
+MOCK_JOINT_FLOOR = 0.15
 
 
 def mock_final_objective(config: dict) -> float:
@@ -96,6 +99,11 @@ def mock_final_objective(config: dict) -> float:
         return MOCK_BASELINE + seed_noise
     if not with_mse:
         return MOCK_NO_MSE + seed_noise
+    weights = joint_weights(config)
+    if weights is not None:  # a joint loss: a bowl in (log w1, log w2), below the single losses'
+        best = MOCK_BEST_JOINT.get(name, (1.0,) * len(weights))
+        return MOCK_JOINT_FLOOR + sum((math.log10(w) - math.log10(b)) ** 2 for w, b in zip(weights, best)) \
+            + seed_noise
     value = MOCK_FLOOR + (math.log10(w) - math.log10(MOCK_BEST_W.get(name, 1.0))) ** 2
     # Deterministic "noise": a fixed function of w, +-1% of the floor.
     noise = 0.01 * MOCK_FLOOR * math.sin(1e3 * math.log(w))
