@@ -34,6 +34,7 @@ from .load import COMPLETED, CONFIRM
 DEFAULT_BOUNDS = (1e-3, 10.0)  # tune_vqvae.search._spaces.joint_default_space
 MIN_PAIRS = 4  # distinct (w1, w2) with full-length runs the surface needs
 NOT_RESOLVED = "not resolved"
+VIEW_MARGIN = 0.5  # decades shown around the weights that ran
 
 
 @dataclass
@@ -154,11 +155,13 @@ def analyse_joint(a, loss: str) -> JointResult:
 
 # --- the figure ------------------------------------------------------------------------------
 
-def _log_axis(axis) -> None:
+def _log_axis(axis, decades: float) -> None:
+    """Ticks at powers of 10, and labelled 2 and 5 between them when few decades are shown."""
+    label = FuncFormatter(lambda v, _: f"{v:g}")
     axis.set_major_locator(LogLocator(base=10, subs=(1.0,)))
     axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
+    axis.set_major_formatter(label)
+    axis.set_minor_formatter(label if decades < 2.5 else NullFormatter())
 
 
 RUN_STYLE = {  # full-length runs on the contour, by role
@@ -174,8 +177,15 @@ def contour_plot(a, r: JointResult) -> bytes:
     recommended pair."""
     fit, (p1, p2) = r.fit, loss_parts(r.loss)[:2]
     fig, ax = plt.subplots(figsize=(7.6, 6.0))
-    w1, w2 = 10 ** fit.log10_w1, 10 ** fit.log10_w2
-    z = fit.mean
+    # Shown: the weights that ran, half a decade around (within the space); beyond, the surface
+    # is the GP's reversion to its mean, not data. The colours span what is shown.
+    seen = np.log10(r.runs[["w1", "w2"]].to_numpy(float))
+    box = [(max(g[0], seen[:, k].min() - VIEW_MARGIN), min(g[-1], seen[:, k].max() + VIEW_MARGIN))
+           for k, g in enumerate((fit.log10_w1, fit.log10_w2))]
+    i1 = (fit.log10_w1 >= box[0][0] - 1e-9) & (fit.log10_w1 <= box[0][1] + 1e-9)
+    i2 = (fit.log10_w2 >= box[1][0] - 1e-9) & (fit.log10_w2 <= box[1][1] + 1e-9)
+    w1, w2 = 10 ** fit.log10_w1[i1], 10 ** fit.log10_w2[i2]
+    z = fit.mean[np.ix_(i2, i1)]
     positive = bool(np.all(z > 0))
     if positive and z.max() / z.min() > 10:  # orders of magnitude: log colour levels
         levels = np.geomspace(z.min(), z.max(), 22)
@@ -186,14 +196,18 @@ def contour_plot(a, r: JointResult) -> bytes:
     ax.contour(cs, colors="k", linewidths=0.3, alpha=0.5)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _log_axis(ax.xaxis)
-    _log_axis(ax.yaxis)
+    _log_axis(ax.xaxis, box[0][1] - box[0][0])
+    _log_axis(ax.yaxis, box[1][1] - box[1][0])
+    ax.tick_params(which="minor", labelsize=7)
     bar = fig.colorbar(cs, ax=ax, pad=0.02)
     bar.set_label(f"{plots._ylabel(a)}: surrogate's posterior mean")
     if positive and z.max() / z.min() > 10:
         bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
-    lo, hi = 10 ** fit.log10_w1[0], 10 ** fit.log10_w1[-1]
-    ax.plot([lo, hi], [lo, hi], ls=":", color="w", lw=1, alpha=0.8, label="w1 = w2")
+    lo, hi = min(w1[0], w2[0]), max(w1[-1], w2[-1])
+    ax.plot([lo, hi], [lo, hi], ls=":", color="0.35", lw=1.2, label="w1 = w2")
+    (x0, y0), (x1, y1) = 10 ** seen.min(axis=0), 10 ** seen.max(axis=0)
+    ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], ls="--", color="0.2", lw=0.9,
+            label="weights run (the recommendation is searched inside)")
     roles = r.runs["role"].where(r.runs["role"].isin(list(RUN_STYLE)), SEARCH)
     for role, style in RUN_STYLE.items():
         m = r.runs[roles == role]
@@ -203,12 +217,13 @@ def contour_plot(a, r: JointResult) -> bytes:
     ax.scatter([b1], [b2], marker="*", s=300, color="gold", edgecolors="k", lw=1, zorder=6, clip_on=False,
                label=f"recommended pair w1 = {b1:.3g}, w2 = {b2:.3g};\n  {a.objective} there "
                      f"{o.estimate:.4g} [{o.low:.4g}, {o.high:.4g}] (95%)")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(10 ** fit.log10_w2[0], 10 ** fit.log10_w2[-1])
+    ax.set_xlim(w1[0], w1[-1])
+    ax.set_ylim(w2[0], w2[-1])
     ax.set_xlabel(f"w1: weight of {p1} (log scale)")
     ax.set_ylabel(f"w2: weight of {p2} (log scale)")
     ax.set_title(f"{a.objective} of mse + w1·{p1} + w2·{p2}: GP over (log w1, log w2), "
-                 f"{fit.n_observations} full-length runs", fontsize=10)
+                 f"{fit.n_observations} full-length runs;\nthe fitted run-to-run noise (sd "
+                 f"{fit.noise_std:.3g}) against the colours' span ({z.max() - z.min():.3g})", fontsize=10)
     ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, framealpha=0.9)
     return plots._png(fig)
 

@@ -97,7 +97,8 @@ def test_joint_labels_and_directory_names():
     assert config_label(c) == label("ssim+gmsd", True, (0.5, 0.25)) == "mse+0.5*ssim+0.25*gmsd"
     assert run_label("ssim+gmsd", True, (0.5, 0.25)) == "mse+0.5*ssim+0.25*gmsd"
     assert mode("ssim+gmsd", True) == "mse+w1*ssim+w2*gmsd"
-    assert point_name(True, (0.5, 0.25)) == "w=(0.5, 0.25)" and dir_tag("search", True, (0.5, 0.25)) == "w0.5_0.25"
+    assert point_name(True, (0.5, 0.25)) == "w=(0.5, 0.25)"
+    assert dir_tag("search", True, (0.5, 0.25)) == "w0.5_0.25"
     assert config_label({"loss": "gmsd", "role": "search", "w": 0.5}) == "mse+0.5*gmsd"  # unchanged
 
 
@@ -164,7 +165,8 @@ def test_weight_sampler_models_both_weights_with_one_gp():
 
     def objective(trial):
         trial.suggest_categorical("with_mse", [True])
-        return bowl(trial.suggest_float("w1", 1e-3, 10, log=True), trial.suggest_float("w2", 1e-3, 10, log=True))
+        w1 = trial.suggest_float("w1", 1e-3, 10, log=True)
+        return bowl(w1, trial.suggest_float("w2", 1e-3, 10, log=True))
 
     study = optuna.create_study(sampler=WeightSampler(seed=0))
     for w in (1.0, 0.5, 0.25):
@@ -204,7 +206,8 @@ def test_surface_recommends_near_the_known_minimum():
 
 def test_joint_answer_and_verdict_against_the_best_single_loss():
     base = [{"loss": "mse", "experiment": "baseline", "role": "baseline", "with_mse": True, "w": None,
-             "value": 1.0 + 0.01 * k, "status": "COMPLETED", "epochs_trained": 4, "seed": k} for k in range(3)]
+             "value": 1.0 + 0.01 * k, "status": "COMPLETED", "epochs_trained": 4, "seed": k}
+            for k in range(3)]
     rows = base + rows_of(PAIRS[:3], role="paper") + rows_of(PAIRS[3:])
     ans = answer(rows, ["ssim+gmsd"], epochs=4, bounds={"ssim+gmsd": (1e-3, 10.0)}, lower_is_better=True,
                  n_per_config=3)
@@ -222,8 +225,8 @@ def test_joint_answer_and_verdict_against_the_best_single_loss():
 
     # with confirmation runs of the pair and of a single loss: a verdict
     rec = a["candidates"]["recommended"]
-    confirm = [{**r, "role": "confirm", "candidate": "recommended", "seed": 1000 + k, "value": 0.21 + 0.002 * k}
-               for k, r in enumerate(rows_of([(rec["w1"], rec["w2"])] * 3))]
+    confirm = [{**r, "role": "confirm", "candidate": "recommended", "seed": 1000 + k,
+                "value": 0.21 + 0.002 * k} for k, r in enumerate(rows_of([(rec["w1"], rec["w2"])] * 3))]
     ssim = [{"loss": "ssim", "experiment": "ssim-confirm", "role": "confirm", "with_mse": True, "w": 2.0,
              "candidate": "recommended", "value": 0.30 + 0.002 * k, "status": "COMPLETED",
              "epochs_trained": 4, "seed": 1000 + k} for k in range(3)]
