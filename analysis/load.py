@@ -55,8 +55,10 @@ from tune_vqvae.vocab import (
     SEEDS_SUFFIX,
     TEST_METRICS,
     TRIAL_STATE_FILE,
+    joint_weights,
     label,
     on_paper_grid,
+    weight_params,
 )
 
 CONFIRM = vocab.CONFIRM  # the confirmation stage's runs
@@ -456,7 +458,8 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
             "experiment": t.experiment, "trial": t.path.name,
             "trial_id": _last_str(t.history, "trial_id") or t.path.name,
             "loss": loss, "role": _role(t, loss, with_mse, w), "with_mse": with_mse, "w": w,
-            "label": label(loss, with_mse, w),
+            "label": label(loss, with_mse, joint_weights(t.config) or w),
+            **weight_params(loss, joint_weights(t.config) or ()),  # a joint loss's w1, w2
             "candidate": str(_reported(t, "candidate") or ""),
             "seed": seed if not math.isnan(seed) else _num(train.get("seed", 0)),
             "holdout": _num((train.get("data") or {}).get("holdout", 0)),

@@ -21,7 +21,7 @@ from tune_vqvae.errors import atomic_write_bytes, atomic_write_text
 from tune_vqvae.estimates import Interval, describe_noise, seeds_needed
 from tune_vqvae.vocab import paper_weights, point_name
 
-from . import plots
+from . import joint, plots
 from .answer import Comparison, comparisons_frame, curves_frame
 from .load import IN_PROGRESS
 from .tables import Analysis, best_group, best_trial
@@ -501,6 +501,7 @@ def build(a: Analysis, experiments: list[Path], out: Path, *, requested_objectiv
                  f"every loss's surrogate of {a.objective} relative to the MSE baseline's mean")
     r.table(summary_table(a))
     r.table(grid_table(a))
+    joint.section(r, a)  # joint losses (ssim+gmsd): the contour over (w1, w2), the pair's verdict
 
     r.h("Perception versus distortion")
     if len(a.pareto):

@@ -12,7 +12,7 @@ import pandas as pd
 
 from tune_vqvae.answer import compare
 from tune_vqvae.estimates import Noise
-from tune_vqvae.vocab import higher_is_better, paper_weights, point_name
+from tune_vqvae.vocab import higher_is_better, is_joint, paper_weights, point_name
 
 from . import answer
 from .load import COMPLETED, DAMAGED, DIVERGED, FAILED, STOPPED, warnings_of
@@ -40,6 +40,9 @@ class Analysis:
     baseline_values: dict[str, np.ndarray] = field(default_factory=dict)
     noise: Noise | None = None
     replicates: int = 0
+    # Joint losses (ssim+gmsd: mse + w1*ssim + w2*gmsd): not in `losses` (whose tables and
+    # figures are over one w); analysis.joint reports them.
+    joint_losses: list[str] = field(default_factory=list)
 
     @property
     def higher_is_better(self) -> bool:
@@ -72,6 +75,10 @@ def _groups(df: pd.DataFrame) -> pd.DataFrame:
                                      "psnr", "psnr_std", "ssim", "ssim_std", "paper_grid",
                                      "step_ms", "best_trial"])
     ok["w_key"] = ok["w"].map(_w_key)
+    if "w1" in ok:  # a joint loss's configs: one per (w1, w2)
+        joint = ok["w1"].notna()
+        ok.loc[joint, "w_key"] = [",".join(_w_key(float(v)) for v in r)
+                                  for r in ok.loc[joint, ["w1", "w2"]].to_numpy()]
     rows = []
     for (loss, with_mse, _), g in ok.groupby(["loss", "with_mse", "w_key"], sort=False):
         rows.append({
@@ -100,7 +107,8 @@ def analyse(df: pd.DataFrame, objective: str) -> Analysis:
     df["test_value"] = pd.to_numeric(df[test_column], errors="coerce") if test_column in df else math.nan
     df["search"] = df["path"].map(lambda p: str(_search_dir(p)))
     order = list(dict.fromkeys(df.loc[df["loss"] != "mse", "loss"]))
-    a = Analysis(trials=df, objective=objective, losses=order, groups=_groups(df))
+    a = Analysis(trials=df, objective=objective, losses=[x for x in order if not is_joint(x)],
+                 groups=_groups(df), joint_losses=[x for x in order if is_joint(x)])
     a.notes.extend(warnings_of(df))
     _baselines(a)
     a.summary = _summary(a)
@@ -115,7 +123,7 @@ def analyse(df: pd.DataFrame, objective: str) -> Analysis:
 def _answer(a: Analysis) -> None:
     """The surrogate curve and the verdicts of every loss, and the baseline's noise."""
     searches = [Path(s) for s in dict.fromkeys(a.trials["search"])]
-    for loss in ["mse"] + a.losses:
+    for loss in ["mse"] + a.losses + a.joint_losses:
         base = a.baselines.get(loss)
         a.baseline_values[loss] = a.trials.loc[base["trials"], "value"].to_numpy(float) \
             if base is not None else np.array([])
@@ -141,7 +149,7 @@ def _baselines(a: Analysis) -> None:
         a.notes.append("no MSE baseline trial found: ratios to the baseline are not available "
                        "(analyse the whole search directory, which holds baseline/)")
     everywhere = _baseline_group(a, base) if len(base) else None
-    for loss in a.losses:
+    for loss in a.losses + a.joint_losses:
         searches = set(df.loc[df["loss"] == loss, "search"])
         same = base[base["search"].isin(searches)]
         g = _baseline_group(a, same) if len(same) else None
@@ -263,7 +271,7 @@ def _overhead(a: Analysis) -> pd.DataFrame:
     t = t[warm] if warm.any() else t[t["step_ms"].notna()]
     rows = []
     base_all = t[(t["loss"] == "mse")]
-    for loss in ["mse"] + a.losses:
+    for loss in ["mse"] + a.losses + a.joint_losses:
         mine = a.trials[a.trials["loss"] == loss]
         timed = t[t["loss"] == loss]
         searches = set(mine["search"])
@@ -283,7 +291,7 @@ def _overhead(a: Analysis) -> pd.DataFrame:
                    "recon_loss_ms": recon, "recon_share_pct": 100 * recon / step if step else math.nan,
                    "trials_timed": len(timed),
                    "search_trial_s": mine["time_total_s"].fillna(0).sum()}
-        if loss != "mse":
+        if loss != "mse" and not is_joint(loss):  # the paper's grid has no joint loss
             row.update(_grid_cost(a, mine))
         rows.append(row)
     return pd.DataFrame(rows)

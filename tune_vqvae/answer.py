@@ -51,6 +51,7 @@ from .vocab import (
     PAPER,
     RECOMMENDED,
     SEARCH,
+    is_joint,
     point_name,
 )
 
@@ -75,9 +76,18 @@ def is_full_length(row: dict, epochs: int) -> bool:
     )
 
 
+def _joint_point(d: dict) -> tuple[float, ...]:
+    """A joint loss's weights w1, w2, ... of a point or row; () for a single loss."""
+    keys = sorted(k for k in d if k[:1] == "w" and k[1:].isdigit() and d[k] is not None)
+    return tuple(float(d[k]) for k in keys)
+
+
 def _same_point(row: dict, point: dict) -> bool:
     if bool(row.get("with_mse", True)) != bool(point["with_mse"]):
         return False
+    if _joint_point(row) or _joint_point(point):  # a joint loss: every weight equal
+        a, b = _joint_point(row), _joint_point(point)
+        return len(a) == len(b) and all(math.isclose(x, y, rel_tol=1e-9) for x, y in zip(a, b))
     return not point["with_mse"] or math.isclose(float(row["w"]), float(point["w"]), rel_tol=1e-9)
 
 
@@ -219,7 +229,7 @@ def merge_candidates(named: dict[str, dict]) -> dict[str, dict]:
     merged: dict[str, dict] = {}
     for name, point in named.items():
         for key, other in list(merged.items()):
-            if _same_point({"with_mse": point["with_mse"], "w": point.get("w")}, other):
+            if _same_point({"w": None, **point}, other):
                 merged[f"{key}+{name}"] = merged.pop(key)
                 break
         else:
@@ -347,11 +357,16 @@ def answer(
     lower_is_better: bool,
     n_per_config: int,
 ) -> dict:
-    """results.json's "answer": {"baseline": baseline_summary, "losses": {loss: loss_answer}}."""
+    """results.json's "answer": {"baseline": baseline_summary, "losses": {loss: loss_answer}}
+    (a joint loss's entry: `tune_vqvae.joint.loss_answer`)."""
+    from . import joint
+
     return {
         "baseline": baseline_summary(rows, epochs, n_per_config),
         "losses": {
-            loss: loss_answer(rows, loss, epochs=epochs, bounds=bounds[loss], lower_is_better=lower_is_better)
+            loss: (joint.loss_answer if is_joint(loss) else loss_answer)(
+                rows, loss, epochs=epochs, bounds=bounds[loss], lower_is_better=lower_is_better
+            )
             for loss in losses
         },
     }
@@ -414,8 +429,10 @@ def format_loss(loss: str, a: dict, objective: str) -> list[str]:
 
 def format_answer(ans: dict, objective: str) -> str:
     lines = []
+    from . import joint
+
     for loss, a in ans["losses"].items():
-        lines.extend(format_loss(loss, a, objective))
+        lines.extend((joint.format_loss if a.get("joint") else format_loss)(loss, a, objective))
     b = ans["baseline"]
     if "cv" in b:
         m = b["mean"]

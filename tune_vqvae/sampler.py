@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import optuna
+
+JOINT_KEY = re.compile(r"w[0-9]+")  # a joint loss's weights: w1, w2, ... (vocab.weight_keys)
 
 
 class WeightSampler(optuna.samplers.BaseSampler):
@@ -35,6 +38,7 @@ class WeightSampler(optuna.samplers.BaseSampler):
     def __init__(self, seed: int = 0, n_startup_trials: int = 3):
         self.seed = seed
         self.n_startup_trials = n_startup_trials
+        self._proposed: dict[tuple[str, int], dict] = {}  # a joint proposal's remaining weights
 
     def infer_relative_search_space(self, study, trial):
         return {}
@@ -55,13 +59,15 @@ class WeightSampler(optuna.samplers.BaseSampler):
             if True in choices and (measured_no_mse or len(choices) == 1):
                 return True
             return random.Random((self.seed * 7919 + trial.number) % 2**32).choice(choices)
+        if JOINT_KEY.fullmatch(param_name):
+            return self._sample_joint(study, trial, others, param_name, param_distribution)
         if param_name != "w":
-            raise ValueError(f"WeightSampler knows only with_mse and w, not {param_name!r}")
+            raise ValueError(f"WeightSampler knows only with_mse, w and w1, w2, ..., not {param_name!r}")
         return self._sample_w(study, trial, others, param_distribution)
 
-    def _sample_w(self, study, trial, others, dist):
-        states = optuna.trial.TrialState
-        shadow = optuna.create_study(
+    def _shadow(self, study, trial):
+        """A private study whose GPSampler sees only the trials we hand it."""
+        return optuna.create_study(
             direction=study.direction,
             sampler=optuna.samplers.GPSampler(
                 seed=(self.seed * 7919 + trial.number) % 2**32,
@@ -69,6 +75,43 @@ class WeightSampler(optuna.samplers.BaseSampler):
                 warn_independent_sampling=False,
             ),
         )
+
+    def _sample_joint(self, study, trial, others, name, dist):
+        """A joint loss (mse + w1*a + w2*b): one GP over all its weights. The first weight a
+        trial asks for is proposed together with the others (GPSampler on the shadow study,
+        its trials' COMPLETE values, running and pruned ones pending, as for w); the others
+        are then answered from that proposal. The weights are the parameters w1, w2, ...
+        that this or the study's earlier trials declared (the enqueued reference points
+        declare them all before the first proposal)."""
+        key = (study.study_name, trial.number)
+        if name in self._proposed.get(key, {}):
+            return self._proposed[key].pop(name)
+        dists = {name: dist}
+        for t in others:
+            dists.update({k: d for k, d in t.distributions.items()
+                          if JOINT_KEY.fullmatch(k) and k not in dists})
+        dists.update({k: d for k, d in trial.distributions.items() if JOINT_KEY.fullmatch(k)})
+        asked = set(trial.params)  # weights this trial already has (fixed or sampled)
+        dists = {k: dists[k] for k in sorted(dists) if k not in asked or k == name}
+        states = optuna.trial.TrialState
+        shadow = self._shadow(study, trial)
+        for t in others:
+            if t.params.get("with_mse") is not True or not all(k in t.params for k in dists):
+                continue
+            params = {k: t.params[k] for k in dists}
+            if t.state == states.COMPLETE and t.value is not None and math.isfinite(t.value):
+                shadow.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=t.value))
+            elif t.state in (states.RUNNING, states.PRUNED):
+                shadow.add_trial(optuna.trial.create_trial(state=states.RUNNING, params=params,
+                                                           distributions=dists))
+        proposal = dict(shadow.ask(dists).params)
+        value = proposal.pop(name)
+        self._proposed[key] = proposal
+        return value
+
+    def _sample_w(self, study, trial, others, dist):
+        states = optuna.trial.TrialState
+        shadow = self._shadow(study, trial)
         for t in others:
             if "w" not in t.params or t.params.get("with_mse") is not True:
                 continue

@@ -85,6 +85,11 @@ def _optuna_gp_posterior(x01: np.ndarray, y: np.ndarray, grid01: np.ndarray) -> 
     `inverse_squared_lengthscales`, `kernel_scale`, `noise_var` and a method
     `posterior(x, joint=True) -> (mean, covariance)` (Optuna 4.x-5.0). Optuna's GP is written
     in torch, so torch is imported here, on first use only.
+
+    x01 of shape (n, d) (and grid01 (m, d)) fits d inputs (a joint loss's log weights): then
+    only the pointwise posterior is computed (`posterior(x, joint=False) -> (mean, variance)`),
+    `root` is the column of pointwise standard deviations (not a root of the joint
+    covariance) and the length scale one per input.
     """
     import torch
     from optuna._gp import gp
@@ -96,16 +101,22 @@ def _optuna_gp_posterior(x01: np.ndarray, y: np.ndarray, grid01: np.ndarray) -> 
         gamma = lambda v, shape, rate: (shape - 1) * torch.log(v) - rate * v
         return -(0.1 / isl + 0.1 * isl).sum() + gamma(gpr.kernel_scale, 2, 1) + gamma(gpr.noise_var, 1.1, 1)
 
+    X = x01[:, None] if x01.ndim == 1 else x01
     gpr = gp.fit_kernel_params(
-        X=x01[:, None],
+        X=X,
         Y=y,
-        is_categorical=np.zeros(1, dtype=bool),
+        is_categorical=np.zeros(X.shape[1], dtype=bool),
         log_prior=log_prior,
         # replicates sit at identical x: a noise floor of 1% of y's std keeps the kernel
         # matrix well conditioned, where Optuna's 1e-6 can fail and fall back to defaults
         minimum_noise=1e-4,
         deterministic_objective=False,
     )
+    if x01.ndim == 2:  # several inputs (a joint loss's weights): the pointwise posterior only
+        with torch.no_grad():
+            mean, var = gpr.posterior(torch.from_numpy(grid01), joint=False)
+        lengths = gpr.inverse_squared_lengthscales.detach().numpy() ** -0.5
+        return mean.numpy(), var.clamp_min(0).sqrt().numpy()[:, None], float(gpr.noise_var), lengths
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small matrices: thread pools only contend (as in Optuna's own fit)
     try:
@@ -231,4 +242,80 @@ def fit_objective_curve(
         noise_std=float(noise * back(mean[best]) if log_objective else noise),
         length_scale=float(length01 * (hi - lo)),
         n_observations=w.size,
+    )
+
+
+# --- two weights at once: a joint loss (mse + w1*a + w2*b, issue 13) ---------------------------
+
+
+@dataclass(frozen=True)
+class SurfaceFit:
+    """The fitted model of objective(w1, w2) of a joint loss on a grid of (log10 w1, log10 w2).
+
+    `mean`, `low`, `high`: posterior (median) objective and its pointwise 95% band, arrays of
+    shape (len(log10_w2), len(log10_w1)) (rows: w2, as matplotlib's contourf takes them).
+    `recommended`: the (w1, w2) grid minimiser of `mean` within the box of observed weights;
+    `objective`: the band there. `length_scales`: fitted, in decades of each weight.
+    """
+
+    log10_w1: np.ndarray
+    log10_w2: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    recommended: tuple[float, float]
+    objective: Interval
+    noise_std: float
+    length_scales: tuple[float, float]
+    n_observations: int
+
+
+def fit_objective_surface(
+    weights,
+    values,
+    epochs_trained,
+    *,
+    epochs: int,
+    bounds: tuple[float, float],
+    grid_size: int = 61,
+    log_objective: bool = True,
+) -> SurfaceFit:
+    """`fit_objective_curve` for a joint loss: Optuna's GP over (log10 w1, log10 w2), each
+    scaled to [0, 1] over `bounds` (the range every weight of the space shares), fitted to
+    full-length runs only (same checks), noise and log-objective as there. `weights`: shape
+    (n, 2), one row per run. The recommended pair minimises the posterior mean within the
+    box of observed weights (never an extrapolation); its interval is the pointwise band."""
+    weights = np.asarray(weights, dtype=np.float64).reshape(-1, 2)
+    for k in range(2):
+        _check_full_length(weights[:, k], values, epochs_trained, epochs, bounds)
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if log_objective and np.any(values <= 0):
+        raise ValueError("log_objective=True needs values > 0; pass log_objective=False for this objective")
+    y = np.log(values) if log_objective else values
+    back = np.exp if log_objective else (lambda v: v)
+    lo, hi = np.log10(bounds[0]), np.log10(bounds[1])
+    axis = np.linspace(lo, hi, grid_size)
+    g1, g2 = np.meshgrid(axis, axis)  # g1[i, j] = axis[j] (w1), g2[i, j] = axis[i] (w2)
+    grid = np.column_stack([g1.ravel(), g2.ravel()])
+    y_mean, y_std = y.mean(), max(float(y.std()), 1e-12)
+    mean, sd, noise_var, lengths = _optuna_gp_posterior(
+        (np.log10(weights) - lo) / (hi - lo), (y - y_mean) / y_std, (grid - lo) / (hi - lo)
+    )
+    mean, half = y_mean + y_std * mean, 1.959964 * y_std * sd[:, 0]
+    observed = np.all((grid >= np.log10(weights.min(axis=0)) - 1e-9)
+                      & (grid <= np.log10(weights.max(axis=0)) + 1e-9), axis=1)
+    best = int(np.argmin(np.where(observed, mean, np.inf)))
+    shape = (grid_size, grid_size)
+    return SurfaceFit(
+        log10_w1=axis,
+        log10_w2=axis,
+        mean=back(mean).reshape(shape),
+        low=back(mean - half).reshape(shape),
+        high=back(mean + half).reshape(shape),
+        recommended=(float(10 ** grid[best, 0]), float(10 ** grid[best, 1])),
+        objective=Interval(float(back(mean[best])), float(back(mean[best] - half[best])),
+                           float(back(mean[best] + half[best])), 0.95, "gp", len(values)),
+        noise_std=float(np.sqrt(noise_var) * y_std * (back(mean[best]) if log_objective else 1.0)),
+        length_scales=tuple(float(v * (hi - lo)) for v in np.ravel(lengths)),
+        n_observations=len(values),
     )

@@ -37,7 +37,7 @@ from ray import tune
 from .curves import load_curve
 from .errors import DivergedError
 from .trainable import TRAINER_METRICS, diverged_result, node_id, quiet_logs, report_epoch, restore_state
-from .vocab import loss_settings, objective_value, test_metric
+from .vocab import joint_weights, loss_settings, objective_value, test_metric
 
 
 class InjectedCrash(RuntimeError):
@@ -104,6 +104,9 @@ MOCK_RECON_LOSS_MS = {"mse": 0.2, "psnr": 0.4, "ssim": 1.5, "ms_ssim": 3.0, "haa
                       "gmsd": 1.15, "ms_gmsd": 2.0}
 MOCK_OTHER_STEP_MS, MOCK_OTHER_RECON_LOSS_MS = 12.0, 1.0  # a plugin loss
 MOCK_WARMUP = 3.0
+# A joint loss's known best (w1, w2) and its final objective there (beats each part alone).
+MOCK_BEST_JOINT = {"ssim+gmsd": (0.5, 0.05)}
+MOCK_JOINT_FLOOR = 0.15
 
 
 def mock_final_objective(config: dict, best_w: dict | None = None) -> float:
@@ -116,6 +119,11 @@ def mock_final_objective(config: dict, best_w: dict | None = None) -> float:
         return MOCK_BASELINE + seed_noise
     if not with_mse:
         return MOCK_NO_MSE + seed_noise
+    weights = joint_weights(config)
+    if weights is not None:  # a joint loss: a bowl in (log w1, log w2), below the single losses'
+        best = MOCK_BEST_JOINT.get(name, (1.0,) * len(weights))
+        return MOCK_JOINT_FLOOR + sum((math.log10(w) - math.log10(b)) ** 2 for w, b in zip(weights, best)) \
+            + seed_noise
     value = MOCK_FLOOR + (math.log10(w) - math.log10((best_w or MOCK_BEST_W).get(name, 1.0))) ** 2
     # Deterministic "noise": a fixed function of w, +-1% of the floor.
     noise = 0.01 * MOCK_FLOOR * math.sin(1e3 * math.log(w))

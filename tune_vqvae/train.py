@@ -67,7 +67,10 @@ class TrainConfig:
             raise UserError(f"--lr must be > 0, got {self.lr}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["loss"].get("weights") is None:  # only a joint loss has weights: single runs unchanged
+            del d["loss"]["weights"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

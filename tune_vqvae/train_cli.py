@@ -20,11 +20,22 @@ from .model import ModelConfig
 from .train import COMPILE_MODES, TrainConfig, Trainer
 
 
+def weights_arg(text: str) -> list[float]:
+    """--weight 0.5 or, for a joint loss, 0.5,0.25 (one weight per part of its name)."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated numbers "
+                                         f"(0.5, or 0.5,0.25 for a joint loss)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tune_vqvae.train",
                                 description="One real VQ-VAE training run.")
     p.add_argument("--loss", default=LossConfig.name, help=f"one of {', '.join(LOSSES)}")
-    p.add_argument("--weight", type=float, default=LossConfig.weight, help="w in mse + w * loss")
+    p.add_argument("--weight", type=weights_arg, default=[LossConfig.weight], metavar="W[,W2]",
+                   help="w in mse + w * loss; for a joint loss (--loss ssim+gmsd) one weight per "
+                   "part, W1,W2: mse + W1*ssim + W2*gmsd (one W: the same for every part)")
     p.add_argument("--no-mse", action="store_true", help="train on the perceptual loss alone")
     p.add_argument("--data", default=DataConfig.source, help="builtin | cifar10 | FILE.npz")
     p.add_argument("--cache-dir", default=DataConfig.cache_dir)
@@ -58,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         model=ModelConfig(hidden=a.hidden, codebook_size=a.codebook_size, beta=a.beta),
-        loss=LossConfig(name=a.loss, weight=a.weight, with_mse=not a.no_mse),
+        loss=LossConfig(name=a.loss, weight=a.weight[0] if len(a.weight) == 1 else 1.0,
+                        weights=a.weight if len(a.weight) > 1 else None, with_mse=not a.no_mse),
         data=DataConfig(source=a.data, cache_dir=a.cache_dir, train_images=a.train_images,
                         holdout=a.holdout),
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device,

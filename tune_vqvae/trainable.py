@@ -7,6 +7,7 @@ A trial's config (built by `tune_vqvae.search`):
     role       "search" (a point of a loss's search) or "baseline" (plain MSE), see vocab
     with_mse   bool: mse + w * loss (True) or loss alone (False)      <- Optuna
     w          float weight, only for with_mse trials (None otherwise) <- Optuna
+    w1, w2     a joint loss's weights ("ssim+gmsd": mse + w1*ssim + w2*gmsd; w None) <- Optuna
     objective  the reported metric the search minimises ("fid" or "swd", or any metric)
     fid        FIDConfig as a dict (weights path resolved by the driver; fid_mode "off"
                when no weights: then only the offline `swd` is computed)
@@ -46,6 +47,7 @@ from .vocab import (
     CHECKPOINT_FILE,
     EVAL_METRICS,
     TRIAL_STATE_FILE,
+    joint_weights,
     loss_settings,
     objective_value,
     test_metric,
@@ -119,7 +121,8 @@ def train_vqvae(config: dict, data=None) -> None:
     torch.set_num_threads(max(1, int(config.get("cpus", 1))))
     cfg = TrainConfig.from_dict(config["train"])
     name, w, with_mse = loss_settings(config)
-    cfg.loss = LossConfig(name=name, weight=w, with_mse=with_mse)
+    weights = joint_weights(config)  # a joint loss (ssim+gmsd): its w1, w2
+    cfg.loss = LossConfig(name=name, weight=w, with_mse=with_mse, weights=list(weights) if weights else None)
     data = _resolve_data(data)
     # The trial's working directory: Ray chdirs there and syncs it to the trial's
     # directory in the experiment (SyncConfig(sync_artifacts=True)), on any node.

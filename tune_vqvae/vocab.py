@@ -8,6 +8,13 @@ either, and the trainables import this in every Ray worker.
     ('mse+0.5*gmsd', 'gmsd (no mse)', 'mse')
     >>> mode("gmsd", True), point_name(True, 0.5), dir_tag(BASELINE, True, None)
     ('mse+w*gmsd', 'w=0.5', 'mse')
+
+A joint loss ("ssim+gmsd": mse + w1*ssim + w2*gmsd, issue 13) has one weight per part, w1, w2
+in the trial config (`weight_keys`); where a single loss has a number w, these functions take
+the tuple of its weights:
+
+    >>> label("ssim+gmsd", True, (0.5, 0.25)), mode("ssim+gmsd", True), dir_tag(SEARCH, True, (1, 2))
+    ('mse+0.5*ssim+0.25*gmsd', 'mse+w1*ssim+w2*gmsd', 'w1_2')
 """
 
 from __future__ import annotations
@@ -88,44 +95,110 @@ def loss_settings(config: dict) -> tuple[str, float, bool]:
     return config["loss"], float(w) if (with_mse and w is not None) else 1.0, with_mse
 
 
-def label(loss: str, with_mse: bool = True, w: float | None = None) -> str:
-    """The config's name in progress lines and reports: mse+0.5*gmsd, gmsd (no mse), mse."""
+def _is_weights(w) -> bool:
+    """A joint loss's weights (a tuple or list), not one number."""
+    return isinstance(w, (tuple, list))
+
+
+def _joint_label(loss: str, weights, spec: str) -> str:
+    """mse+0.5*ssim+0.25*gmsd; with unknown weights mse+w1*ssim+w2*gmsd."""
+    parts = loss_parts(loss)
+    if not _is_weights(weights) or len(weights) != len(parts):
+        weights = weight_keys(loss)
+        return "mse+" + "+".join(f"{k}*{p}" for k, p in zip(weights, parts))
+    return "mse+" + "+".join(f"{float(w):{spec}}*{p}" for w, p in zip(weights, parts))
+
+
+def label(loss: str, with_mse: bool = True, w: float | tuple | None = None) -> str:
+    """The config's name in progress lines and reports: mse+0.5*gmsd, gmsd (no mse), mse;
+    a joint loss with its weights' tuple: mse+0.5*ssim+0.25*gmsd."""
     if loss == "mse":
         return "mse"
+    if is_joint(loss):
+        return _joint_label(loss, w, ".4g")
     return f"mse+{w:.4g}*{loss}" if with_mse else f"{loss} (no mse)"
 
 
 def config_label(config: dict) -> str:
     name, w, with_mse = loss_settings(config)
-    return label(name, with_mse, w)
+    return label(name, with_mse, joint_weights(config) or w)
 
 
-def run_label(loss: str, with_mse: bool, w: float) -> str:
-    """A training run's name (tune_vqvae.train): mse+0.5*gmsd, gmsd (alone), mse."""
+def run_label(loss: str, with_mse: bool, w: float | tuple) -> str:
+    """A training run's name (tune_vqvae.train): mse+0.5*gmsd, gmsd (alone), mse,
+    mse+0.5*ssim+0.25*gmsd."""
     if loss == "mse":
         return "mse"
+    if is_joint(loss):
+        return _joint_label(loss, w, "g")
     return f"mse+{w:g}*{loss}" if with_mse else loss
 
 
 def mode(loss: str, with_mse: bool) -> str:
-    """The config without its weight (results.csv `mode`): mse+w*gmsd, gmsd alone, mse."""
+    """The config without its weight (results.csv `mode`): mse+w*gmsd, gmsd alone, mse,
+    mse+w1*ssim+w2*gmsd."""
     if loss == "mse":
         return "mse"
+    if is_joint(loss):
+        return _joint_label(loss, None, "")
     return f"mse+w*{loss}" if with_mse else f"{loss} alone"
 
 
-def point_name(with_mse: bool, w: float | None) -> str:
-    """A point of a loss's space: w=0.5, or no MSE."""
+def point_name(with_mse: bool, w: float | tuple | None) -> str:
+    """A point of a loss's space: w=0.5, or no MSE; a joint loss's w=(0.5, 0.25)."""
+    if _is_weights(w):
+        return "w=(" + ", ".join(f"{float(v):.4g}" for v in w) + ")"
     return f"w={w:.4g}" if with_mse else "no MSE"
 
 
-def dir_tag(role: str | None, with_mse: bool, w: float | None) -> str:
-    """The config part of a trial directory's name: mse (baseline), w0.5, nomse."""
+def dir_tag(role: str | None, with_mse: bool, w: float | tuple | None) -> str:
+    """The config part of a trial directory's name: mse (baseline), w0.5, nomse, w0.5_0.25."""
     if role == BASELINE:
         return "mse"
+    if _is_weights(w):
+        return "w" + "_".join(f"{float(v):.4g}" for v in w)
     if with_mse:
         return f"w{w:.4g}" if w is not None else "w"
     return "nomse"
+
+
+# --- joint losses: mse + w1 * a + w2 * b (issue 13) ------------------------------------------
+# A loss name with JOINT_SEP ("ssim+gmsd") sums its parts, each with its own weight: the
+# trial config's w1, w2, ... (Optuna's parameters; "w" stays None), in the name's order.
+JOINT_SEP = "+"
+
+
+def loss_parts(loss: str) -> tuple[str, ...]:
+    """The losses a name sums: ("ssim", "gmsd") for "ssim+gmsd"; (loss,) for one loss."""
+    return tuple(loss.split(JOINT_SEP))
+
+
+def is_joint(loss: str | None) -> bool:
+    return isinstance(loss, str) and JOINT_SEP in loss
+
+
+def weight_keys(loss: str) -> tuple[str, ...]:
+    """The trial config's (and Optuna's) weight parameters: ("w1", "w2") for a joint loss,
+    ("w",) for one loss."""
+    parts = loss_parts(loss)
+    return tuple(f"w{i + 1}" for i in range(len(parts))) if len(parts) > 1 else ("w",)
+
+
+def joint_weights(config: dict) -> tuple[float, ...] | None:
+    """The weights (w1, w2, ...) of a joint loss's trial config or results row; None for a
+    single loss, the baseline, or a joint config without all its weights (yet)."""
+    loss = config.get("loss")
+    if config.get("role") == BASELINE or not is_joint(loss):
+        return None
+    values = [config.get(k) for k in weight_keys(loss)]
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+        return None
+    return tuple(float(v) for v in values)
+
+
+def weight_params(loss: str, weights) -> dict:
+    """{"w1": .., "w2": ..} of a joint loss's weights (the trial config's keys)."""
+    return dict(zip(weight_keys(loss), (float(v) for v in weights)))
 
 
 # --- files of a search ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..curves import load_curve
 from ..data import DataConfig
 from ..errors import UserError
-from ..losses import PERCEPTUAL_LOSSES, LossConfig, find_metric
+from ..losses import PERCEPTUAL_LOSSES, LossConfig, find_metrics
 from ..metrics import FIDConfig, check_fid_weights, require_fid_weights, verify_fid_weights
 from ..model import ModelConfig
 from ..train import TrainConfig
@@ -67,7 +67,7 @@ class SearchConfig:
             if name == "mse":
                 raise UserError("--loss mse: the plain-MSE baseline runs in every search; "
                                 f"pick a perceptual loss: {', '.join(PERCEPTUAL_LOSSES)} or all")
-            find_metric(name)  # unknown names, bad plugins, missing LPIPS weights: exit 2
+            find_metrics(name)  # unknown names (a joint one's parts), bad plugins, LPIPS weights: exit 2
         for key in ("num_samples", "epochs", "max_concurrent", "eval_every", "fid_samples",
                     "val_images", "batch_size", "hidden", "codebook_size"):
             if getattr(self, key) < 1:

@@ -25,6 +25,7 @@ from ..vocab import (
     SEEDS_SUFFIX,
     config_label,
     dir_tag,
+    joint_weights,
 )
 from ._config import SearchConfig
 from ._optuna import WeightSampler, WeightSearch, WeightSpace
@@ -88,7 +89,8 @@ class Layout:
 
 def trial_dirname(trial) -> str:
     c = trial.config
-    return f"{trial.trial_id}_{dir_tag(c.get('role'), c.get('with_mse', True), c.get('w'))}"
+    w = joint_weights(c) or c.get("w")  # a joint loss: its (w1, w2)
+    return f"{trial.trial_id}_{dir_tag(c.get('role'), c.get('with_mse', True), w)}"
 
 
 def trainable_for(cfg: SearchConfig, data_ref):
@@ -188,7 +190,8 @@ class Experiments:
             if best is None:
                 say(f"[{loss}] no completed trial: no seed re-runs")
                 continue
-            points[loss] = {"role": SEARCH, "loss": loss, "with_mse": best["with_mse"], "w": best["w"]}
+            points[loss] = {"role": SEARCH, "loss": loss, "with_mse": best["with_mse"], "w": best["w"],
+                            **best.get("weights", {})}  # a joint loss's w1, w2
         say(f"re-running {', '.join(config_label(p) for p in points.values())} with seeds "
             f"{', '.join(map(str, seeds))}")
 
@@ -212,9 +215,9 @@ class Experiments:
                 continue
             which = ", ".join(f"{name} {config_label({**p, 'loss': loss})}" for name, p in points.items())
             say(f"confirmation of {loss}: {which} with seeds {', '.join(map(str, seeds))}")
-            preset = [{"candidate": name, "with_mse": p["with_mse"], "w": p.get("w")}
-                      for name, p in points.items()]
+            preset = [{"candidate": name, "w": None, **p} for name, p in points.items()]  # joint: w1, w2
             common = {"role": SEARCH, "loss": loss, "stage": "confirm", "candidate": None,
+                      **{k: None for p in preset for k in p if k not in ("candidate", "with_mse", "w")},
                       "train": self.seeds(seeds)}  # preset keys must exist in the space
             exp = loss + CONFIRM_SUFFIX
             # each preset point runs once per seed of the grid

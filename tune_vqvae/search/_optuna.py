@@ -19,7 +19,8 @@ __all__ = ["WeightSpace", "WeightSampler", "WeightSearch", "journal_storage"]
 
 
 class WeightSpace:
-    """Define-by-run space: the categorical with_mse and, for mse + w * L only, w."""
+    """Define-by-run space: the categorical with_mse and, for mse + w * L only, w; for a
+    joint loss (always with MSE) its weights w1, w2, ... over the same range."""
 
     DEFAULT_LOW, DEFAULT_HIGH = 1e-3, 10.0  # a grid file need not give w's range
 
@@ -27,11 +28,13 @@ class WeightSpace:
         self.low, self.high = space.low or self.DEFAULT_LOW, space.high or self.DEFAULT_HIGH
         self.log = space.log
         self.choices = list(space.with_mse)
+        self.keys = space.keys
 
     def __call__(self, trial) -> None:
         with_mse = trial.suggest_categorical("with_mse", self.choices)
         if with_mse:
-            trial.suggest_float("w", self.low, self.high, log=self.log)
+            for key in self.keys:
+                trial.suggest_float(key, self.low, self.high, log=self.log)
 
 
 class WeightSearch(OptunaSearch):

@@ -25,9 +25,11 @@ from ..vocab import (
     SETTINGS_FILE,
     TEST_METRICS,
     higher_is_better,
+    joint_weights,
     metric_of,
     point_name,
     test_metric,
+    weight_params,
 )
 from . import _compat
 from ._config import SearchConfig
@@ -55,7 +57,7 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
             role, mode, w = BASELINE, vocab.mode("mse", True), None
         else:
             with_mse, w = c.get("with_mse", True), c.get("w")
-            role = PAPER if space is not None and space.is_point(with_mse, w) else SEARCH
+            role = PAPER if space is not None and space.is_point(with_mse, joint_weights(c) or w) else SEARCH
             mode = vocab.mode(c.get("loss", exp), with_mse)
             w = w if with_mse else None
         if seeds:
@@ -78,6 +80,9 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
                "trial_id": trial_id, "seed": (c.get("train") or {}).get("seed"),
                "epochs_trained": epoch, "stopped": status == "STOPPED",
                "replicate": replicates.get(trial_id), "candidate": c.get("candidate")}
+        weights = joint_weights(c)
+        if weights is not None:  # a joint loss: its weights w1, w2 (w stays empty)
+            row.update(weight_params(row["loss"], weights))
         row.update({k: m.get(k) for k in ROW_METRICS})
         row["node_id"] = m.get("node_id")
         row["error"] = (str(r.error).strip().splitlines() or [""])[-1][:200] if r.error else \
@@ -85,7 +90,8 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
         row["path"] = str(r.path)
         rows.append(row)
     order = {role: i for i, role in enumerate(ROW_ROLES)}
-    rows.sort(key=lambda r: (order[r["role"]], r["w"] is not None, r["w"] or 0, r["seed"] or 0))
+    rows.sort(key=lambda r: (order[r["role"]], r["w"] is not None, r["w"] or 0, _weights(r) or (),
+                             r["seed"] or 0))
     return rows
 
 
@@ -95,13 +101,18 @@ def replicate_of(grid) -> dict[str, int]:
     ids = []
     for r in grid:
         c = r.config or {}
-        key = (c.get("role"), c.get("candidate"), c.get("with_mse", True), c.get("w"))
+        key = (c.get("role"), c.get("candidate"), c.get("with_mse", True), c.get("w"), joint_weights(c))
         seed = (c.get("train") or {}).get("seed")
         trial_id = (r.metrics or {}).get("trial_id") or os.path.basename(str(r.path)).split("_")[0]
         seeds.setdefault(key, []).append(seed)
         ids.append((trial_id, key, seed))
     return {tid: sorted(s for s in seeds[key] if s is not None).index(seed) if seed is not None else 0
             for tid, key, seed in ids}
+
+
+def _weights(row: dict) -> tuple | None:
+    """A joint loss row's weights (w1, w2), else None."""
+    return joint_weights(row)
 
 
 def _ok(row) -> bool:
@@ -136,7 +147,8 @@ def summarise(rows: list[dict], losses: list[str], objective: str) -> dict:
         out[loss] = {
             "best": {"with_mse": best["with_mse"], "w": best["w"], "mode": best["mode"],
                      "value": best["value"], "test_value": best["test_value"],
-                     "trial_id": best["trial_id"], "role": best["role"]},
+                     "trial_id": best["trial_id"], "role": best["role"],
+                     **({"weights": weight_params(loss, _weights(best))} if _weights(best) else {})},
             "baseline": baseline,
             "gain_vs_baseline": _gain(baseline, best["value"], objective),
             # With --holdout: the same comparison on the test split, which selection never saw.
@@ -144,7 +156,8 @@ def summarise(rows: list[dict], losses: list[str], objective: str) -> dict:
             "gain_vs_baseline_test": None if best["test_value"] is None else
             _gain(baseline_test, best["test_value"], objective),
             "best_paper_point": None if best_paper is None else
-            {"with_mse": best_paper["with_mse"], "w": best_paper["w"], "value": best_paper["value"]},
+            {"with_mse": best_paper["with_mse"], "w": best_paper["w"], "value": best_paper["value"],
+             **({"weights": weight_params(loss, _weights(best_paper))} if _weights(best_paper) else {})},
             "gain_vs_paper": None if best_paper is None else
             _gain(best_paper["value"], best["value"], objective),
             "trials": sum(r["experiment"] == loss for r in rows),
@@ -162,7 +175,13 @@ def _fmt(v, spec=".4g") -> str:
 
 
 def _point(p: dict) -> str:
-    return point_name(p["with_mse"], p["w"])
+    weights = tuple(p["weights"].values()) if p.get("weights") else None
+    return point_name(p["with_mse"], weights or p["w"])
+
+
+def _w_cell(r: dict) -> str:
+    weights = _weights(r)
+    return ",".join(f"{w:.3g}" for w in weights) if weights else _fmt(r["w"])
 
 
 def _run_note(r: dict) -> str:
@@ -184,7 +203,7 @@ def format_table(rows: list[dict], summary: dict, objective: str, answer: dict |
              f"{'epochs':>6}  trial"]
     for r in rows:
         test_cell = f" {_fmt(r.get('test_value')):>10}" if test else ""
-        lines.append(f"{r['loss']:<9} {r['role']:<8} {r['mode']:<16} {_fmt(r['w']):>9} "
+        lines.append(f"{r['loss']:<9} {r['role']:<8} {r['mode']:<16} {_w_cell(r):>9} "
                      f"{_fmt(r['value']):>10}{test_cell} {r['status']:<9} {r['epochs']:>6}  {r['trial_id']}"
                      + _run_note(r))
     lines.append("")

@@ -5,6 +5,12 @@
     with_mse: [true, false]               the categorical: mse + w * L, or L alone
     points:   [{with_mse: true, w: 1.0}, {with_mse: false}, ...]  evaluated first
     grid:     false                       true: evaluate exactly `points`, no sampling
+
+A joint loss (`losses: [ssim+gmsd]`, mse + w1*ssim + w2*gmsd) searches one weight per part,
+each over the `w` range; it always trains with MSE (`with_mse: [true]`), and a point gives
+one weight per part, `{with_mse: true, w: [0.5, 0.5]}`, stored as the Optuna parameters
+`{"with_mse": True, "w1": 0.5, "w2": 0.5}` (vocab.weight_keys). Every loss of a file has as
+many parts. A joint loss without a file gets `joint_default_space`.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from pathlib import Path
 import yaml
 
 from ..errors import UserError
-from ..losses import find_metric
-from ..vocab import SPACES_DIR, paper_points
+from ..losses import find_metrics
+from ..vocab import SPACES_DIR, loss_parts, paper_points, paper_weights, weight_keys
 
 SPACE_KEYS = {"losses", "w", "with_mse", "points", "grid"}
 W_KEYS = {"low", "high", "log"}
@@ -36,8 +42,22 @@ class SearchSpace:
     points: list[dict] = field(default_factory=list)
     grid: bool = False
 
-    def is_point(self, with_mse: bool, w: float | None) -> bool:
-        """Whether (with_mse, w) is one of the points evaluated first (the paper's grid)."""
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The weight parameters: ("w",), or a joint loss's ("w1", "w2")."""
+        return weight_keys(self.losses[0])
+
+    @property
+    def joint(self) -> bool:
+        return len(self.keys) > 1
+
+    def is_point(self, with_mse: bool, w: float | tuple | None) -> bool:
+        """Whether (with_mse, w) is one of the points evaluated first (the paper's grid; a
+        joint loss's reference points, w its weights' tuple)."""
+        if self.joint:
+            return w is not None and not isinstance(w, (int, float)) and any(
+                all(math.isclose(p[k], v, rel_tol=1e-9) for k, v in zip(self.keys, w))
+                for p in self.points)
         for p in self.points:
             if bool(p["with_mse"]) != bool(with_mse):
                 continue
@@ -110,11 +130,36 @@ def _parse_point(path: Path, key: str, p, space: SearchSpace) -> dict:
             raise _space_error(path, f"{key}.w", "a no-MSE point has no weight; remove w")
         return {"with_mse": False}
     v = p.get("w")
+    if space.joint:
+        return _parse_joint_point(path, key, v, space)
     if not _is_number(v) or not v > 0:
         raise _space_error(path, f"{key}.w", f"must be a positive number, got {v!r}")
     if space.low is not None and not space.low <= v <= space.high:
         raise _space_error(path, f"{key}.w", f"{v:g} is outside w [{space.low:g}, {space.high:g}]")
     return {"with_mse": True, "w": float(v)}
+
+
+def _parse_joint_point(path: Path, key: str, v, space: SearchSpace) -> dict:
+    """A joint loss's point: w a list of one positive weight per part, in range."""
+    n = len(space.keys)
+    if not isinstance(v, list) or len(v) != n or not all(_is_number(x) and x > 0 for x in v):
+        raise _space_error(path, f"{key}.w", f"a joint loss's point needs a list of {n} positive "
+                           f"weights (one per part of {space.losses[0]}), got {v!r}")
+    for x in v:
+        if space.low is not None and not space.low <= x <= space.high:
+            raise _space_error(path, f"{key}.w", f"{x:g} is outside w [{space.low:g}, {space.high:g}]")
+    return {"with_mse": True, **dict(zip(space.keys, (float(x) for x in v)))}
+
+
+def _check_parts(path: Path, losses: list[str], with_mse: list[bool]) -> None:
+    """Every loss of a file has as many parts; a joint one trains with MSE only."""
+    counts = {len(loss_parts(name)) for name in losses}
+    if len(counts) > 1:
+        raise _space_error(path, "losses", "mixes single and joint losses (or joint losses of "
+                           "different sizes); give each its own file")
+    if counts.pop() > 1 and with_mse != [True]:
+        raise _space_error(path, "with_mse", "a joint loss always trains with MSE "
+                           "(mse + w1*a + w2*b): use with_mse: [true]")
 
 
 def load_space(path: str | os.PathLike) -> SearchSpace:
@@ -127,8 +172,10 @@ def load_space(path: str | os.PathLike) -> SearchSpace:
     if not isinstance(losses, list) or not losses:
         raise _space_error(path, "losses", "must be a non-empty list of loss names")
     for name in losses:
+        if not isinstance(name, str):
+            raise _space_error(path, "losses", f"must be loss names, got {name!r}")
         try:
-            find_metric(name)  # a built-in, registered or module:factory loss
+            find_metrics(name)  # a built-in, registered or module:factory loss, or a joint one
         except UserError as e:
             raise _space_error(path, "losses", str(e)) from None
     grid = raw.get("grid", False)
@@ -138,6 +185,7 @@ def load_space(path: str | os.PathLike) -> SearchSpace:
     if not isinstance(with_mse, list) or not with_mse or not all(isinstance(c, bool) for c in with_mse) \
             or len(set(with_mse)) != len(with_mse):
         raise _space_error(path, "with_mse", "must be a list of distinct booleans: [true, false]")
+    _check_parts(path, losses, with_mse)
 
     space = SearchSpace(path=str(path), losses=list(losses), with_mse=with_mse, grid=grid)
     if raw.get("w") is not None:
@@ -167,5 +215,19 @@ def space_for(loss: str) -> SearchSpace:
     path = default_space_file(loss)
     if path.is_file():
         return load_space(path)
+    if len(loss_parts(loss)) > 1:
+        return joint_default_space(loss)
     return SearchSpace(path=f"default space of {loss}", losses=[loss], low=1e-3, high=10.0,
                        points=[dict(p) for p in paper_points()])
+
+
+def joint_default_space(loss: str) -> SearchSpace:
+    """A joint loss without a file: every weight log-uniform in [0.001, 10], with MSE, and
+    the diagonal of the paper's weights first (w1 = w2 = 1, 0.5, 0.25: both terms at the
+    weight the paper gave each alone). The single-loss references (w2 -> 0 is outside a log
+    space) come from searching the parts alongside: --loss ssim --loss gmsd --loss ssim+gmsd."""
+    keys = weight_keys(loss)
+    find_metrics(loss)
+    return SearchSpace(path=f"default space of {loss}", losses=[loss], low=1e-3, high=10.0,
+                       with_mse=[True],
+                       points=[{"with_mse": True, **{k: w for k in keys}} for w in paper_weights()])

@@ -1,0 +1,284 @@
+"""The report's section on joint losses (`ssim+gmsd`: mse + w1 * ssim + w2 * gmsd, issue 13):
+the surrogate's posterior mean of the objective over (w1, w2) as a filled contour, and whether
+the pair beats the best single loss.
+
+- The surface is `tune_vqvae.surrogate.fit_objective_surface` refitted on the joint loss's
+  full-length runs (stopped and failed runs stay out, as for the one-weight curves).
+- The pair judged is the search's confirmed recommendation (its confirmation runs with fresh
+  seeds), else the best pair by mean. The best single loss is the best candidate config (by
+  mean) of the joint loss's parts analysed alongside (their verdict rows, `analysis.answer`).
+  The difference gets the Welch interval and verdict of `tune_vqvae.estimates` where both
+  sides have at least 2 full-length runs; otherwise the report says "not resolved".
+
+`section(report, analysis)` is the one hook `analysis.report.build` calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from tune_vqvae.estimates import Interval
+from tune_vqvae.surrogate import SurfaceFit, fit_objective_surface
+from tune_vqvae.vocab import PAPER, RECOMMENDED, SEARCH, loss_parts, objective_sign, point_name
+
+from . import answer, plots
+from .load import COMPLETED, CONFIRM
+
+DEFAULT_BOUNDS = (1e-3, 10.0)  # tune_vqvae.search._spaces.joint_default_space
+MIN_PAIRS = 4  # distinct (w1, w2) with full-length runs the surface needs
+NOT_RESOLVED = "not resolved"
+VIEW_MARGIN = 0.5  # decades shown around the weights that ran
+
+
+@dataclass
+class JointResult:
+    loss: str
+    runs: pd.DataFrame  # full-length runs with both weights: the surface's data
+    fit: SurfaceFit | None
+    bounds: tuple[float, float]
+    note: str = ""
+    pair: tuple[float, float] | None = None  # the pair judged
+    pair_why: str = ""
+    pair_values: list[float] = field(default_factory=list)
+    single: str = ""  # the best single loss's config, e.g. "ssim w=2"
+    single_values: list[float] = field(default_factory=list)
+    vs_single: Interval | None = None
+    verdict_single: str = ""
+    vs_baseline: Interval | None = None
+    verdict_baseline: str = ""
+
+
+def _pairs(t: pd.DataFrame) -> list[tuple[float, float]]:
+    return [(float(a), float(b)) for a, b in t[["w1", "w2"]].to_numpy()]
+
+
+def full_length_runs(trials: pd.DataFrame, loss: str) -> pd.DataFrame:
+    if "w1" not in trials:
+        return trials.iloc[:0]
+    t = trials[(trials["loss"] == loss) & trials["w1"].notna() & trials["w2"].notna()]
+    full = (t["state"] == COMPLETED) & ~t["stopped"] & (t["epochs"] == t["epochs_planned"].max()) \
+        & t["value"].notna()
+    return t[full & np.isfinite(t["value"].astype(float))]
+
+
+def _bounds(a, loss: str, runs: pd.DataFrame) -> tuple[float, float]:
+    """Every weight's range: the search space file's, else the default space's; widened to
+    every weight that ran."""
+    observed = runs[["w1", "w2"]].to_numpy(float).ravel()
+    dirs = [Path(s) for s in dict.fromkeys(a.trials["search"])]
+    if any(answer._space_file(d, loss).is_file() for d in dirs):
+        return answer.space_bounds(dirs, loss, observed)
+    return min(DEFAULT_BOUNDS[0], observed.min()), max(DEFAULT_BOUNDS[1], observed.max())
+
+
+def _pair_values(trials: pd.DataFrame, loss: str, pair) -> list[float]:
+    t = full_length_runs(trials, loss)
+    same = np.isclose(t["w1"].to_numpy(float), pair[0], rtol=1e-6) \
+        & np.isclose(t["w2"].to_numpy(float), pair[1], rtol=1e-6)
+    return t.loc[same, "value"].astype(float).tolist()
+
+
+def _judged_pair(a, loss: str, runs: pd.DataFrame) -> tuple[tuple[float, float] | None, str]:
+    """The search's confirmed recommendation, else the best pair by mean over its runs."""
+    t = a.trials[(a.trials["loss"] == loss) & (a.trials["role"] == CONFIRM)]
+    named = t[t["candidate"].astype(str).str.split("+").map(lambda c: RECOMMENDED in c)]
+    if len(named) and named["w1"].notna().any():
+        r = named[named["w1"].notna()].iloc[0]
+        return (float(r["w1"]), float(r["w2"])), "recommended pair (confirmation runs)"
+    if runs.empty:
+        return None, ""
+    means = runs.groupby(["w1", "w2"])["value"].mean()
+    key = means.idxmax() if a.higher_is_better else means.idxmin()
+    return (float(key[0]), float(key[1])), "best pair by mean"
+
+
+def _best_single(a, loss: str) -> tuple[str, list[float]]:
+    """The best candidate config (by mean) of the joint loss's parts: the one with the most
+    runs among those with at least 2, else the best with any."""
+    rows = [c for c in a.comparisons if c.loss in loss_parts(loss) and c.values]
+    if not rows:
+        return "", []
+    sign = -1.0 if a.higher_is_better else 1.0
+    replicated = [c for c in rows if len(c.values) >= 2] or rows
+    best = min(replicated, key=lambda c: sign * float(np.mean(c.values)))
+    return f"{best.loss} {best.config}", list(best.values)
+
+
+def analyse_joint(a, loss: str) -> JointResult:
+    runs = full_length_runs(a.trials, loss)
+    if runs.empty:
+        return JointResult(loss, runs, None, DEFAULT_BOUNDS, "no full-length run with both weights yet")
+    bounds = _bounds(a, loss, runs)
+    res = JointResult(loss, runs, None, bounds)
+    distinct = len(set(_pairs(runs)))
+    if distinct < MIN_PAIRS:
+        res.note = (f"no surface: {distinct} distinct (w1, w2) with full-length runs, the fit needs "
+                    f"{MIN_PAIRS}")
+    else:
+        sign = objective_sign(a.objective)
+        values = sign * runs["value"].to_numpy(float)
+        try:
+            fit = fit_objective_surface(_pairs(runs), values, runs["epochs"].to_numpy(), bounds=bounds,
+                                        epochs=runs["epochs"].max(), log_objective=bool(np.all(values > 0)))
+            if sign != 1:
+                o = fit.objective
+                fit = SurfaceFit(fit.log10_w1, fit.log10_w2, -fit.mean, -fit.high, -fit.low, fit.recommended,
+                                 Interval(-o.estimate, -o.high, -o.low, o.level, o.method, o.n),
+                                 fit.noise_std, fit.length_scales, fit.n_observations)
+            res.fit = fit
+        except ValueError as e:
+            res.note = f"no surface: {e}"
+    res.pair, res.pair_why = _judged_pair(a, loss, runs)
+    if res.pair is not None:
+        res.pair_values = _pair_values(a.trials, loss, res.pair)
+    res.single, res.single_values = _best_single(a, loss)
+    hib = a.higher_is_better
+    base = a.baseline_values.get(loss, np.array([]))
+    if len(base):
+        res.vs_baseline, res.verdict_baseline = answer.difference(np.array(res.pair_values), base, hib)
+    else:
+        res.verdict_baseline = "no MSE baseline run"
+    if res.single:
+        res.vs_single, res.verdict_single = answer.difference(
+            np.array(res.pair_values), np.array(res.single_values), hib)
+    else:
+        res.verdict_single = "no single-loss runs of " + " or ".join(loss_parts(loss)) + " analysed"
+    return res
+
+
+# --- the figure ------------------------------------------------------------------------------
+
+def _log_axis(axis, decades: float) -> None:
+    """Ticks at powers of 10, and labelled 2 and 5 between them when few decades are shown."""
+    label = FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0,)))
+    axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+    axis.set_major_formatter(label)
+    axis.set_minor_formatter(label if decades < 2.5 else NullFormatter())
+
+
+RUN_STYLE = {  # full-length runs on the contour, by role
+    PAPER: dict(marker="s", s=46, facecolors="white", edgecolors="k", lw=1.2,
+                label="run: reference point (w1 = w2, the paper's weights)"),
+    SEARCH: dict(marker="o", s=30, facecolors="white", edgecolors="k", lw=0.9, label="run: searched pair"),
+    CONFIRM: dict(marker="D", s=30, facecolors="C4", edgecolors="k", lw=0.7, label="run: confirmation seed"),
+}
+
+
+def contour_plot(a, r: JointResult) -> bytes:
+    """The posterior mean of the objective over (w1, w2), log axes, with the runs and the
+    recommended pair."""
+    fit, (p1, p2) = r.fit, loss_parts(r.loss)[:2]
+    fig, ax = plt.subplots(figsize=(7.6, 6.0))
+    # Shown: the weights that ran, half a decade around (within the space); beyond, the surface
+    # is the GP's reversion to its mean, not data. The colours span what is shown.
+    seen = np.log10(r.runs[["w1", "w2"]].to_numpy(float))
+    box = [(max(g[0], seen[:, k].min() - VIEW_MARGIN), min(g[-1], seen[:, k].max() + VIEW_MARGIN))
+           for k, g in enumerate((fit.log10_w1, fit.log10_w2))]
+    i1 = (fit.log10_w1 >= box[0][0] - 1e-9) & (fit.log10_w1 <= box[0][1] + 1e-9)
+    i2 = (fit.log10_w2 >= box[1][0] - 1e-9) & (fit.log10_w2 <= box[1][1] + 1e-9)
+    w1, w2 = 10 ** fit.log10_w1[i1], 10 ** fit.log10_w2[i2]
+    z = fit.mean[np.ix_(i2, i1)]
+    positive = bool(np.all(z > 0))
+    if positive and z.max() / z.min() > 10:  # orders of magnitude: log colour levels
+        levels = np.geomspace(z.min(), z.max(), 22)
+        cs = ax.contourf(w1, w2, z, levels=levels, norm=LogNorm(z.min(), z.max()), cmap="viridis_r"
+                         if not a.higher_is_better else "viridis")
+    else:
+        cs = ax.contourf(w1, w2, z, levels=20, cmap="viridis_r" if not a.higher_is_better else "viridis")
+    ax.contour(cs, colors="k", linewidths=0.3, alpha=0.5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _log_axis(ax.xaxis, box[0][1] - box[0][0])
+    _log_axis(ax.yaxis, box[1][1] - box[1][0])
+    ax.tick_params(which="minor", labelsize=7)
+    bar = fig.colorbar(cs, ax=ax, pad=0.02)
+    bar.set_label(f"{plots._ylabel(a)}: surrogate's posterior mean")
+    if positive and z.max() / z.min() > 10:
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    lo, hi = min(w1[0], w2[0]), max(w1[-1], w2[-1])
+    ax.plot([lo, hi], [lo, hi], ls=":", color="0.35", lw=1.2, label="w1 = w2")
+    (x0, y0), (x1, y1) = 10 ** seen.min(axis=0), 10 ** seen.max(axis=0)
+    ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], ls="--", color="0.2", lw=0.9,
+            label="weights run (the recommendation is searched inside)")
+    roles = r.runs["role"].where(r.runs["role"].isin(list(RUN_STYLE)), SEARCH)
+    for role, style in RUN_STYLE.items():
+        m = r.runs[roles == role]
+        if len(m):
+            ax.scatter(m["w1"], m["w2"], zorder=4, clip_on=False, **style)  # runs at the bounds too
+    o, (b1, b2) = fit.objective, fit.recommended
+    ax.scatter([b1], [b2], marker="*", s=300, color="gold", edgecolors="k", lw=1, zorder=6, clip_on=False,
+               label=f"recommended pair w1 = {b1:.3g}, w2 = {b2:.3g};\n  {a.objective} there "
+                     f"{o.estimate:.4g} [{o.low:.4g}, {o.high:.4g}] (95%)")
+    ax.set_xlim(w1[0], w1[-1])
+    ax.set_ylim(w2[0], w2[-1])
+    ax.set_xlabel(f"w1: weight of {p1} (log scale)")
+    ax.set_ylabel(f"w2: weight of {p2} (log scale)")
+    ax.set_title(f"{a.objective} of mse + w1·{p1} + w2·{p2}: GP over (log w1, log w2), "
+                 f"{fit.n_observations} full-length runs;\nthe fitted run-to-run noise (sd "
+                 f"{fit.noise_std:.3g}) against the colours' span ({z.max() - z.min():.3g})", fontsize=10)
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, framealpha=0.9)
+    return plots._png(fig)
+
+
+# --- the report section ------------------------------------------------------------------------
+
+def _iv(i: Interval | None) -> str:
+    return "–" if i is None else f"{i.estimate:+.4g} [{i.low:+.4g}, {i.high:+.4g}]"
+
+
+def verdict_sentence(a, r: JointResult) -> str:
+    """Does the pair beat the best single loss? 'not resolved' unless replicates decide."""
+    pair = point_name(True, r.pair) if r.pair else "–"
+    if r.vs_single is None:
+        return (f"**Does {r.loss} beat the best single loss? {NOT_RESOLVED}** ({r.verdict_single}; "
+                f"the pair {pair}: {len(r.pair_values)} run(s)). Search the parts alongside with "
+                f"replicates: `--loss {' --loss '.join(loss_parts(r.loss))} --loss {r.loss}` with "
+                f"`--confirm-seeds` >= 2.")
+    answer_word = {"better": "yes", "worse": "no: it is worse",
+                   "indistinguishable": f"{NOT_RESOLVED} (indistinguishable by these runs)"}[r.verdict_single]
+    return (f"**Does {r.loss} beat the best single loss? {answer_word}.** The {r.pair_why} {pair} "
+            f"({len(r.pair_values)} runs) minus {r.single} ({len(r.single_values)} runs): "
+            f"{_iv(r.vs_single)} {a.objective} (95%, {r.vs_single.method}).")
+
+
+def section(report, a) -> None:
+    """Append the joint losses' section (figures, sentences, table) to the report."""
+    if not a.joint_losses:
+        return
+    report.h("Two weights at once")
+    report.p("A joint loss trains with mse + w1·L1 + w2·L2 and searches both weights, log-uniformly, "
+             "with one Gaussian-process surrogate over (log w1, log w2). w2 = 0 is outside a log "
+             "space, so the single-loss references are the parts' own searches in the same "
+             "command; the reference points of the pair are the paper's weights on the diagonal.")
+    rows = []
+    for loss in a.joint_losses:
+        r = analyse_joint(a, loss)
+        if r.fit is not None:
+            report.figure(f"joint_{loss}.png", contour_plot(a, r),
+                          f"{loss}: the surrogate's posterior mean of {a.objective} over (w1, w2), "
+                          f"log axes; white markers: full-length runs; star: the recommended pair")
+        else:
+            report.p(f"{loss}: {r.note}.")
+        report.p(verdict_sentence(a, r))
+        o = r.fit.objective if r.fit else None
+        rows.append([loss, point_name(True, r.fit.recommended) if r.fit else "–",
+                     "–" if o is None else f"{o.estimate:.4g} [{o.low:.4g}, {o.high:.4g}]",
+                     str(len(r.runs)), point_name(True, r.pair) if r.pair else "–", r.pair_why or "–",
+                     f"{_iv(r.vs_baseline)} ({r.verdict_baseline})",
+                     r.single or "–", f"{_iv(r.vs_single)} ({r.verdict_single})"])
+    from .report import Table
+
+    report.table(Table("", ["loss", "recommended (w1, w2)", f"{a.objective} there (95%)", "runs fitted",
+                            "pair judged", "why", "pair − MSE baseline", "best single loss",
+                            "pair − best single"], rows,
+                       caption="differences with their 95% Welch interval and verdict where both "
+                               "sides have >= 2 full-length runs (fresh-seed confirmation runs "
+                               "where the search ran them); otherwise not resolved."))

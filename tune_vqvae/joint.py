@@ -1,0 +1,201 @@
+"""The answer of a joint loss (`ssim+gmsd`: mse + w1 * ssim + w2 * gmsd, issue 13), from
+results rows, as `tune_vqvae.answer` gives it for one loss:
+
+- `surrogate`: the GP of objective(log10 w1, log10 w2) (`surrogate.fit_objective_surface`)
+  fitted on the loss's full-length runs of the search stage; the recommended pair (minimiser
+  of the posterior mean) and the objective there with its 95% band;
+- `candidates`: what the confirmation stage re-runs with fresh seeds: the recommended pair,
+  the best reference point (the diagonal of the paper's weights the search ran first) and the
+  best single observation, each `{"with_mse": True, "w1": .., "w2": ..}`;
+- `comparisons`: from those fresh seeds, against the MSE baseline and the best reference
+  point (`answer.comparisons`), and `recommended_vs_best_single`: the pair against the best
+  confirmed candidate of its parts searched alone in the same search (`--loss ssim --loss gmsd
+  --loss ssim+gmsd`). Without replicate runs on both sides it is not resolved.
+
+Plain Python and numpy (no ray); torch only when the GP is fitted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .vocab import (
+    BEST_OBSERVED,
+    BEST_PAPER,
+    CANDIDATES,
+    PAPER,
+    RECOMMENDED,
+    joint_weights,
+    loss_parts,
+    point_name,
+    weight_keys,
+    weight_params,
+)
+
+NOT_RESOLVED = "not resolved"
+BEST_SINGLE = "best_single"  # the reference of the question "does the pair beat its parts?"
+
+
+def _pair(row: dict) -> tuple[float, ...] | None:
+    return joint_weights(row)
+
+
+def fit_surface(runs: list[dict], loss: str, epochs: int, bounds: tuple[float, float],
+                lower_is_better: bool) -> dict:
+    """The 2-D GP fit on full-length runs, as plain JSON (metric units), or a note."""
+    runs = [r for r in runs if _pair(r) is not None]
+    pairs = [_pair(r) for r in runs]
+    if len(set(pairs)) < 4:
+        return {"fitted": False, "n_observations": len(runs),
+                "note": f"{len(set(pairs))} distinct (w1, w2) with full-length runs; the surface needs 4"}
+    from .surrogate import fit_objective_surface
+
+    sign = 1.0 if lower_is_better else -1.0  # the GP minimises
+    y = [sign * float(r["value"]) for r in runs]
+    fit = fit_objective_surface(pairs, y, [epochs] * len(y), epochs=epochs, bounds=bounds,
+                                log_objective=all(v > 0 for v in y))
+    o = fit.objective
+    low, high = sorted((sign * o.low, sign * o.high))
+    return {
+        "fitted": True,
+        "n_observations": fit.n_observations,
+        "bounds": list(bounds),
+        "recommended": weight_params(loss, fit.recommended),
+        "objective": {"estimate": sign * o.estimate, "low": low, "high": high, "level": o.level,
+                      "method": o.method, "n": o.n},
+        "noise_std": fit.noise_std,
+        "length_scales": list(fit.length_scales),
+    }
+
+
+def best_reference_point(runs: list[dict], loss: str, lower_is_better: bool) -> dict | None:
+    """The reference point (role paper) with the best mean over its full-length runs."""
+    groups: dict[tuple, list[float]] = {}
+    for r in runs:
+        if r.get("role") == PAPER and _pair(r) is not None:
+            groups.setdefault(_pair(r), []).append(float(r["value"]))
+    if not groups:
+        return None
+    pick = min if lower_is_better else max
+    key = pick(groups, key=lambda k: np.mean(groups[k]))
+    return {"with_mse": True, **weight_params(loss, key), "mean": float(np.mean(groups[key])),
+            "n": len(groups[key])}
+
+
+def candidates(runs: list[dict], loss: str, surface: dict, lower_is_better: bool) -> dict[str, dict]:
+    out = {}
+    if surface.get("fitted"):
+        out[RECOMMENDED] = {"with_mse": True, **surface["recommended"]}
+    ref = best_reference_point(runs, loss, lower_is_better)
+    if ref is not None:
+        out[BEST_PAPER] = {"with_mse": True, **weight_params(loss, [ref[k] for k in weight_keys(loss)])}
+    paired = [r for r in runs if _pair(r) is not None]
+    if paired:
+        pick = min if lower_is_better else max
+        best = pick(paired, key=lambda r: float(r["value"]))
+        out[BEST_OBSERVED] = {"with_mse": True, **weight_params(loss, _pair(best))}
+    return out
+
+
+def best_single(rows: list[dict], loss: str, epochs: int, lower_is_better: bool) -> tuple[str, list[float]]:
+    """(name, values) of the best confirmed candidate of the joint loss's parts searched alone
+    in this search: the candidate with the best mean over >= 2 confirmation runs; ("", [])
+    when no part has such runs."""
+    from .answer import confirm_values
+
+    best: tuple[str, list[float]] = ("", [])
+    sign = 1.0 if lower_is_better else -1.0
+    for part in loss_parts(loss):
+        for cand in CANDIDATES:
+            values = confirm_values(rows, part, cand, epochs)
+            if len(values) < 2:
+                continue
+            if not best[1] or sign * np.mean(values) < sign * np.mean(best[1]):
+                point = next((r for r in rows if r.get("role") == "confirm" and r.get("loss") == part
+                              and cand in str(r.get("candidate") or "").split("+")), {})
+                name = f"{part} {point_name(point.get('with_mse', True), point.get('w'))}"
+                best = (name, values)
+    return best
+
+
+def vs_best_single(rows: list[dict], loss: str, epochs: int, lower_is_better: bool) -> dict:
+    """The pair's confirmation runs (recommended, else best observed) against the best single
+    loss's; `verdict` None and a note saying why when either side has fewer than 2 runs."""
+    from .answer import compare, confirm_values
+
+    name, single = best_single(rows, loss, epochs, lower_is_better)
+    pair, who = [], RECOMMENDED
+    for who in (RECOMMENDED, BEST_OBSERVED):
+        pair = confirm_values(rows, loss, who, epochs)
+        if pair:
+            break
+    c = compare(pair, single, lower_is_better)
+    c.update(reference=name, candidate=who)
+    if c["verdict"] is None:
+        parts = ", ".join(loss_parts(loss))
+        flags = " ".join(f"--loss {p}" for p in (*loss_parts(loss), loss))
+        c["note"] = f"{NOT_RESOLVED}: " + (
+            f"no confirmation runs of {parts} alone (search them alongside: {flags})" if not single
+            else f"{len(pair)} confirmation run(s) of the pair vs {len(single)} of {name}; each side needs 2")
+    return c
+
+
+def loss_answer(rows: list[dict], loss: str, *, epochs: int, bounds: tuple[float, float],
+                lower_is_better: bool) -> dict:
+    """A joint loss's entry of results.json's "answer" (see the module docstring)."""
+    from .answer import comparisons, search_stage
+
+    runs = search_stage(rows, loss, epochs)
+    surface = fit_surface(runs, loss, epochs, bounds, lower_is_better)
+    comps = comparisons(rows, loss, epochs, lower_is_better)
+    comps[f"{RECOMMENDED}_vs_{BEST_SINGLE}"] = vs_best_single(rows, loss, epochs, lower_is_better)
+    return {
+        "joint": True,
+        "parts": list(loss_parts(loss)),
+        "surrogate": surface,
+        "candidates": candidates(runs, loss, surface, lower_is_better),
+        "best_paper_point": best_reference_point(runs, loss, lower_is_better),
+        "full_length_runs": len(runs),
+        "comparisons": comps,
+    }
+
+
+def _g(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+
+
+def _name(point: dict | None) -> str:
+    if not point:
+        return "-"
+    return point_name(True, tuple(point[k] for k in sorted(point) if k[:1] == "w" and k[1:].isdigit()))
+
+
+def format_loss(loss: str, a: dict, objective: str) -> list[str]:
+    """Console lines of a joint loss's answer."""
+    from .answer import describe_comparison
+
+    s, named = a["surrogate"], a["candidates"]
+    if s.get("fitted"):
+        o = s["objective"]
+        lines = [f"{loss}: recommended {_name(s['recommended'])} (surface of {s['n_observations']} "
+                 f"full-length runs over (w1, w2); {objective} {_g(o['estimate'])} [{_g(o['low'])}, "
+                 f"{_g(o['high'])}])"]
+    else:
+        lines = [f"{loss}: no surface ({s.get('note')})"]
+    who = {c: f"{c.replace('_', ' ')} {_name(named.get(c))}" for c in CANDIDATES}
+    shown = []
+    for key, c in a["comparisons"].items():
+        cand, _, ref = key.partition("_vs_")
+        if c in shown or c.get("note", "").startswith("the recommended w is"):
+            continue
+        shown.append(c)
+        if ref == BEST_SINGLE:
+            text = f"  pair vs best single loss ({c.get('reference') or 'none'}): "
+            lines.append(text + (c["note"] if c.get("verdict") is None else describe_comparison(
+                c, who[c.get("candidate", RECOMMENDED)], c["reference"]).split(": ", 1)[1]))
+            continue
+        ref_name = "MSE baseline" if ref == "baseline" else f"best reference {_name(named.get(BEST_PAPER))}"
+        lines.append("  " + describe_comparison(c, who[cand], ref_name))
+    return lines
