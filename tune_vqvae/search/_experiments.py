@@ -3,6 +3,10 @@
     <storage-path>/<name>/   search.json, optuna_journal.log, results.csv, results.json,
                              baseline/, <loss>/, <loss>-confirm/ (the confirmation stage),
                              and with --seeds baseline-seeds/, <loss>-seeds/
+
+With a URI as storage (s3://BUCKET/PATH?endpoint_override=...) the experiments go to
+<URI path>/<name>/ and the search-level files to $TUNE_VQVAE_CACHE/searches/<name> on the
+driver (see `Layout`).
 """
 
 from __future__ import annotations
