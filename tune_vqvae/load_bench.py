@@ -8,7 +8,8 @@ driver process with its own local Ray) write into one storage path. Afterwards, 
 - the Optuna journal consistent with the results: one COMPLETE trial per Ray trial, with the
   same value, none left RUNNING/WAITING, no trial of the other search;
 - the driver's peak memory (ru_maxrss of the driver process, Ray's own processes excluded),
-  wall time and trials per second.
+  wall time (from the start of all searches to this one's exit, Ray's start and stop
+  included), the search's own time (its "N trials in X s" line) and trials per second.
 
 Writes <out-dir>/cpu-<date>-load.json; exits 1 if an invariant fails. No Ray import here: the
 searches run as subprocesses (`python -m tune_vqvae.search`), each in a session of its own
@@ -22,6 +23,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -167,8 +169,11 @@ def run_load(storage: Path, trials: int = 200, concurrent: int = 8, searches: in
             else:
                 figures = check_search(storage / name, trials, epochs)
                 peak = json.loads(rss.read_text())["ru_maxrss_kib"] / 1024
-                out[name] = {"wall_s": round(ended[name], 1), "driver_peak_rss_mib": round(peak, 1),
-                             "trials_per_s": round((trials + 1) / ended[name], 3), **figures}
+                said = re.search(r"^(\d+) trials in (\d+) s;", log.read_text(), re.M)  # the driver's timer
+                search_s = int(said.group(2)) if said else None
+                out[name] = {"wall_s": round(ended[name], 1), "search_s": search_s,
+                             "driver_peak_rss_mib": round(peak, 1),
+                             "trials_per_s": round((trials + 1) / (search_s or ended[name]), 3), **figures}
     finally:
         for proc, _, _ in procs.values():
             stop_session(proc.pid)
