@@ -415,8 +415,13 @@ def main(argv=None):
         from .search_bench import main as search_main
 
         return search_main(argv[1:])
+    if argv[:1] == ["load"]:  # whole mock searches at once, as subprocesses (see load_bench)
+        from .load_bench import main as load_main
+
+        return load_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m tune_vqvae.bench", description=__doc__.split("\n")[0])
-    p.add_argument("what", nargs="?", default="all", choices=[*BENCHES, "packing", "all", "child", "search"])
+    p.add_argument("what", nargs="?", default="all",
+                   choices=[*BENCHES, "packing", "all", "child", "search", "load"])
     p.add_argument("--quick", action="store_true", help="small model, few steps (CPU, < 2 min)")
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default="builtin", help="builtin | cifar10 | FILE.npz")

@@ -12,7 +12,6 @@ import errno
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import ray
 
@@ -186,12 +185,11 @@ def settings(a: argparse.Namespace) -> tuple[SearchConfig, Layout, bool]:
                                 "(with the --storage-path of the search)")
             layout = Layout(a.storage_path or SearchConfig.storage_path, a.name)
         else:
-            d = Path(a.resume).expanduser().resolve()
-            layout = Layout(str(d.parent), d.name)
+            layout = Layout.of(a.resume)  # a directory, or the URI of one (s3://...)
         settings = layout.local / SETTINGS_FILE
         if not settings.is_file():
             raise UserError(f"--resume: {layout.local} is not a search experiment (no {SETTINGS_FILE}); "
-                            f"give the directory an earlier search created")
+                            f"give the directory an earlier search created{layout.missing_hint()}")
         try:
             cfg = SearchConfig.from_dict(json.loads(settings.read_text()))
         except (json.JSONDecodeError, TypeError) as e:
@@ -262,6 +260,7 @@ def main(argv=None):
         if plan.write_settings:
             settings_json = json.dumps(dataclasses.asdict(plan.cfg), indent=1)
             atomic_write_text(layout.local / SETTINGS_FILE, settings_json)
+            layout.upload([SETTINGS_FILE])  # URI storage: next to the experiments from the start
         return run(plan)
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):

@@ -3,6 +3,10 @@
     <storage-path>/<name>/   search.json, optuna_journal.log, results.csv, results.json,
                              baseline/, <loss>/, <loss>-confirm/ (the confirmation stage),
                              and with --seeds baseline-seeds/, <loss>-seeds/
+
+With a URI as storage (s3://BUCKET/PATH?endpoint_override=...) the experiments go to
+<URI path>/<name>/ and the search-level files to $TUNE_VQVAE_CACHE/searches/<name> on the
+driver (see `Layout`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from ray import tune
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
+from ..data import DEFAULT_CACHE
 from ..errors import UserError, ensure_writable_dir
 from ..trainable import train_vqvae
 from ..vocab import (
@@ -40,21 +45,68 @@ def is_uri(path: str) -> bool:
     return "://" in str(path)
 
 
+def uri_join(uri: str, *parts: str) -> str:
+    """`uri`/part/... with the parts inserted before its query string (which holds the options
+    of pyarrow's S3 filesystem, e.g. ?endpoint_override=HOST:PORT&scheme=http)."""
+    base, sep, query = uri.partition("?")
+    return "/".join([base.rstrip("/"), *parts]) + sep + query
+
+
+def uri_split(uri: str) -> tuple[str, str]:
+    """(parent, name) of the URI of a search directory, the query kept on the parent."""
+    base, sep, query = uri.partition("?")
+    parent, _, name = base.rstrip("/").rpartition("/")
+    return parent + sep + query, name
+
+
+def local_searches_dir() -> Path:
+    """Where a search with URI storage keeps its search-level files (TUNE_VQVAE_CACHE)."""
+    return Path(DEFAULT_CACHE).expanduser() / "searches"
+
+
 class Layout:
-    """Where a search's files go. For s3:// (or any URI) storage the search-level files
-    live in a local directory on the driver and are uploaded next to the experiments."""
+    """Where a search's files go.
+
+    A directory (local, NFS, EFS): everything in `<storage>/<name>/`. A URI (s3://...): the
+    Tune experiments go to `<storage>/<name>/` (Tune's storage_path, read and written by
+    every node); the search-level files (search.json, the Optuna journal, results.csv/json)
+    live in `local` = $TUNE_VQVAE_CACHE/searches/<name> on the driver, because Optuna's
+    journal appends to and locks a POSIX file, which object storage cannot do. They are
+    uploaded next to the experiments when the search starts (search.json) and when it ends
+    (all of them). `--resume` reads them from `local`, so it must run where the driver ran
+    (a restarted driver process, not a lost head node: for that, use shared file storage)."""
 
     def __init__(self, storage_path: str, name: str):
         self.name = name
         if is_uri(storage_path):
-            self.storage = storage_path.rstrip("/") + "/" + name  # Tune's storage_path
-            self.local = Path("~/.cache/tune_vqvae/searches").expanduser() / name
+            self.storage = uri_join(storage_path, name)  # Tune's storage_path of the experiments
+            self.local = local_searches_dir() / name
         else:
             self.storage = str(Path(storage_path).expanduser().resolve() / name)
             self.local = Path(self.storage)
 
+    @classmethod
+    def of(cls, directory: str) -> Layout:
+        """The layout of an existing search directory (--resume DIR): a path or a URI."""
+        if is_uri(directory):
+            parent, name = uri_split(directory)
+            return cls(parent, name)
+        d = Path(directory).expanduser().resolve()
+        return cls(str(d.parent), d.name)
+
+    @property
+    def remote(self) -> bool:
+        return is_uri(self.storage)
+
     def experiment(self, exp: str) -> str:
-        return f"{self.storage}/{exp}"
+        return uri_join(self.storage, exp) if self.remote else f"{self.storage}/{exp}"
+
+    def missing_hint(self) -> str:
+        """Why a search's files may be missing from `local` (for --resume's error)."""
+        if not self.remote:
+            return ""
+        return (f" (with {self.storage.partition('?')[0]} as storage the search's own files live on "
+                f"the machine that ran it, in $TUNE_VQVAE_CACHE/searches/{self.name}: resume there)")
 
     def check_writable(self) -> None:
         existing = next(p for p in (self.local, *self.local.parents) if p.exists())
@@ -64,7 +116,7 @@ class Layout:
                             f"a search needs at least {MIN_FREE_BYTES >> 20} MiB); free space "
                             f"or choose another --storage-path")
         ensure_writable_dir(self.local, "storage path")
-        if is_uri(self.storage):
+        if self.remote:
             import pyarrow.fs
 
             try:
@@ -72,18 +124,20 @@ class Layout:
                 fs.create_dir(path)
                 with fs.open_output_stream(f"{path}/.write-test"):
                     pass
+                fs.delete_file(f"{path}/.write-test")
             except Exception as e:  # pyarrow raises OSError/ArrowInvalid/... per backend
                 raise UserError(f"storage path {self.storage!r} is not writable ({e}); "
                                 f"check the URI and credentials") from None
 
     def upload(self, files: list[str]) -> None:
-        if not is_uri(self.storage):
+        """Copy the search-level `files` from `local` next to the experiments (URI storage)."""
+        if not self.remote:
             return
         import pyarrow.fs
 
         fs, path = pyarrow.fs.FileSystem.from_uri(self.storage)
         for f in files:
-            if (self.local / f).exists():
+            if (self.local / f).exists():  # one PUT per file: never half a file in the bucket
                 pyarrow.fs.copy_files(str(self.local / f), f"{path}/{f}", destination_filesystem=fs)
 
 

@@ -1,0 +1,207 @@
+"""Cluster storage: a search whose --storage-path is s3://..., against a local S3-compatible
+server (moto's server mode, on 127.0.0.1 with dummy credentials), the driver killed with
+kill -9 mid-search, `--resume`, then `python -m analysis` on a local copy of the bucket made
+by the README's sync command. Nothing is lost: every trial once, every epoch once, the Optuna
+study consistent with the results.
+
+Every process started here (the S3 server, the search drivers and their Ray) is stopped by its
+own pid / session id; Ray runs on 127.0.0.1 with RAY_AUTH_MODE=disabled in its own temp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from processes import free_port, kill_session, run, search_env, study
+
+from tune_vqvae.search._experiments import Layout, uri_join, uri_split
+from tune_vqvae.vocab import JOURNAL_FILE, RESULTS_CSV, SETTINGS_FILE, TRIAL_STATE_FILE
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+STATES = optuna.trial.TrialState
+# The README's command (section Cluster) that copies a search from object storage to a local
+# directory for `python -m analysis`.
+SYNC = "import sys, pyarrow.fs as fs; fs.copy_files(sys.argv[1], sys.argv[2])"
+
+
+# --- the URI layout (no server) ------------------------------------------------------------
+
+
+def test_layout_puts_the_experiment_name_before_the_query_string(tmp_path, monkeypatch):
+    monkeypatch.setattr("tune_vqvae.search._experiments.DEFAULT_CACHE", str(tmp_path / "cache"))
+    base = "s3://bkt/runs/?endpoint_override=127.0.0.1:9000&scheme=http"
+    layout = Layout(base, "k")
+    assert layout.storage == "s3://bkt/runs/k?endpoint_override=127.0.0.1:9000&scheme=http"
+    assert layout.experiment("gmsd") == "s3://bkt/runs/k/gmsd?endpoint_override=127.0.0.1:9000&scheme=http"
+    assert layout.local == tmp_path / "cache" / "searches" / "k"  # the search's own files
+    again = Layout.of(layout.storage)  # --resume URI
+    assert (again.storage, again.name, again.local) == (layout.storage, "k", layout.local)
+    assert uri_split("s3://bkt/a/b") == ("s3://bkt/a", "b")
+    assert uri_join("s3://bkt", "a", "b") == "s3://bkt/a/b"
+    local = Layout(str(tmp_path), "k")
+    assert local.local == tmp_path / "k" and local.experiment("gmsd") == f"{tmp_path}/k/gmsd"
+    assert "resume there" in layout.missing_hint() and local.missing_hint() == ""
+
+
+# --- a search on S3, its driver killed, resumed, analysed ----------------------------------
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.time() < deadline, f"no S3 server on port {port}: " + log.read_text()[-2000:]
+            time.sleep(0.3)
+
+
+@pytest.fixture
+def s3_server(tmp_path):
+    """moto's S3 server on 127.0.0.1:PORT, for this test only -> the bucket's base URI."""
+    port = free_port()
+    log = tmp_path / "moto.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, proc, log)
+        yield port
+    finally:
+        kill_session(proc.pid)
+        proc.wait(timeout=30)
+
+
+def bucket_fs(port: int):
+    import pyarrow.fs
+
+    return pyarrow.fs.S3FileSystem(access_key="test", secret_key="test", scheme="http",
+                                   endpoint_override=f"127.0.0.1:{port}")
+
+
+def checkpointed_epochs(fs, exp_path: str) -> dict[str, int]:
+    """{trial dir: epochs in its newest checkpoint} of an experiment in the bucket: what the
+    trials themselves uploaded (the driver writes result.json only at its snapshots)."""
+    import pyarrow.fs
+
+    out = {}
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(exp_path, recursive=True))
+    except (FileNotFoundError, OSError):
+        return out
+    newest: dict[str, str] = {}
+    for info in infos:
+        parts = info.path[len(exp_path) + 1:].split("/")
+        if len(parts) == 3 and parts[1].startswith("checkpoint_") and parts[2] == TRIAL_STATE_FILE:
+            newest[parts[0]] = max(newest.get(parts[0], ""), info.path)
+    for trial, path in newest.items():
+        try:
+            with fs.open_input_stream(path) as f:
+                out[trial] = len(json.loads(f.read())["reported"])
+        except (OSError, ValueError):  # mid-upload: read it at the next poll
+            pass
+    return out
+
+
+@pytest.mark.slow
+def test_s3_storage_killed_driver_resumed_and_analysed(s3_server, tmp_path):
+    port = s3_server
+    base = f"s3://bkt/runs?endpoint_override=127.0.0.1:{port}&scheme=http&allow_bucket_creation=true"
+    layout = Layout(base, "k")
+    ray_tmp = tempfile.mkdtemp(prefix="rs", dir="/tmp")  # short: Ray's socket paths must fit
+    env = {**search_env(ray_tmp), "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_EC2_METADATA_DISABLED": "true", "TUNE_VQVAE_CACHE": str(tmp_path / "cache")}
+    local = tmp_path / "cache" / "searches" / "k"  # the search's own files (see Layout)
+    argv = [PY, "-m", "tune_vqvae.search", "--mock", "--loss", "gmsd", "--epochs", "3",
+            "--num-samples", "6", "--max-concurrent", "2", "--no-early-stop", "--num-cpus", "2",
+            "--storage-path", base, "--name", "k", "--faults", json.dumps({"sleep_s": 0.7}),
+            "--baseline-seeds", "1", "--confirm-seeds", "0"]
+    fs = bucket_fs(port)
+    log = tmp_path / "driver.log"
+    try:
+        with open(log, "w") as out:
+            proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        try:
+            # Kill once the bucket holds two finished loss trials and one cut off mid-run.
+            deadline = time.time() + 240
+            while True:
+                epochs = checkpointed_epochs(fs, "bkt/runs/k/gmsd")
+                finished = sum(e == 3 for e in epochs.values())
+                if finished >= 2 and any(0 < e < 3 for e in epochs.values()):
+                    break
+                assert proc.poll() is None, "the search ended before it could be killed:\n" + \
+                    log.read_text()[-3000:]
+                assert time.time() < deadline, f"{epochs}\n" + log.read_text()[-3000:]
+                time.sleep(0.2)
+            os.kill(proc.pid, signal.SIGKILL)  # the driver: no handler, no last snapshot
+            proc.wait(timeout=30)
+        finally:
+            kill_session(proc.pid)  # and the Ray processes it started
+        assert proc.returncode == -signal.SIGKILL
+        assert (local / SETTINGS_FILE).is_file() and (local / JOURNAL_FILE).is_file()
+        assert not (local / RESULTS_CSV).exists()
+        with fs.open_input_stream(f"bkt/runs/k/{SETTINGS_FILE}") as f:  # uploaded at the start
+            assert json.loads(f.read())["name"] == "k"
+
+        resumed = subprocess.run([PY, "-m", "tune_vqvae.search", "--resume", layout.storage,
+                                  "--num-cpus", "2"], env=env, cwd=REPO, capture_output=True, text=True,
+                                 timeout=300, start_new_session=True)
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+    # The README's sync, then the analysis on the copy.
+    copy = tmp_path / "copy" / "k"
+    sync = subprocess.run([PY, "-c", SYNC, layout.storage, str(copy)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert sync.returncode == 0, sync.stderr[-2000:]
+    assert (copy / RESULTS_CSV).read_bytes() == (local / RESULTS_CSV).read_bytes()  # uploaded at the end
+    assert (copy / JOURNAL_FILE).read_bytes() == (local / JOURNAL_FILE).read_bytes()
+    analysed = subprocess.run([PY, "-m", "analysis", str(copy), "--no-reconstructions"], env=env,
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert analysed.returncode == 0, analysed.stdout[-2000:] + analysed.stderr[-2000:]
+    assert (copy / "analysis" / "report.md").is_file()
+
+    rows = pd.read_csv(copy / RESULTS_CSV)
+    loss_rows = rows[rows.experiment == "gmsd"]
+    assert len(loss_rows) == 6 and loss_rows.trial_id.is_unique  # every trial once
+    assert set(rows.status) == {"COMPLETED"} and (rows.role == "baseline").sum() == 1
+    from analysis.load import read_experiment
+
+    trials = [t for exp in ("baseline", "gmsd") for t in read_experiment(copy / exp)]
+    assert len(trials) == 7
+    for t in trials:  # every epoch exactly once, across the kill, in what the analysis reads
+        assert [int(e) for e in t.history["epoch"]] == [1, 2, 3], t.path
+
+    s = study(copy, "gmsd")
+    complete = [t for t in s.trials if t.state == STATES.COMPLETE]
+    assert {t.user_attrs["ray_trial_id"] for t in complete} == set(loss_rows.trial_id)
+    assert len(complete) == 6  # one per Ray trial, each told once
+    assert not [t for t in s.trials if t.state in (STATES.RUNNING, STATES.WAITING)]
+    assert all("orphaned" in t.user_attrs for t in s.trials if t.state == STATES.FAIL)
+
+
+def test_resume_of_an_s3_search_elsewhere_names_where_its_files_are(tmp_path, monkeypatch, capsys):
+    """--resume of a URI search on a machine without its local files: exit 2, one line that
+    says where they live (no server needed: the check comes before any storage access)."""
+    monkeypatch.setenv("TUNE_VQVAE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("tune_vqvae.search._experiments.DEFAULT_CACHE", str(tmp_path / "cache"))
+    assert run(["--resume", "s3://bkt/runs/gone?endpoint_override=127.0.0.1:1&scheme=http"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "searches/gone" in err[0] and "resume there" in err[0], err
