@@ -12,6 +12,7 @@ import errno
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import ray
 
