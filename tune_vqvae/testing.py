@@ -55,11 +55,12 @@ def inject_faults(config: dict, epoch: int) -> None:
 
     config["faults"]: one dict or a list of them, each
         {"crash_at_epoch": k, "kill_at_epoch": k, "nan_at_epoch": k, "sleep_s": s,
-         "marker_dir": DIR, "only_w": w}
+         "pause_while": FILE, "marker_dir": DIR, "only_w": w}
     crash (raise) and kill (the worker process exits) happen once per trial and epoch (a
     marker file in marker_dir remembers), so the retry from the checkpoint succeeds; nan
     happens every time (divergence is deterministic). `only_w` restricts a fault to the
-    trial with that weight.
+    trial with that weight. `pause_while`: the trial waits (at most 10 minutes) while FILE
+    exists, so a test can hold a search at a known point without racing it.
     """
     faults = config.get("faults") or []
     for fault in faults if isinstance(faults, list) else [faults]:
@@ -67,6 +68,10 @@ def inject_faults(config: dict, epoch: int) -> None:
             continue
         if fault.get("sleep_s"):
             time.sleep(float(fault["sleep_s"]))
+        deadline = time.monotonic() + 600
+        hold = Path(fault["pause_while"]) if fault.get("pause_while") else None
+        while hold is not None and hold.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         if fault.get("nan_at_epoch") == epoch:
             raise DivergedError(epoch, "train_loss (injected)")
         for kind in ("crash", "kill"):

@@ -60,7 +60,7 @@ class SearchConfig:
     smoke: bool = False
     # Test support (tune_vqvae.testing.inject_faults), never set by users: kept in the
     # settings so that a resumed test search injects the same faults.
-    faults: dict | None = None
+    faults: dict | list | None = None
 
     def validate(self) -> None:
         for name in self.losses:
