@@ -27,9 +27,11 @@ from tune_vqvae.answer import difference as _difference
 from tune_vqvae.answer import fit_curve as fit_in_metric_units
 from tune_vqvae.estimates import Interval, Noise, mean_interval, run_noise
 from tune_vqvae.surrogate import MIN_OBSERVATIONS, SurrogateFit
-from tune_vqvae.vocab import SETTINGS_FILE, SPACES_DIR, objective_sign, point_name
+from tune_vqvae.vocab import PAPER, SEARCH, SETTINGS_FILE, SPACES_DIR, objective_sign, point_name
 
 from .load import COMPLETED, CONFIRM
+
+SEARCH_STAGE = (PAPER, SEARCH)
 
 
 @dataclass
@@ -99,10 +101,19 @@ def full_length_runs(trials: pd.DataFrame, loss: str) -> pd.DataFrame:
     return t[full & np.isfinite(t["value"])]
 
 
-def fit_curve(trials: pd.DataFrame, loss: str, objective: str, search_dirs: list[Path]) -> Curve:
-    """Refit `surrogate.fit_objective_curve` on a loss's full-length runs."""
-    mine = trials[(trials["loss"] == loss) & trials["with_mse"] & trials["w"].notna()]
+def search_stage_runs(trials: pd.DataFrame, loss: str) -> pd.DataFrame:
+    """The full-length runs the surrogate is fitted on: the search stage's (paper points and
+    searched w), as the search fits it (tune_vqvae.answer.search_stage); the confirmation
+    and seed re-runs judge the candidates instead."""
     runs = full_length_runs(trials, loss)
+    return runs[runs["role"].isin(SEARCH_STAGE)]
+
+
+def fit_curve(trials: pd.DataFrame, loss: str, objective: str, search_dirs: list[Path]) -> Curve:
+    """Refit `surrogate.fit_objective_curve` on a loss's full-length search-stage runs."""
+    mine = trials[(trials["loss"] == loss) & trials["with_mse"] & trials["w"].notna()
+                  & trials["role"].isin(SEARCH_STAGE)]
+    runs = search_stage_runs(trials, loss)
     left_out = len(mine) - len(runs)
     epochs = float(mine["epochs_planned"].max()) if len(mine) else math.nan
     if len(runs) < MIN_OBSERVATIONS:
@@ -236,8 +247,13 @@ def compare_loss(trials: pd.DataFrame, groups: pd.DataFrame, loss: str, curve: C
     return rows
 
 
-def replicates_per_config(groups: pd.DataFrame) -> int:
-    """The search's replicate count: the median number of runs of its with-MSE configs."""
+def replicates_per_config(groups: pd.DataFrame, trials: pd.DataFrame) -> int:
+    """The runs per config the verdicts rest on: with a confirmation stage, the median number
+    of confirmation runs per candidate (as the search's noise line); else the median number
+    of runs of the with-MSE configs."""
+    confirm = trials[(trials["role"] == CONFIRM) & (trials["loss"] != "mse")]
+    if len(confirm):
+        return int(np.median(confirm.groupby(["loss", "with_mse", confirm["w"].fillna(-1)]).size()))
     g = groups[(groups["loss"] != "mse") & groups["with_mse"]]
     return int(np.median(g["n"])) if len(g) else 0
 

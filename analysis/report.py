@@ -324,8 +324,8 @@ def noise_sentence(a: Analysis) -> str:
                 f"resolve {100 * EFFECT:g}% you need about {seeds_needed(a.noise.cv, EFFECT)} "
                 f"seeds per config")
     return (f"**Noise**: {text} (measured on the MSE baseline's runs; a two-sided test at 5% "
-            f"with 80% power; {a.replicates} = the median number of runs of this search's "
-            f"configs).")
+            f"with 80% power; {a.replicates} = the runs per config the verdicts rest on: the "
+            f"confirmation seeds of a confirmed search, else the median runs of its configs).")
 
 
 def _reason(c: Comparison | None, which: str) -> str:

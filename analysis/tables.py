@@ -128,7 +128,7 @@ def _answer(a: Analysis) -> None:
         a.baseline_values[loss] = a.trials.loc[base["trials"], "value"].to_numpy(float) \
             if base is not None else np.array([])
     a.noise = answer.noise_of(a.baseline_values["mse"])
-    a.replicates = answer.replicates_per_config(a.groups)
+    a.replicates = answer.replicates_per_config(a.groups, a.trials)
     for loss in a.losses:
         a.curves[loss] = answer.fit_curve(a.trials, loss, a.objective, searches)
         a.comparisons += answer.compare_loss(a.trials, a.groups, loss, a.curves[loss],

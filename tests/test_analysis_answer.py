@@ -165,6 +165,11 @@ def test_older_search_analyses_as_a_new_one(tmp_path):
     assert len(confirm) == 3 and len(searched) == 2
     said = compare(list(confirm), list(baseline), lower_is_better=True)["verdict"]
     assert v.loc[("gmsd", "w=0.3"), "verdict_baseline"] == said
+    # the surrogate is fitted on the search stage only, as the search fits it: not on the
+    # confirmation runs (they judge the candidates the surrogate chose)
+    stage = t[(t.loss == "gmsd") & t.role.isin(["paper", "search"]) & t.with_mse & ~t.stopped
+              & (t.state == "completed")]
+    assert f"surrogate fitted on {len(stage)} full-length runs" in (reports[True] / "report.md").read_text()
 
 
 def test_higher_is_better_objective(tmp_path):
