@@ -198,7 +198,8 @@ def weight_plot(a: Analysis, loss: str) -> bytes:
         ax.set_xlim(w.min() / 2, w.max() * 2)
     _minimiser_panel(axp, fit, curve)
     n_text = f"{len(runs)} full-length runs" + (
-        f", {curve.left_out} not fitted" if curve is not None and curve.left_out else "")
+        f"; surrogate on the search stage's {curve.runs}" if curve is not None and curve.runs < len(runs)
+        else "") + (f", {curve.left_out} not fitted" if curve is not None and curve.left_out else "")
     ax.set_title(f"{loss}: {a.objective} vs weight ({n_text})")
     ax.set_ylabel(_ylabel(a))
     ax.grid(True, which="major", alpha=0.25)
