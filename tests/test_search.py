@@ -220,16 +220,12 @@ def test_crash_is_retried_from_checkpoint_and_nan_fails_the_trial(ray_cluster, t
 
 @pytest.mark.slow
 def test_resume_after_interrupt_does_not_rerun_completed_trials(tmp_path):
-    """SIGINT the search mid-run (its own local Ray), then --resume finishes it. The third
-    trial (w = 0.25) is held at its first epoch until the SIGINT, however slow the machine."""
+    """SIGINT the search mid-run (its own local Ray), then --resume finishes it."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    hold = tmp_path / "hold"
-    hold.touch()
-    faults = [{"sleep_s": 0.7}, {"pause_while": str(hold), "only_w": 0.25}]
     argv = [PY, "-m", "tune_vqvae.search", "--mock", "--loss", "gmsd", "--epochs", "3",
             "--num-samples", "6", "--max-concurrent", "1", "--no-early-stop", "--num-cpus", "2",
             "--storage-path", str(tmp_path), "--name", "r", "--confirm-seeds", "0",
-            "--faults", json.dumps(faults)]
+            "--faults", json.dumps({"sleep_s": 0.7})]
     proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     output = Lines(proc.stdout)
@@ -244,7 +240,6 @@ def test_resume_after_interrupt_does_not_rerun_completed_trials(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     finally:
-        hold.unlink()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
