@@ -18,13 +18,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
 from processes import free_port, kill_session, run, search_env, study
+from waiting import wait_until
 
 from tune_vqvae.search._experiments import Layout, uri_join, uri_split
 from tune_vqvae.vocab import JOURNAL_FILE, RESULTS_CSV, SETTINGS_FILE, TRIAL_STATE_FILE
@@ -60,15 +60,16 @@ def test_layout_puts_the_experiment_name_before_the_query_string(tmp_path, monke
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while True:
+    def listening():
+        assert proc.poll() is None, log.read_text()[-2000:]
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
+                return True
         except OSError:
-            assert proc.poll() is None, log.read_text()[-2000:]
-            assert time.time() < deadline, f"no S3 server on port {port}: " + log.read_text()[-2000:]
-            time.sleep(0.3)
+            return False
+
+    wait_until(listening, timeout, lambda: f"no S3 server on port {port}: " + log.read_text()[-2000:],
+               interval=0.3)
 
 
 @pytest.fixture
@@ -139,16 +140,14 @@ def test_s3_storage_killed_driver_resumed_and_analysed(s3_server, tmp_path):
                                     start_new_session=True)
         try:
             # Kill once the bucket holds two finished loss trials and one cut off mid-run.
-            deadline = time.time() + 240
-            while True:
-                epochs = checkpointed_epochs(fs, "bkt/runs/k/gmsd")
-                finished = sum(e == 3 for e in epochs.values())
-                if finished >= 2 and any(0 < e < 3 for e in epochs.values()):
-                    break
+            def two_finished_one_cut_off():
                 assert proc.poll() is None, "the search ended before it could be killed:\n" + \
                     log.read_text()[-3000:]
-                assert time.time() < deadline, f"{epochs}\n" + log.read_text()[-3000:]
-                time.sleep(0.2)
+                epochs = checkpointed_epochs(fs, "bkt/runs/k/gmsd").values()
+                return sum(e == 3 for e in epochs) >= 2 and any(0 < e < 3 for e in epochs)
+
+            wait_until(two_finished_one_cut_off, 240, lambda: "two finished loss trials and one "
+                       "cut off in the bucket\n" + log.read_text()[-3000:], interval=0.2)
             os.kill(proc.pid, signal.SIGKILL)  # the driver: no handler, no last snapshot
             proc.wait(timeout=30)
         finally:

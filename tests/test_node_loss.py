@@ -16,12 +16,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from processes import kill_session
+from waiting import wait_until
 
 from tune_vqvae.vocab import RESULTS_CSV, TRIAL_STATE_FILE
 
@@ -79,16 +79,14 @@ def test_lost_worker_node_trial_resumes_on_another_node(cluster, tmp_path):
                                 start_new_session=True)
     try:
         # Wait until a trial on the node to lose has checkpointed an epoch and is not done.
-        deadline = time.time() + 180
-        while True:
-            on_lost = {d: r for d in exp.glob("*/*_*") if d.is_dir()
-                       and (r := last_checkpoint(d)) and r[-1]["node_id"] == lost.node_id
-                       and len(r) < EPOCHS}
-            if on_lost:
-                break
+        def cut_off_on_lost_node():
             assert proc.poll() is None, "the search ended first:\n" + log.read_text()[-3000:]
-            assert time.time() < deadline, "no trial ran on the node:\n" + log.read_text()[-3000:]
-            time.sleep(0.2)
+            return {d: r for d in exp.glob("*/*_*") if d.is_dir()
+                    and (r := last_checkpoint(d)) and r[-1]["node_id"] == lost.node_id
+                    and len(r) < EPOCHS}
+
+        on_lost = wait_until(cut_off_on_lost_node, 180,
+                             lambda: "no trial ran on the node:\n" + log.read_text()[-3000:], interval=0.2)
         c.remove_node(lost, allow_graceful=False)  # the node dies: raylet and its workers killed
         try:
             proc.wait(timeout=300)

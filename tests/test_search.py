@@ -36,6 +36,13 @@ def finished(lines: list[str]) -> set[str]:
     return {s.split()[1] for s in lines if s.startswith("[gmsd]") and "epoch 3/3" in s}
 
 
+def sigint_as_at_a_terminal() -> None:
+    """In the child before exec: SIGINT at its default. A process started with `&` from a
+    non-interactive shell (a CI script) inherits SIGINT ignored, and Python then never turns
+    it into KeyboardInterrupt: the search would ignore the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def completed_in_journal(exp: Path, name: str) -> set[str]:
     """Ray trial ids of the study's COMPLETE trials (the journal may be half-written: none yet)."""
     if not (exp / JOURNAL_FILE).exists():
@@ -220,26 +227,36 @@ def test_crash_is_retried_from_checkpoint_and_nan_fails_the_trial(ray_cluster, t
 
 @pytest.mark.slow
 def test_resume_after_interrupt_does_not_rerun_completed_trials(tmp_path):
-    """SIGINT the search mid-run (its own local Ray), then --resume finishes it."""
+    """SIGINT the search mid-run (its own local Ray), then --resume finishes it. The third
+    trial (w = 0.25) is held at its first epoch until the search has taken the SIGINT, so the
+    search cannot finish first however slow the machine."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    hold = tmp_path / "hold"
+    hold.touch()
+    faults = [{"sleep_s": 0.7}, {"pause_while": str(hold), "only_w": 0.25}]
     argv = [PY, "-m", "tune_vqvae.search", "--mock", "--loss", "gmsd", "--epochs", "3",
             "--num-samples", "6", "--max-concurrent", "1", "--no-early-stop", "--num-cpus", "2",
             "--storage-path", str(tmp_path), "--name", "r", "--confirm-seeds", "0",
-            "--faults", json.dumps({"sleep_s": 0.7})]
+            "--faults", json.dumps(faults)]
     proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=sigint_as_at_a_terminal)
     output = Lines(proc.stdout)
     exp = tmp_path / "r"
     try:
         done_before = finished(output.wait_for(lambda lines: len(finished(lines)) >= 2, 240,
-                                               "two loss trials at epoch 3/3"))  # a third running
+                                               "two loss trials at epoch 3/3"))  # a third held
         # Tune has processed their end once the searcher told Optuna (then they are TERMINATED
         # in the state Ctrl-C saves; a trial "running" at the Ctrl-C redoes its last epoch).
         wait_until(lambda: done_before <= completed_in_journal(exp, "gmsd"), 60,
                    "the finished trials COMPLETE in the Optuna journal")
         proc.send_signal(signal.SIGINT)
+        output.wait_for(lambda lines: any(s.startswith("interrupted:") for s in lines), 60,
+                        "the search's 'interrupted:' line")
+        # Tune stops a trial at its next report: the held one must reach it
+        hold.unlink()
         proc.wait(timeout=60)
     finally:
+        hold.unlink(missing_ok=True)
         if proc.poll() is None:
             proc.kill()
             proc.wait()

@@ -64,11 +64,13 @@ class Lines:
         return self.text(last=len(self.lines))
 
 
-def wait_until(check, timeout: float, what: str, interval: float = 0.1):
-    """The first true value of `check()`, polled every `interval` s; fails after `timeout` s."""
+def wait_until(check, timeout: float, what, interval: float = 0.1):
+    """The first true value of `check()`, polled every `interval` s; fails after `timeout` s
+    with `what` (a string, or a function giving one then: the log as it is at the deadline).
+    `check` may itself fail the test (say, when the process it waits on has ended)."""
     deadline = time.monotonic() + timeout
     while not (value := check()):
         if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:g} s")
+            pytest.fail(f"{what() if callable(what) else what}: not within {timeout:g} s")
         time.sleep(interval)
     return value
