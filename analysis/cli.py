@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tune_vqvae.errors import UserError, cli_entry, ensure_writable_dir
+from tune_vqvae.storage import is_uri, local_copy
 
 from .load import choose_objective, load, warnings_of
 from .report import build, write
@@ -23,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "reconstructions, Pareto front. Works on finished and still-running searches.")
     p.add_argument("experiments", nargs="+", metavar="EXPDIR",
                    help="a search directory (runs/search/<name>, holding baseline/ and one "
-                        "directory per loss), or Ray Tune experiment directories")
+                        "directory per loss), or Ray Tune experiment directories; a URI "
+                        "(s3://BUCKET/PATH/<name>?endpoint_override=...) is copied to "
+                        "$TUNE_VQVAE_CACHE/copies/<name> first")
     p.add_argument("--out", help="report directory (default: <search dir>/analysis)")
     p.add_argument("--objective", help="metric to compare (default: what the search "
                                        "minimised; else fid if reported, else swd)")
@@ -44,12 +47,20 @@ def default_out(experiments: list[Path]) -> Path:
     return base / "analysis"
 
 
+def copied(experiment: str) -> str:
+    """A local copy of a search in object storage (the analysis reads local files)."""
+    if not is_uri(experiment):
+        return experiment
+    print(f"copying {experiment.partition('?')[0]} ...", file=sys.stderr, flush=True)
+    return str(local_copy(experiment))
+
+
 @cli_entry
 def main(argv=None):
     a = build_parser().parse_args(argv)
     if a.images < 1:
         raise UserError(f"--images must be >= 1, got {a.images}")
-    experiments, trials = load(a.experiments)
+    experiments, trials = load([copied(e) for e in a.experiments])
     for line in warnings_of(trials):  # damaged files, an all-failed search: named up front
         print(f"warning: {line}", file=sys.stderr)
     objective = choose_objective(trials, a.objective)

@@ -26,7 +26,8 @@ import pytest
 from processes import free_port, kill_session, run, search_env, study
 from waiting import wait_until
 
-from tune_vqvae.search._experiments import Layout, uri_join, uri_split
+from tune_vqvae.search._experiments import Layout
+from tune_vqvae.storage import uri_join, uri_split
 from tune_vqvae.vocab import JOURNAL_FILE, RESULTS_CSV, SETTINGS_FILE, TRIAL_STATE_FILE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,7 +35,6 @@ PY = sys.executable
 STATES = optuna.trial.TrialState
 # The README's command (section Cluster) that copies a search from object storage to a local
 # directory for `python -m analysis`.
-SYNC = "import sys, pyarrow.fs as fs; fs.copy_files(sys.argv[1], sys.argv[2])"
 
 
 # --- the URI layout (no server) ------------------------------------------------------------
@@ -54,6 +54,30 @@ def test_layout_puts_the_experiment_name_before_the_query_string(tmp_path, monke
     local = Layout(str(tmp_path), "k")
     assert local.local == tmp_path / "k" and local.experiment("gmsd") == f"{tmp_path}/k/gmsd"
     assert "resume there" in layout.missing_hint() and local.missing_hint() == ""
+
+
+def test_local_copy_of_a_uri_replaces_the_old_copy_whole(tmp_path, monkeypatch):
+    """The analysis's copy of a search in object storage (a file:// URI stands in for s3://)."""
+    from tune_vqvae.storage import local_copy
+
+    src = tmp_path / "bucket" / "k"
+    (src / "gmsd" / "t1").mkdir(parents=True)
+    (src / "gmsd" / "t1" / "result.json").write_text("{}\n")
+    (src / RESULTS_CSV).write_text("a\n1\n")
+    root = tmp_path / "copies"
+    copy = local_copy(f"file://{src}", root)
+    assert copy == root / "k" and (copy / "gmsd" / "t1" / "result.json").read_text() == "{}\n"
+    (src / RESULTS_CSV).unlink()  # gone from the source: gone from the next copy too
+    (copy / "stale").write_text("x")
+    assert local_copy(f"file://{src}", root) == copy
+    assert not (copy / RESULTS_CSV).exists() and not (copy / "stale").exists()
+    assert sorted(p.name for p in root.iterdir()) == ["k"]  # no staging directory left
+
+    monkeypatch.setenv("TUNE_VQVAE_CACHE", str(tmp_path / "cache"))
+    out = subprocess.run([PY, "-m", "analysis", f"file://{tmp_path}/nothing"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.splitlines()[-1].startswith("error: ")
+    assert "is not a directory there" in out.stderr and "Traceback" not in out.stderr
 
 
 # --- a search on S3, its driver killed, resumed, analysed ----------------------------------
@@ -165,16 +189,14 @@ def test_s3_storage_killed_driver_resumed_and_analysed(s3_server, tmp_path):
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
-    # The README's sync, then the analysis on the copy.
-    copy = tmp_path / "copy" / "k"
-    sync = subprocess.run([PY, "-c", SYNC, layout.storage, str(copy)], env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert sync.returncode == 0, sync.stderr[-2000:]
-    assert (copy / RESULTS_CSV).read_bytes() == (local / RESULTS_CSV).read_bytes()  # uploaded at the end
-    assert (copy / JOURNAL_FILE).read_bytes() == (local / JOURNAL_FILE).read_bytes()
-    analysed = subprocess.run([PY, "-m", "analysis", str(copy), "--no-reconstructions"], env=env,
+    # The analysis straight from the bucket (a local copy in the cache), on the finished search.
+    analysed = subprocess.run([PY, "-m", "analysis", layout.storage, "--no-reconstructions"], env=env,
                               cwd=REPO, capture_output=True, text=True, timeout=300)
     assert analysed.returncode == 0, analysed.stdout[-2000:] + analysed.stderr[-2000:]
+    copy = tmp_path / "cache" / "copies" / "k"
+    assert (copy / RESULTS_CSV).read_bytes() == (local / RESULTS_CSV).read_bytes()  # uploaded at the end
+    assert (copy / JOURNAL_FILE).read_bytes() == (local / JOURNAL_FILE).read_bytes()
+    assert str(copy / "analysis" / "report.md") in analysed.stdout
     assert (copy / "analysis" / "report.md").is_file()
 
     rows = pd.read_csv(copy / RESULTS_CSV)

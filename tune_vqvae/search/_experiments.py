@@ -20,6 +20,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from ..data import DEFAULT_CACHE
 from ..errors import UserError, ensure_writable_dir
+from ..storage import is_uri, uri_join, uri_split
 from ..trainable import train_vqvae
 from ..vocab import (
     BASELINE,
@@ -39,24 +40,6 @@ from ._scheduler import ProtectedASHA
 from ._spaces import SearchSpace
 
 MIN_FREE_BYTES = 64 << 20  # a storage path with less free space is refused up front
-
-
-def is_uri(path: str) -> bool:
-    return "://" in str(path)
-
-
-def uri_join(uri: str, *parts: str) -> str:
-    """`uri`/part/... with the parts inserted before its query string (which holds the options
-    of pyarrow's S3 filesystem, e.g. ?endpoint_override=HOST:PORT&scheme=http)."""
-    base, sep, query = uri.partition("?")
-    return "/".join([base.rstrip("/"), *parts]) + sep + query
-
-
-def uri_split(uri: str) -> tuple[str, str]:
-    """(parent, name) of the URI of a search directory, the query kept on the parent."""
-    base, sep, query = uri.partition("?")
-    parent, _, name = base.rstrip("/").rpartition("/")
-    return parent + sep + query, name
 
 
 def local_searches_dir() -> Path:
