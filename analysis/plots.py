@@ -263,17 +263,47 @@ def combined_plot(a: Analysis) -> bytes:
                    f"All losses: surrogate of {a.objective} vs weight (★ = recommended w)")
 
 
+def _pareto_range(p: pd.DataFrame, column: str, higher_is_better: bool) -> tuple[float, float]:
+    """An axis range of the Pareto plot: far outliers on the bad side (beyond Tukey's outer
+    fence, say the paper's GMSD alone at ~4x MSE's FID) would squash every other trial into a
+    corner; the front and the MSE runs always stay on the scale."""
+    bad = (-1 if higher_is_better else 1) * p[column].to_numpy(float)
+    q1, q3 = np.percentile(bad, [25, 75])
+    kept = p[column][(bad <= q3 + 3 * (q3 - q1)) | p["pareto"] | (p["loss"] == "mse")]
+    low, high = float(kept.min()), float(kept.max())
+    pad = 0.08 * (high - low or abs(high) or 1.0)
+    return low - pad, high + pad
+
+
 def pareto_plot(a: Analysis) -> bytes:
-    """Objective vs PSNR of every completed trial; the non-dominated ones joined."""
+    """Objective vs PSNR of every completed trial; the non-dominated ones joined. Trials far
+    off on the bad side are arrows on the plot's edge (counted in the legend)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     p = a.pareto
+    (x0, x1), (y0, y1) = _pareto_range(p, "val_psnr", True), _pareto_range(p, "value", a.higher_is_better)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
     names = ["mse"] + a.losses
     for i, loss in enumerate(names):
         m = p[p["loss"] == loss]
         if m.empty:
             continue
-        ax.scatter(m["val_psnr"], m["value"], s=28, color="k" if loss == "mse" else f"C{i - 1}",
-                   marker="s" if loss == "mse" else "o", label=loss, alpha=0.8)
+        color, marker = ("k", "s") if loss == "mse" else (f"C{i - 1}", "o")
+        off_y = (m["value"] < y0) | (m["value"] > y1)
+        off = off_y | (m["val_psnr"] < x0)
+        ax.scatter(m["val_psnr"][~off], m["value"][~off], s=28, color=color, marker=marker, label=loss,
+                   alpha=0.8)
+        if off.any():  # on the edge, each coordinate clamped to the axis range
+            o = m[off]
+            label = (f"{loss}: {len(o)} off the scale (PSNR {o['val_psnr'].min():.3g}-"
+                     f"{o['val_psnr'].max():.3g}, {a.objective} {o['value'].min():.4g}-"
+                     f"{o['value'].max():.4g})")
+            arrow_y = "v" if a.higher_is_better else "^"
+            for part, arrow in ((m[off_y], arrow_y), (m[off & ~off_y], "<")):
+                if len(part):
+                    ax.scatter(part["val_psnr"].clip(x0, x1), part["value"].clip(y0, y1), s=60,
+                               color=color, marker=arrow, clip_on=False, zorder=5, label=label)
+                    label = None
     front = p[p["pareto"]].sort_values("val_psnr")
     if len(front):
         ax.plot(front["val_psnr"], front["value"], "-", color="0.3", lw=1, zorder=0)
