@@ -26,6 +26,7 @@ import pytest
 from processes import free_port, kill_session, run, search_env, study
 from waiting import wait_until
 
+from tune_vqvae.search._config import SearchConfig
 from tune_vqvae.search._experiments import Layout
 from tune_vqvae.storage import uri_join, uri_split
 from tune_vqvae.vocab import JOURNAL_FILE, RESULTS_CSV, SETTINGS_FILE, TRIAL_STATE_FILE
@@ -33,8 +34,6 @@ from tune_vqvae.vocab import JOURNAL_FILE, RESULTS_CSV, SETTINGS_FILE, TRIAL_STA
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 STATES = optuna.trial.TrialState
-# The README's command (section Cluster) that copies a search from object storage to a local
-# directory for `python -m analysis`.
 
 
 # --- the URI layout (no server) ------------------------------------------------------------
@@ -53,7 +52,6 @@ def test_layout_puts_the_experiment_name_before_the_query_string(tmp_path, monke
     assert uri_join("s3://bkt", "a", "b") == "s3://bkt/a/b"
     local = Layout(str(tmp_path), "k")
     assert local.local == tmp_path / "k" and local.experiment("gmsd") == f"{tmp_path}/k/gmsd"
-    assert "resume there" in layout.missing_hint() and local.missing_hint() == ""
 
 
 def test_local_copy_of_a_uri_replaces_the_old_copy_whole(tmp_path, monkeypatch):
@@ -181,6 +179,10 @@ def test_s3_storage_killed_driver_resumed_and_analysed(s3_server, tmp_path):
         assert not (local / RESULTS_CSV).exists()
         with fs.open_input_stream(f"bkt/runs/k/{SETTINGS_FILE}") as f:  # uploaded at the start
             assert json.loads(f.read())["name"] == "k"
+        with fs.open_input_stream(f"bkt/runs/k/{JOURNAL_FILE}") as f:  # before each snapshot
+            assert f.read().endswith(b"\n")
+        # A new head node: the driver's disk is gone, the search resumes from the bucket alone.
+        shutil.rmtree(local)
 
         resumed = subprocess.run([PY, "-m", "tune_vqvae.search", "--resume", layout.storage,
                                   "--num-cpus", "2"], env=env, cwd=REPO, capture_output=True, text=True,
@@ -218,11 +220,48 @@ def test_s3_storage_killed_driver_resumed_and_analysed(s3_server, tmp_path):
     assert all("orphaned" in t.user_attrs for t in s.trials if t.state == STATES.FAIL)
 
 
-def test_resume_of_an_s3_search_elsewhere_names_where_its_files_are(tmp_path, monkeypatch, capsys):
-    """--resume of a URI search on a machine without its local files: exit 2, one line that
-    says where they live (no server needed: the check comes before any storage access)."""
-    monkeypatch.setenv("TUNE_VQVAE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("tune_vqvae.search._experiments.DEFAULT_CACHE", str(tmp_path / "cache"))
-    assert run(["--resume", "s3://bkt/runs/gone?endpoint_override=127.0.0.1:1&scheme=http"]) == 2
+def test_resume_of_a_uri_search_on_a_new_head_node(tmp_path, monkeypatch, capsys):
+    """--resume URI where the driver's files are not: fetched from next to the experiments;
+    refused (exit 2, one line, nothing written) where the experiments' searcher state would
+    look for the journal elsewhere, or where the URI holds no search. A file:// URI stands in
+    for the bucket (the S3 test above runs the whole search)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr("tune_vqvae.search._experiments.DEFAULT_CACHE", str(cache))
+    bucket = tmp_path / "bucket" / "k"
+    bucket.mkdir(parents=True)
+    uri = f"file://{bucket}"
+    assert run(["--resume", uri]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "searches/gone" in err[0] and "resume there" in err[0], err
+    assert len(err) == 1 and "is not a search experiment (no search.json there nor in" in err[0], err
+
+    layout = Layout.of(uri)
+    settings = json.loads(layout.settings_json(SearchConfig(name="k", losses=["gmsd"], mock=True)))
+    assert settings["driver_files"] == str(cache / "searches" / "k")
+    moved = {**settings, "driver_files": "/elsewhere/cache/searches/k"}
+    (bucket / SETTINGS_FILE).write_text(json.dumps(moved))
+    assert run(["--resume", uri]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "resume with TUNE_VQVAE_CACHE=/elsewhere/cache" in err[0], err
+    assert not layout.local.exists()
+
+    (bucket / SETTINGS_FILE).write_text(json.dumps(settings))
+    (bucket / JOURNAL_FILE).write_bytes(b'{"op_code": 0}\n')
+    layout.fetch()
+    assert (layout.local / JOURNAL_FILE).read_bytes() == b'{"op_code": 0}\n'
+    assert json.loads((layout.local / SETTINGS_FILE).read_text()) == settings
+    assert not (layout.local / RESULTS_CSV).exists()  # not in the bucket: a search still running
+
+
+def test_journal_upload_sends_whole_lines_only(tmp_path, monkeypatch):
+    """A journal line being appended while it is uploaded is left for the next upload: a
+    resumed search appends after the last whole line."""
+    from tune_vqvae.search._experiments import JournalUpload
+
+    monkeypatch.setattr("tune_vqvae.search._experiments.DEFAULT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "bucket" / "k").mkdir(parents=True)  # a search's start creates it (check_writable)
+    parent = f"file://{tmp_path / 'bucket'}"
+    layout = Layout(parent, "k")
+    layout.local.mkdir(parents=True)
+    (layout.local / JOURNAL_FILE).write_bytes(b'{"a": 1}\n{"b": 2}\n{"c":')
+    assert JournalUpload(parent, "k").get_state() is None  # Tune saves no state for it
+    assert (tmp_path / "bucket" / "k" / JOURNAL_FILE).read_bytes() == b'{"a": 1}\n{"b": 2}\n'

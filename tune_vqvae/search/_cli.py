@@ -188,9 +188,13 @@ def settings(a: argparse.Namespace) -> tuple[SearchConfig, Layout, bool]:
         else:
             layout = Layout.of(a.resume)  # a directory, or the URI of one (s3://...)
         settings = layout.local / SETTINGS_FILE
+        if layout.remote and not settings.is_file():
+            layout.fetch()  # a new head node: the copies the search keeps next to its experiments
         if not settings.is_file():
-            raise UserError(f"--resume: {layout.local} is not a search experiment (no {SETTINGS_FILE}); "
-                            f"give the directory an earlier search created{layout.missing_hint()}")
+            where = (f"{layout.storage.partition('?')[0]} is not a search experiment (no {SETTINGS_FILE} "
+                     f"there nor in {layout.local})" if layout.remote else
+                     f"{layout.local} is not a search experiment (no {SETTINGS_FILE})")
+            raise UserError(f"--resume: {where}; give the directory an earlier search created")
         try:
             cfg = SearchConfig.from_dict(json.loads(settings.read_text()))
         except (json.JSONDecodeError, TypeError) as e:
@@ -259,8 +263,7 @@ def main(argv=None):
     try:
         # only now: a search that could not start leaves no experiment behind
         if plan.write_settings:
-            settings_json = json.dumps(dataclasses.asdict(plan.cfg), indent=1)
-            atomic_write_text(layout.local / SETTINGS_FILE, settings_json)
+            atomic_write_text(layout.local / SETTINGS_FILE, layout.settings_json(plan.cfg))
             layout.upload([SETTINGS_FILE])  # URI storage: next to the experiments from the start
         return run(plan)
     except OSError as e:

@@ -11,7 +11,10 @@ driver (see `Layout`).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from ray import tune
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from ..data import DEFAULT_CACHE
-from ..errors import UserError, ensure_writable_dir
+from ..errors import UserError, atomic_write_bytes, ensure_writable_dir
 from ..storage import is_uri, uri_join, uri_split
 from ..trainable import train_vqvae
 from ..vocab import (
@@ -27,8 +30,12 @@ from ..vocab import (
     BASELINE_EXPERIMENT,
     CONFIRM_SEED_OFFSET,
     CONFIRM_SUFFIX,
+    JOURNAL_FILE,
+    RESULTS_CSV,
+    RESULTS_JSON,
     SEARCH,
     SEEDS_SUFFIX,
+    SETTINGS_FILE,
     config_label,
     dir_tag,
     joint_weights,
@@ -54,13 +61,13 @@ class Layout:
     Tune experiments go to `<storage>/<name>/` (Tune's storage_path, read and written by
     every node); the search-level files (search.json, the Optuna journal, results.csv/json)
     live in `local` = $TUNE_VQVAE_CACHE/searches/<name> on the driver, because Optuna's
-    journal appends to and locks a POSIX file, which object storage cannot do. They are
-    uploaded next to the experiments when the search starts (search.json) and when it ends
-    (all of them). `--resume` reads them from `local`, so it must run where the driver ran
-    (a restarted driver process, not a lost head node: for that, use shared file storage)."""
+    journal appends to and locks a POSIX file, which object storage cannot do. Copies go
+    next to the experiments: search.json when the search starts, the journal before each
+    experiment snapshot (`JournalUpload`), all of them when it ends. `--resume` on a machine
+    without `local` (a new head node) fetches them back first (`fetch`)."""
 
     def __init__(self, storage_path: str, name: str):
-        self.name = name
+        self.name, self.storage_path = name, storage_path
         if is_uri(storage_path):
             self.storage = uri_join(storage_path, name)  # Tune's storage_path of the experiments
             self.local = local_searches_dir() / name
@@ -84,12 +91,10 @@ class Layout:
     def experiment(self, exp: str) -> str:
         return uri_join(self.storage, exp) if self.remote else f"{self.storage}/{exp}"
 
-    def missing_hint(self) -> str:
-        """Why a search's files may be missing from `local` (for --resume's error)."""
-        if not self.remote:
-            return ""
-        return (f" (with {self.storage.partition('?')[0]} as storage the search's own files live on "
-                f"the machine that ran it, in $TUNE_VQVAE_CACHE/searches/{self.name}: resume there)")
+    def settings_json(self, cfg: SearchConfig) -> str:
+        """search.json: the settings, and where this driver keeps the search-level files (the
+        experiments' searcher state refers to the journal by that path)."""
+        return json.dumps({**dataclasses.asdict(cfg), "driver_files": str(self.local)}, indent=1)
 
     def check_writable(self) -> None:
         existing = next(p for p in (self.local, *self.local.parents) if p.exists())
@@ -100,10 +105,8 @@ class Layout:
                             f"or choose another --storage-path")
         ensure_writable_dir(self.local, "storage path")
         if self.remote:
-            import pyarrow.fs
-
             try:
-                fs, path = pyarrow.fs.FileSystem.from_uri(self.storage)
+                fs, path = self._bucket()
                 fs.create_dir(path)
                 with fs.open_output_stream(f"{path}/.write-test"):
                     pass
@@ -112,16 +115,70 @@ class Layout:
                 raise UserError(f"storage path {self.storage!r} is not writable ({e}); "
                                 f"check the URI and credentials") from None
 
+    def _bucket(self):
+        import pyarrow.fs
+
+        return pyarrow.fs.FileSystem.from_uri(self.storage)
+
     def upload(self, files: list[str]) -> None:
         """Copy the search-level `files` from `local` next to the experiments (URI storage)."""
         if not self.remote:
             return
-        import pyarrow.fs
-
-        fs, path = pyarrow.fs.FileSystem.from_uri(self.storage)
+        fs, path = self._bucket()
         for f in files:
-            if (self.local / f).exists():  # one PUT per file: never half a file in the bucket
-                pyarrow.fs.copy_files(str(self.local / f), f"{path}/{f}", destination_filesystem=fs)
+            if (self.local / f).exists():
+                with _upload_lock:  # one PUT per file: never half a file in the bucket
+                    data = (self.local / f).read_bytes()
+                    if f == JOURNAL_FILE:  # whole lines: the next append must follow a complete one
+                        data = data[:data.rfind(b"\n") + 1]
+                    with fs.open_output_stream(f"{path}/{f}") as out:
+                        out.write(data)
+
+    def fetch(self) -> None:
+        """--resume of a URI search on a machine without its search-level files (a new head
+        node): copy them from the bucket into `local`, search.json last (it marks a whole
+        copy). Nothing if the bucket has no search.json (the caller says so)."""
+        fs, path = self._bucket()
+        try:
+            with fs.open_input_stream(f"{path}/{SETTINGS_FILE}") as f:
+                settings = f.read()
+        except FileNotFoundError:
+            return
+        except Exception as e:  # unreachable endpoint, credentials, ...
+            raise UserError(f"--resume: cannot read {self.storage.partition('?')[0]} ({e}); "
+                            f"check the URI, its endpoint options and credentials") from None
+        driver = json.loads(settings).get("driver_files")
+        if driver and Path(driver) != self.local:
+            cache = Path(driver).parent.parent
+            raise UserError(f"--resume: this search's experiments refer to its Optuna journal as "
+                            f"{driver}/{JOURNAL_FILE}; resume with TUNE_VQVAE_CACHE={cache} (a "
+                            f"directory you can create here), not {self.local.parent.parent}")
+        ensure_writable_dir(self.local, "storage path")
+        for f in (JOURNAL_FILE, RESULTS_CSV, RESULTS_JSON):
+            try:
+                with fs.open_input_stream(f"{path}/{f}") as src:
+                    atomic_write_bytes(self.local / f, src.read())
+            except FileNotFoundError:  # results: written at the end only
+                continue
+        atomic_write_bytes(self.local / SETTINGS_FILE, settings)
+
+
+_upload_lock = threading.Lock()  # experiments upload the one journal from their own threads
+
+
+class JournalUpload(tune.Callback):
+    """URI storage: the Optuna journal goes next to the experiments before each snapshot of
+    an experiment (Tune collects the callbacks' state, then uploads the snapshot), so the
+    bucket's journal holds every trial a snapshot's searcher state names, and a new head
+    node can resume. It changes at every reported epoch: one PUT of it per snapshot, about
+    what Tune's own snapshot costs. Holds plain values: Tune pickles it with the experiment."""
+
+    def __init__(self, storage_path: str, name: str):
+        self.storage_path, self.name = storage_path, name
+
+    def get_state(self):
+        Layout(self.storage_path, self.name).upload([JOURNAL_FILE])
+        return None  # no state of its own to save
 
 
 def trial_dirname(trial) -> str:
@@ -149,6 +206,7 @@ class Experiments:
 
     def tuner(self, exp: str, point: dict, num_samples: int = 1, **tune_config) -> tune.Tuner:
         """The one Tuner factory: experiment `exp` of trials with `point` over the base config."""
+        uses_journal = self.layout.remote and isinstance(tune_config.get("search_alg"), WeightSearch)
         run_config = tune.RunConfig(
             name=exp,
             storage_path=self.layout.storage,
@@ -156,7 +214,8 @@ class Experiments:
             failure_config=tune.FailureConfig(max_failures=self.cfg.max_failures),
             sync_config=tune.SyncConfig(sync_artifacts=True),  # TensorBoard events of every trial
             verbose=0,
-            callbacks=[Progress(exp, self.cfg.epochs, self.base_config["objective"])],
+            callbacks=[Progress(exp, self.cfg.epochs, self.base_config["objective"])]
+            + ([JournalUpload(self.layout.storage_path, self.layout.name)] if uses_journal else []),
         )
         return tune.Tuner(
             self.trainable,
