@@ -15,6 +15,7 @@ the pair beats the best single loss.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,9 +130,9 @@ def analyse_joint(a, loss: str) -> JointResult:
                                         epochs=runs["epochs"].max(), log_objective=bool(np.all(values > 0)))
             if sign != 1:
                 o = fit.objective
-                fit = SurfaceFit(fit.log10_w1, fit.log10_w2, -fit.mean, -fit.high, -fit.low, fit.recommended,
-                                 Interval(-o.estimate, -o.high, -o.low, o.level, o.method, o.n),
-                                 fit.noise_std, fit.length_scales, fit.n_observations)
+                fit = dataclasses.replace(fit, mean=-fit.mean, low=-fit.high, high=-fit.low,
+                                          objective=Interval(-o.estimate, -o.high, -o.low, o.level,
+                                                             o.method, o.n))
             res.fit = fit
         except ValueError as e:
             res.note = f"no surface: {e}"
@@ -213,10 +214,13 @@ def contour_plot(a, r: JointResult) -> bytes:
         m = r.runs[roles == role]
         if len(m):
             ax.scatter(m["w1"], m["w2"], zorder=4, clip_on=False, **style)  # runs at the bounds too
-    o, (b1, b2) = fit.objective, fit.recommended
+    o, (b1, b2), (i1, i2) = fit.objective, fit.recommended, fit.weight_intervals
+    ax.errorbar([b1], [b2], xerr=[[b1 - i1.low], [i1.high - b1]], yerr=[[b2 - i2.low], [i2.high - b2]],
+                fmt="none", ecolor="k", elinewidth=1.2, capsize=4, zorder=5)
     ax.scatter([b1], [b2], marker="*", s=300, color="gold", edgecolors="k", lw=1, zorder=6, clip_on=False,
-               label=f"recommended pair w1 = {b1:.3g}, w2 = {b2:.3g};\n  {a.objective} there "
-                     f"{o.estimate:.4g} [{o.low:.4g}, {o.high:.4g}] (95%)")
+               label=f"recommended pair w1 = {b1:.3g} [{i1.low:.3g}, {i1.high:.3g}], w2 = {b2:.3g} "
+                     f"[{i2.low:.3g}, {i2.high:.3g}]\n  (bars: 95% of the minimiser's posterior); "
+                     f"{a.objective} there {o.estimate:.4g} [{o.low:.4g}, {o.high:.4g}]")
     ax.set_xlim(w1[0], w1[-1])
     ax.set_ylim(w2[0], w2[-1])
     ax.set_xlabel(f"w1: weight of {p1} (log scale)")
@@ -229,6 +233,11 @@ def contour_plot(a, r: JointResult) -> bytes:
 
 
 # --- the report section ------------------------------------------------------------------------
+
+def _pair_with_intervals(fit: SurfaceFit) -> str:
+    return ", ".join(f"w{k} = {i.estimate:.3g} [{i.low:.3g}, {i.high:.3g}]"
+                     for k, i in enumerate(fit.weight_intervals, 1))
+
 
 def _iv(i: Interval | None) -> str:
     return "–" if i is None else f"{i.estimate:+.4g} [{i.low:+.4g}, {i.high:+.4g}]"
@@ -269,14 +278,14 @@ def section(report, a) -> None:
             report.p(f"{loss}: {r.note}.")
         report.p(verdict_sentence(a, r))
         o = r.fit.objective if r.fit else None
-        rows.append([loss, point_name(True, r.fit.recommended) if r.fit else "–",
+        rows.append([loss, _pair_with_intervals(r.fit) if r.fit else "–",
                      "–" if o is None else f"{o.estimate:.4g} [{o.low:.4g}, {o.high:.4g}]",
                      str(len(r.runs)), point_name(True, r.pair) if r.pair else "–", r.pair_why or "–",
                      f"{_iv(r.vs_baseline)} ({r.verdict_baseline})",
                      r.single or "–", f"{_iv(r.vs_single)} ({r.verdict_single})"])
     from .report import Table
 
-    report.table(Table("", ["loss", "recommended (w1, w2)", f"{a.objective} there (95%)", "runs fitted",
+    report.table(Table("", ["loss", "recommended (w1, w2) (95%)", f"{a.objective} there (95%)", "runs fitted",
                             "pair judged", "why", "pair − MSE baseline", "best single loss",
                             "pair − best single"], rows,
                        caption="differences with their 95% Welch interval and verdict where both "

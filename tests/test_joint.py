@@ -204,6 +204,21 @@ def test_surface_recommends_near_the_known_minimum():
         fit_objective_surface(PAIRS, [1.0] * len(PAIRS), [3] + [4] * 9, epochs=4, bounds=(1e-3, 10.0))
 
 
+def test_surface_interval_on_each_weight_holds_the_minimum_and_widens_when_flat():
+    """The recommended pair carries a 95% interval per weight (the minimiser's marginals): it
+    holds the true minimum of a clear bowl, and is much wider where the surface is noise."""
+    fit = fit_objective_surface(GRID, [bowl(*p) for p in GRID], [4] * len(GRID), epochs=4,
+                                bounds=(1e-3, 10.0))
+    for i, rec, best in zip(fit.weight_intervals, fit.recommended, BEST):
+        assert i.low <= rec <= i.high and i.low <= best <= i.high and i.level == 0.95
+    noise = torch.Generator().manual_seed(0)
+    flat = [1 + 0.03 * float(torch.randn(1, generator=noise)) for _ in GRID]
+    unresolved = fit_objective_surface(GRID, flat, [4] * len(GRID), epochs=4, bounds=(1e-3, 10.0))
+    decades = lambda i: math.log10(i.high / i.low)
+    for sharp, wide in zip(fit.weight_intervals, unresolved.weight_intervals):
+        assert decades(wide) > 2 * decades(sharp) and decades(wide) > 1.5
+
+
 def test_joint_answer_and_verdict_against_the_best_single_loss():
     base = [{"loss": "mse", "experiment": "baseline", "role": "baseline", "with_mse": True, "w": None,
              "value": 1.0 + 0.01 * k, "status": "COMPLETED", "epochs_trained": 4, "seed": k}

@@ -63,6 +63,9 @@ def fit_surface(runs: list[dict], loss: str, epochs: int, bounds: tuple[float, f
         "n_observations": fit.n_observations,
         "bounds": list(bounds),
         "recommended": weight_params(loss, fit.recommended),
+        # 95% of the minimiser's posterior, each weight's marginal
+        "recommended_intervals": dict(zip(weight_params(loss, fit.recommended),
+                                          ([i.low, i.high] for i in fit.weight_intervals))),
         "objective": {"estimate": sign * o.estimate, "low": low, "high": high, "level": o.level,
                       "method": o.method, "n": o.n},
         "noise_std": fit.noise_std,
@@ -179,9 +182,10 @@ def format_loss(loss: str, a: dict, objective: str) -> list[str]:
     s, named = a["surrogate"], a["candidates"]
     if s.get("fitted"):
         o = s["objective"]
-        lines = [f"{loss}: recommended {_name(s['recommended'])} (surface of {s['n_observations']} "
-                 f"full-length runs over (w1, w2); {objective} {_g(o['estimate'])} [{_g(o['low'])}, "
-                 f"{_g(o['high'])}])"]
+        ranges = ", ".join(f"{k} [{_g(lo)}, {_g(hi)}]" for k, (lo, hi) in s["recommended_intervals"].items())
+        lines = [f"{loss}: recommended {_name(s['recommended'])} ({ranges}; surface of "
+                 f"{s['n_observations']} full-length runs over (w1, w2); {objective} "
+                 f"{_g(o['estimate'])} [{_g(o['low'])}, {_g(o['high'])}])"]
     else:
         lines = [f"{loss}: no surface ({s.get('note')})"]
     who = {c: f"{c.replace('_', ' ')} {_name(named.get(c))}" for c in CANDIDATES}

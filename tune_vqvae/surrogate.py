@@ -72,24 +72,17 @@ class SurrogateFit:
     n_observations: int
 
 
-def _optuna_gp_posterior(x01: np.ndarray, y: np.ndarray, grid01: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Fit Optuna's GP to (x01, y) and return on grid01 the posterior mean, a root R of the
-    posterior covariance (cov = R @ R.T, low rank), the noise variance and the length scale,
-    in the standardised units of y and the [0, 1] units of x. The covariance is decomposed
-    here in torch on one thread because numpy's OpenBLAS threads contend with torch's.
+def _fit_optuna_gp(x01: np.ndarray, y: np.ndarray):
+    """Optuna's GP fitted to (x01, y): x01 of shape (n,) or (n, d) (a joint loss's log
+    weights) in [0, 1] units, y standardised. -> (GPRegressor, noise variance, length scales).
 
-    PRIVATE OPTUNA API: every use of `optuna._gp` is in this function (checked by
+    PRIVATE OPTUNA API: every use of `optuna._gp` is here and in `_gp_posterior` (checked by
     tests/test_surrogate.py::test_optuna_gp_private_api_is_as_expected). It relies on
     `gp.fit_kernel_params(X, Y, is_categorical, log_prior, minimum_noise,
     deterministic_objective)` returning a `GPRegressor` with tensor attributes
     `inverse_squared_lengthscales`, `kernel_scale`, `noise_var` and a method
-    `posterior(x, joint=True) -> (mean, covariance)` (Optuna 4.x-5.0). Optuna's GP is written
-    in torch, so torch is imported here, on first use only.
-
-    x01 of shape (n, d) (and grid01 (m, d)) fits d inputs (a joint loss's log weights): then
-    only the pointwise posterior is computed (`posterior(x, joint=False) -> (mean, variance)`),
-    `root` is the column of pointwise standard deviations (not a root of the joint
-    covariance) and the length scale one per input.
+    `posterior(x, joint) -> (mean, covariance or variance)` (Optuna 4.x-5.0). Optuna's GP is
+    written in torch, so torch is imported here, on first use only.
     """
     import torch
     from optuna._gp import gp
@@ -112,24 +105,41 @@ def _optuna_gp_posterior(x01: np.ndarray, y: np.ndarray, grid01: np.ndarray) -> 
         minimum_noise=1e-4,
         deterministic_objective=False,
     )
-    if x01.ndim == 2:  # several inputs (a joint loss's weights): the pointwise posterior only
+    lengths = gpr.inverse_squared_lengthscales.detach().numpy() ** -0.5
+    return gpr, float(gpr.noise_var), lengths
+
+
+def _gp_posterior(gpr, grid01: np.ndarray, joint: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The posterior on grid01 ((m,) or (m, d)): (mean, root). joint: R with cov = R @ R.T
+    (low rank, what joint draws need), decomposed in torch on one thread because numpy's
+    OpenBLAS threads contend with torch's; else the column of pointwise standard deviations."""
+    import torch
+
+    x = torch.from_numpy(grid01[:, None] if grid01.ndim == 1 else grid01)
+    if not joint:
         with torch.no_grad():
-            mean, var = gpr.posterior(torch.from_numpy(grid01), joint=False)
-        lengths = gpr.inverse_squared_lengthscales.detach().numpy() ** -0.5
-        return mean.numpy(), var.clamp_min(0).sqrt().numpy()[:, None], float(gpr.noise_var), lengths
+            mean, var = gpr.posterior(x, joint=False)
+        return mean.numpy(), var.clamp_min(0).sqrt().numpy()[:, None]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small matrices: thread pools only contend (as in Optuna's own fit)
     try:
         with torch.no_grad():
-            mean, cov = gpr.posterior(torch.from_numpy(grid01[:, None]), joint=True)
+            mean, cov = gpr.posterior(x, joint=True)
             # eigh, not Cholesky: the covariance of a smooth curve on a fine grid is near-singular
             eigval, eigvec = torch.linalg.eigh(cov)
     finally:
         torch.set_num_threads(threads)
     keep = eigval > 1e-10 * eigval.max()  # a smooth curve has few directions of variation
-    root = eigvec[:, keep] * eigval[keep].sqrt()
-    length_scale = float(gpr.inverse_squared_lengthscales[0]) ** -0.5
-    return mean.numpy(), root.numpy(), float(gpr.noise_var), length_scale
+    return mean.numpy(), (eigvec[:, keep] * eigval[keep].sqrt()).numpy()
+
+
+def _optuna_gp_posterior(x01: np.ndarray, y: np.ndarray, grid01: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One weight: Optuna's GP fitted to (x01, y) and on grid01 the posterior mean, a root R
+    of the posterior covariance, the noise variance and the length scale, in the
+    standardised units of y and the [0, 1] units of x."""
+    gpr, noise_var, lengths = _fit_optuna_gp(x01, y)
+    mean, root = _gp_posterior(gpr, grid01)
+    return mean, root, noise_var, float(lengths[0])
 
 
 def _check_full_length(w, values, epochs_trained, epochs: int, bounds) -> tuple[np.ndarray, np.ndarray]:
@@ -255,6 +265,7 @@ class SurfaceFit:
     `mean`, `low`, `high`: posterior (median) objective and its pointwise 95% band, arrays of
     shape (len(log10_w2), len(log10_w1)) (rows: w2, as matplotlib's contourf takes them).
     `recommended`: the (w1, w2) grid minimiser of `mean` within the box of observed weights;
+    `weight_intervals`: a 95% interval on each weight (the minimiser's marginals);
     `objective`: the band there. `length_scales`: fitted, in decades of each weight.
     """
 
@@ -264,10 +275,21 @@ class SurfaceFit:
     low: np.ndarray
     high: np.ndarray
     recommended: tuple[float, float]
+    weight_intervals: tuple[Interval, Interval]
     objective: Interval
     noise_std: float
     length_scales: tuple[float, float]
     n_observations: int
+
+
+def _marginal_interval(log10_axis: np.ndarray, p: np.ndarray, estimate: float, n: int) -> Interval:
+    """Central 95% of one weight's marginal of the minimiser's posterior (`p` over the axis),
+    widened to contain the recommended value `estimate`."""
+    cdf = np.cumsum(p)
+    w = 10**log10_axis
+    low = min(float(w[min(int(np.searchsorted(cdf, 0.025)), w.size - 1)]), estimate)
+    high = max(float(w[min(int(np.searchsorted(cdf, 0.975)), w.size - 1)]), estimate)
+    return Interval(estimate, low, high, 0.95, "gp-minimiser", n)
 
 
 def fit_objective_surface(
@@ -278,13 +300,20 @@ def fit_objective_surface(
     epochs: int,
     bounds: tuple[float, float],
     grid_size: int = 61,
+    minimiser_grid_size: int = 31,
     log_objective: bool = True,
+    samples: int = 4000,
+    seed: int = 0,
 ) -> SurfaceFit:
     """`fit_objective_curve` for a joint loss: Optuna's GP over (log10 w1, log10 w2), each
     scaled to [0, 1] over `bounds` (the range every weight of the space shares), fitted to
     full-length runs only (same checks), noise and log-objective as there. `weights`: shape
     (n, 2), one row per run. The recommended pair minimises the posterior mean within the
-    box of observed weights (never an extrapolation); its interval is the pointwise band."""
+    box of observed weights (never an extrapolation); the objective's interval there is the
+    pointwise band. The interval on each weight is the central 95% of that weight's marginal
+    of the minimiser's posterior, from joint draws of the surface on a coarser
+    `minimiser_grid_size`^2 grid (the joint covariance of the fine grid would be 3721^2),
+    widened to contain the recommendation."""
     weights = np.asarray(weights, dtype=np.float64).reshape(-1, 2)
     for k in range(2):
         _check_full_length(weights[:, k], values, epochs_trained, epochs, bounds)
@@ -294,17 +323,27 @@ def fit_objective_surface(
     y = np.log(values) if log_objective else values
     back = np.exp if log_objective else (lambda v: v)
     lo, hi = np.log10(bounds[0]), np.log10(bounds[1])
-    axis = np.linspace(lo, hi, grid_size)
-    g1, g2 = np.meshgrid(axis, axis)  # g1[i, j] = axis[j] (w1), g2[i, j] = axis[i] (w2)
-    grid = np.column_stack([g1.ravel(), g2.ravel()])
     y_mean, y_std = y.mean(), max(float(y.std()), 1e-12)
-    mean, sd, noise_var, lengths = _optuna_gp_posterior(
-        (np.log10(weights) - lo) / (hi - lo), (y - y_mean) / y_std, (grid - lo) / (hi - lo)
-    )
+    gpr, noise_var, lengths = _fit_optuna_gp((np.log10(weights) - lo) / (hi - lo), (y - y_mean) / y_std)
+
+    def square(size):  # rows w2, columns w1 (as contourf takes them), flattened
+        axis = np.linspace(lo, hi, size)
+        g1, g2 = np.meshgrid(axis, axis)
+        return axis, np.column_stack([g1.ravel(), g2.ravel()])
+
+    axis, grid = square(grid_size)
+    mean, sd = _gp_posterior(gpr, (grid - lo) / (hi - lo), joint=False)
     mean, half = y_mean + y_std * mean, 1.959964 * y_std * sd[:, 0]
     observed = np.all((grid >= np.log10(weights.min(axis=0)) - 1e-9)
                       & (grid <= np.log10(weights.max(axis=0)) + 1e-9), axis=1)
     best = int(np.argmin(np.where(observed, mean, np.inf)))
+    recommended = (float(10 ** grid[best, 0]), float(10 ** grid[best, 1]))
+
+    coarse_axis, coarse = square(minimiser_grid_size)
+    c_mean, c_root = _gp_posterior(gpr, (coarse - lo) / (hi - lo))
+    p_min = _minimiser_probability(c_mean, c_root, samples, seed).reshape(minimiser_grid_size, -1)
+    intervals = (_marginal_interval(coarse_axis, p_min.sum(axis=0), recommended[0], len(values)),  # w1
+                 _marginal_interval(coarse_axis, p_min.sum(axis=1), recommended[1], len(values)))  # w2
     shape = (grid_size, grid_size)
     return SurfaceFit(
         log10_w1=axis,
@@ -312,7 +351,8 @@ def fit_objective_surface(
         mean=back(mean).reshape(shape),
         low=back(mean - half).reshape(shape),
         high=back(mean + half).reshape(shape),
-        recommended=(float(10 ** grid[best, 0]), float(10 ** grid[best, 1])),
+        recommended=recommended,
+        weight_intervals=intervals,
         objective=Interval(float(back(mean[best])), float(back(mean[best] - half[best])),
                            float(back(mean[best] + half[best])), 0.95, "gp", len(values)),
         noise_std=float(np.sqrt(noise_var) * y_std * (back(mean[best]) if log_objective else 1.0)),
