@@ -252,7 +252,7 @@ def test_resume_of_a_uri_search_on_a_new_head_node(tmp_path, monkeypatch, capsys
     assert not (layout.local / RESULTS_CSV).exists()  # not in the bucket: a search still running
 
 
-def test_journal_upload_sends_whole_lines_only(tmp_path, monkeypatch):
+def test_journal_upload_sends_whole_lines_only(tmp_path, monkeypatch, capsys):
     """A journal line being appended while it is uploaded is left for the next upload: a
     resumed search appends after the last whole line."""
     from tune_vqvae.search._experiments import JournalUpload
@@ -265,3 +265,7 @@ def test_journal_upload_sends_whole_lines_only(tmp_path, monkeypatch):
     (layout.local / JOURNAL_FILE).write_bytes(b'{"a": 1}\n{"b": 2}\n{"c":')
     assert JournalUpload(parent, "k").get_state() is None  # Tune saves no state for it
     assert (tmp_path / "bucket" / "k" / JOURNAL_FILE).read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    shutil.rmtree(tmp_path / "bucket")  # the bucket is unreachable: a warning, the search goes on
+    (layout.local / JOURNAL_FILE).write_bytes(b'{"a": 1}\n')
+    assert JournalUpload(parent, "k").get_state() is None
+    assert "warning: uploading the Optuna journal failed" in capsys.readouterr().out

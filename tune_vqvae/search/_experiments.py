@@ -176,8 +176,16 @@ class JournalUpload(tune.Callback):
     def __init__(self, storage_path: str, name: str):
         self.storage_path, self.name = storage_path, name
 
+    warned = False
+
     def get_state(self):
-        Layout(self.storage_path, self.name).upload([JOURNAL_FILE])
+        try:
+            Layout(self.storage_path, self.name).upload([JOURNAL_FILE])
+        except Exception as e:  # a network blip must not end the search: the next snapshot retries
+            if not JournalUpload.warned:
+                JournalUpload.warned = True
+                say(f"warning: uploading the Optuna journal failed ({str(e).splitlines()[0]}); the search "
+                    f"goes on and retries at the next snapshot (only --resume on a new head node needs it)")
         return None  # no state of its own to save
 
 
