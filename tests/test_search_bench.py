@@ -8,6 +8,7 @@ import os
 import random
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 os.environ["RAY_AUTH_MODE"] = "disabled"
@@ -59,3 +60,21 @@ def test_search_bench_bad_input_exits_2_with_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
     assert not any(tmp_path.iterdir())
+
+
+def test_targets_are_judged_with_their_interval():
+    """A ratio of medians or a rate over a few repeats is an estimate: the bar is met only
+    where its whole 95% interval meets it, missed where none does, else not resolved."""
+    from tune_vqvae.search_bench import _judged, median_ratio_interval, rate_interval
+
+    rng = np.random.default_rng(0)
+    old = rng.exponential(1.0, 400)
+    low, high = median_ratio_interval(0.25 * old, old)  # paired: exactly a quarter in every world
+    assert low == pytest.approx(0.25) and high == pytest.approx(0.25) and _judged(low, high, 0.5) is True
+    low, high = median_ratio_interval(rng.exponential(1.0, 10), rng.exponential(1.0, 10))
+    assert low < 0.5 < high and _judged(low, high, 0.5) is None  # 10 repeats resolve nothing
+    low, high = median_ratio_interval(rng.exponential(1.0, 400), old)
+    assert low > 0.5 and _judged(low, high, 0.5) is False
+    low, high = rate_interval(1, 100)  # Wilson: 1 false claim in 100 searches
+    assert low == pytest.approx(0.00177, abs=1e-4) and high == pytest.approx(0.0545, abs=1e-3)
+    assert rate_interval(0, 100)[0] == 0.0 and rate_interval(0, 100)[1] < 0.05

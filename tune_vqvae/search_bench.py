@@ -373,8 +373,10 @@ def score(bc: SearchBenchConfig, raw: dict) -> dict:
 
 
 def targets(bc: SearchBenchConfig, results: dict) -> dict:
-    """Issue 12's bars: new median regret <= half the old's (curves with a gain); a false
-    gain claimed in <= 5% of the searches on curves without one."""
+    """Issue 12's bars, each judged with its 95% interval: new median regret <= half the old's
+    (curves with a gain); a false gain claimed in <= 5% of the searches on curves without one.
+    `met`: True where the whole interval meets the bar, False where it misses it entirely,
+    None (not resolved: more repeats) where it straddles it."""
     out = {}
     for curve, per in results.items():
         for new_name in ("new", "new_asha"):
@@ -383,17 +385,45 @@ def targets(bc: SearchBenchConfig, results: dict) -> dict:
     return out
 
 
+def _judged(low: float, high: float, bar: float) -> bool | None:
+    return True if high <= bar else False if low > bar else None
+
+
+def median_ratio_interval(new: list[float], old: list[float], resamples: int = 2000,
+                          seed: int = 0) -> tuple[float, float]:
+    """95% paired-bootstrap interval of median(new) / median(old): repeat k of every strategy
+    is one simulated world (one noise seed), so repeats are resampled together."""
+    new, old = np.asarray(new, float), np.asarray(old, float)
+    idx = np.random.default_rng(seed).integers(0, new.size, (resamples, new.size))
+    old_med = np.median(old[idx], axis=1)
+    ratios = np.median(new[idx], axis=1)[old_med > 0] / old_med[old_med > 0]
+    return float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975))
+
+
+def rate_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson's 95% score interval of a rate of k in n (sound at k = 0 or 1 of 100)."""
+    p, d = k / n, 1 + z * z / n
+    centre, half = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def _targets(curve: str, per: dict, old_all: dict, new_all: dict, name: str, budgets) -> dict:
     out = {}
     for budget in map(str, budgets):
         new, old = new_all[budget], old_all[budget]
         key = f"{curve}/{name}/{budget}"
         if per["gain_exists"]:
-            ratio = new["median_regret"] / old["median_regret"] if old["median_regret"] > 0 else None
-            out[key] = {"new_over_old_median_regret": ratio, "met": ratio is not None and ratio <= 0.5}
+            if old["median_regret"] <= 0:
+                out[key] = {"new_over_old_median_regret": None, "met": None}
+                continue
+            low, high = median_ratio_interval(new["regrets"], old["regrets"])
+            out[key] = {"new_over_old_median_regret": new["median_regret"] / old["median_regret"],
+                        "interval95": [low, high], "bar": 0.5, "met": _judged(low, high, 0.5)}
         else:
-            rate = new["false_claim_rate"]
-            out[key] = {"new_false_claim_rate": rate, "met": rate <= 0.05}
+            n = len(new["regrets"])
+            low, high = rate_interval(round(new["false_claim_rate"] * n), n)
+            out[key] = {"new_false_claim_rate": new["false_claim_rate"], "interval95": [low, high],
+                        "bar": 0.05, "met": _judged(low, high, 0.05)}
     return out
 
 
@@ -417,7 +447,14 @@ def print_summary(doc: dict) -> None:
                     + f"{dist:>10}{100 * s['claim_rate']:>7.0f}%{100 * s['false_claim_rate']:>7.0f}%"
                 )
     for key, t in doc["targets"].items():
-        print(f"target {key}: {json.dumps({k: v for k, v in t.items()})}")
+        what = "new/old median regret" if "new_over_old_median_regret" in t else "false claim rate"
+        value = t.get("new_over_old_median_regret", t.get("new_false_claim_rate"))
+        if value is None:
+            print(f"target {key}: {what} undefined (old regret 0)")
+            continue
+        low, high = t["interval95"]
+        verdict = {True: "met", False: "missed", None: "not resolved (more repeats)"}[t["met"]]
+        print(f"target {key}: {what} {value:.3g} [{low:.3g}, {high:.3g}] (95%) vs <= {t['bar']:g}: {verdict}")
 
 
 def build_parser() -> argparse.ArgumentParser:
