@@ -103,6 +103,20 @@ def lpips_weights(tmp_path, monkeypatch):
     return d
 
 
+def test_lpips_weights_flag_names_the_directory_or_what_is_missing(tmp_path, monkeypatch):
+    """--lpips-weights DIR (train and search CLIs): both files there, else one line that names
+    the missing file and the flag; this process's loss then reads DIR."""
+    from tune_vqvae.losses import lpips
+
+    monkeypatch.setenv(lpips.WEIGHTS_ENV, "unused")  # restored after the test
+    d = lpips.write_random_weights(tmp_path / "w")
+    assert lpips.use_weights_dir(str(d)) == {lpips.WEIGHTS_ENV: str(d)}
+    assert lpips.weight_files(download=False) == {f: d / f for f in lpips.URLS}
+    (d / lpips.LINEAR_FILE).unlink()
+    with pytest.raises(UserError, match=f"{lpips.LINEAR_FILE}: not in --lpips-weights"):
+        lpips.use_weights_dir(str(d))
+
+
 def test_lpips_is_a_loss_by_the_convention(lpips_weights):
     from tune_vqvae.losses import check_convention, find_metric
 

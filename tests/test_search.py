@@ -21,7 +21,7 @@ import pytest
 
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
 import ray  # noqa: E402
-from processes import free_port, run, study  # noqa: E402
+from processes import free_port, run, search_env, study  # noqa: E402
 from waiting import Lines, wait_until  # noqa: E402
 
 from tune_vqvae.testing import MOCK_BEST_W, MOCK_TEST_FACTOR, mock_test_objective  # noqa: E402
@@ -280,6 +280,23 @@ def test_resume_after_interrupt_does_not_rerun_completed_trials(tmp_path):
     assert len(study(exp, "gmsd").trials) >= 6
 
 
+def test_trial_workers_get_the_search_environment(tmp_path):
+    """What a search's workers need from the driver's command line (--lpips-weights) reaches
+    them through Ray's runtime_env; the driver's own environment does not hold the probe."""
+    code = ("import os, ray; from tune_vqvae.search import _cluster; "
+            "assert _cluster.connect(None, 1, {'TUNE_VQVAE_PROBE': 'from-driver'}); "
+            "print(ray.get(ray.remote(lambda: os.environ.get('TUNE_VQVAE_PROBE')).remote())); "
+            "ray.shutdown()")
+    ray_tmp = tempfile.mkdtemp(prefix="rw", dir="/tmp")  # short: Ray's socket paths must fit
+    try:
+        out = subprocess.run([PY, "-c", code], env=search_env(ray_tmp), cwd=REPO, capture_output=True,
+                             text=True, timeout=180)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "from-driver"
+
+
 # --- bad input: exit 2, one line, before any trial --------------------------------------
 
 
@@ -322,6 +339,8 @@ def bad_cases(tmp_path):
          "is not a file"),
         (["--loss", "gmsd", "--fid-weights", str(junk_weights), "--storage-path", s],
          "is not a PyTorch weights file"),
+        (["--loss", "lpips", "--mock", "--lpips-weights", str(tmp_path / "none"), "--storage-path", s],
+         "not in --lpips-weights"),
     ]
 
 

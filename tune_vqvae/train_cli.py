@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .data import DataConfig, load_data
 from .errors import DivergedError, UserError, atomic_write_text, cli_entry, ensure_writable_dir
-from .losses import LOSSES, LossConfig
+from .losses import LOSSES, LossConfig, lpips
 from .model import ModelConfig
 from .train import COMPILE_MODES, TrainConfig, Trainer
 
@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="w in mse + w * loss; for a joint loss (--loss ssim+gmsd) one weight per "
                    "part, W1,W2: mse + W1*ssim + W2*gmsd (one W: the same for every part)")
     p.add_argument("--no-mse", action="store_true", help="train on the perceptual loss alone")
+    p.add_argument("--lpips-weights", metavar="DIR", help="directory holding LPIPS's two weights "
+                   "files (for --loss lpips offline; default: $TUNE_VQVAE_LPIPS_WEIGHTS, else "
+                   "the torch hub cache)")
     p.add_argument("--data", default=DataConfig.source, help="builtin | cifar10 | FILE.npz")
     p.add_argument("--cache-dir", default=DataConfig.cache_dir)
     p.add_argument("--train-images", type=int, help="use only the first N training images")
@@ -67,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    if a.lpips_weights:  # before the loss checks its weights
+        lpips.use_weights_dir(a.lpips_weights)
     return TrainConfig(
         model=ModelConfig(hidden=a.hidden, codebook_size=a.codebook_size, beta=a.beta),
         loss=LossConfig(name=a.loss, weight=a.weight[0] if len(a.weight) == 1 else 1.0,

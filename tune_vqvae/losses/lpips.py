@@ -42,8 +42,8 @@ def _hub_dir() -> Path:
 def _missing_message(missing: list[str], where: str) -> str:
     return (f"LPIPS needs the weights files {', '.join(missing)}: {where}; download "
             f"{' and '.join(URLS[f] for f in missing)} (alex.pth also ships in the lpips package "
-            f"as lpips/weights/v0.1/alex.pth) into a directory and set {WEIGHTS_ENV}=DIR, "
-            f"or put them in the torch hub cache {_hub_dir()}")
+            f"as lpips/weights/v0.1/alex.pth) into a directory and pass --lpips-weights DIR "
+            f"(or set {WEIGHTS_ENV}=DIR), or put them in the torch hub cache {_hub_dir()}")
 
 
 def _download(url: str, dest: Path) -> None:
@@ -72,6 +72,18 @@ def weight_files(download: bool = True) -> dict[str, Path]:
         why = "download failed: no network?" if download else "not downloaded"
         raise UserError(_missing_message(missing, f"not in the torch hub cache {str(hub)!r} ({why})"))
     return {f: hub / f for f in URLS}
+
+
+def use_weights_dir(directory: str) -> dict[str, str]:
+    """--lpips-weights DIR: the directory holding both files, for this process and (through
+    the returned environment, a Ray runtime_env) every trial's worker. UserError if a file
+    is missing."""
+    d = Path(directory).expanduser().absolute()
+    missing = [f for f in URLS if not (d / f).is_file()]
+    if missing:
+        raise UserError(_missing_message(missing, f"not in --lpips-weights {str(d)!r}"))
+    os.environ[WEIGHTS_ENV] = str(d)
+    return {WEIGHTS_ENV: str(d)}
 
 
 def weights_available(download: bool = True) -> bool:

@@ -20,7 +20,7 @@ from ..answer import answer as answer_of
 from ..answer import merge_candidates
 from ..data import DataConfig, load_data
 from ..errors import UserError, atomic_write_text, cli_entry
-from ..losses import PERCEPTUAL_LOSSES
+from ..losses import PERCEPTUAL_LOSSES, lpips
 from ..train import TrainConfig
 from ..vocab import (
     BASELINE_EXPERIMENT,
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "are maximised); default fid (needs its weights; --smoke falls back to swd)")
     p.add_argument("--fid-weights",
                    help="Inception weights file for FID (pt_inception-2015-12-05-6726825d.pth)")
+    p.add_argument("--lpips-weights", metavar="DIR", help="directory holding LPIPS's two weights files, "
+                   "the same path on every node (for --loss lpips offline; default: "
+                   "$TUNE_VQVAE_LPIPS_WEIGHTS, else the torch hub cache)")
     p.add_argument("--fid-samples", type=int, help=f"images scored by FID/SWD: of the test split, or of "
                    f"the --holdout (default {d.fid_samples})")
     p.add_argument("--eval-every", type=int, help="FID/SWD every N epochs and at the last (default 1)")
@@ -254,11 +257,18 @@ def prepare(a: argparse.Namespace) -> Plan:
                 write_settings=not resume or a.seeds is not None or a.confirm_seeds is not None)
 
 
+def worker_env(cfg: SearchConfig) -> dict[str, str]:
+    """Environment of every trial's worker (a Ray runtime_env): where LPIPS's weights are."""
+    if not cfg.lpips_weights:
+        return {}
+    return {lpips.WEIGHTS_ENV: str(Path(cfg.lpips_weights).expanduser().absolute())}
+
+
 @cli_entry
 def main(argv=None):
     plan = prepare(build_parser().parse_args(argv))
     quiet_console()
-    started = _cluster.connect(plan.address, plan.num_cpus)
+    started = _cluster.connect(plan.address, plan.num_cpus, worker_env(plan.cfg))
     layout = plan.layout
     try:
         # only now: a search that could not start leaves no experiment behind

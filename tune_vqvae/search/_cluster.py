@@ -32,21 +32,23 @@ def check_address(address: str) -> None:
                         ) from None
 
 
-def connect(address: str | None, num_cpus: int | None) -> bool:
+def connect(address: str | None, num_cpus: int | None, env: dict[str, str] | None = None) -> bool:
     """Connect to the cluster (its --address checked already by `check_address`), or start a
-    local one. Returns whether we started Ray (and so must shut it down)."""
+    local one; `env`: environment variables of every worker of the search (Ray's runtime_env).
+    Returns whether we started Ray (and so must shut it down)."""
     if ray.is_initialized():
         return False
+    runtime_env = {"env_vars": env} if env else None
     if address:
         try:
-            ray.init(address=address, logging_level="WARNING")
+            ray.init(address=address, logging_level="WARNING", runtime_env=runtime_env)
         except (ConnectionError, RuntimeError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UserError(f"--address {address}: cannot connect to Ray ({first}); "
                             f"is `ray start --head` running there?") from None
         return True
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local cluster on 127.0.0.1
-    _compat.init_local_ray(num_cpus)
+    _compat.init_local_ray(num_cpus, runtime_env)
     return True
 
 

@@ -88,10 +88,10 @@ def route_tune_sigint(stop_event: Callable[[], threading.Event | None]) -> None:
 
 # --- a private local cluster ---------------------------------------------------------------
 
-def init_local_ray(num_cpus: int | None) -> None:
+def init_local_ray(num_cpus: int | None, runtime_env: dict | None = None) -> None:
     """A new local Ray bound to 127.0.0.1 (never the machine's public address); relies on
     `ray.init(_node_ip_address=...)`, the private form of `ray start --node-ip-address`.
     `address="local"`: without it ray.init joins any cluster already running on the machine
     (another search's), which `--address` is for."""
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             logging_level="WARNING", configure_logging=True)
+             logging_level="WARNING", configure_logging=True, runtime_env=runtime_env)

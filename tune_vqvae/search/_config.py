@@ -10,7 +10,7 @@ from pathlib import Path
 from ..curves import load_curve
 from ..data import DataConfig
 from ..errors import UserError
-from ..losses import PERCEPTUAL_LOSSES, LossConfig, find_metrics
+from ..losses import PERCEPTUAL_LOSSES, LossConfig, find_metrics, lpips
 from ..metrics import FIDConfig, check_fid_weights, require_fid_weights, verify_fid_weights
 from ..model import ModelConfig
 from ..train import TrainConfig
@@ -42,6 +42,7 @@ class SearchConfig:
     codebook_size: int = ModelConfig.codebook_size
     objective: str | None = None  # None: fid when its weights are found, else swd
     fid_weights: str | None = None
+    lpips_weights: str | None = None  # a directory holding LPIPS's two files, on every node
     fid_samples: int = FIDConfig.samples
     eval_every: int = 1
     storage_path: str = "runs/search"
@@ -63,6 +64,8 @@ class SearchConfig:
     faults: dict | list | None = None
 
     def validate(self) -> None:
+        if self.lpips_weights:  # before the losses check LPIPS's weights
+            lpips.use_weights_dir(self.lpips_weights)
         for name in self.losses:
             if name == "mse":
                 raise UserError("--loss mse: the plain-MSE baseline runs in every search; "
