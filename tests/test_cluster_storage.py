@@ -244,6 +244,12 @@ def test_resume_of_a_uri_search_on_a_new_head_node(tmp_path, monkeypatch, capsys
     assert len(err) == 1 and "resume with TUNE_VQVAE_CACHE=/elsewhere/cache" in err[0], err
     assert not layout.local.exists()
 
+    (bucket / SETTINGS_FILE).write_text('{"name": "k", "driv')  # cut off
+    assert run(["--resume", uri]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "search.json in file://" in err[0] and "is damaged" in err[0], err
+    assert not layout.local.exists()
+
     (bucket / SETTINGS_FILE).write_text(json.dumps(settings))
     (bucket / JOURNAL_FILE).write_bytes(b'{"op_code": 0}\n')
     layout.fetch()

@@ -110,10 +110,11 @@ def test_lpips_weights_flag_names_the_directory_or_what_is_missing(tmp_path, mon
 
     monkeypatch.setenv(lpips.WEIGHTS_ENV, "unused")  # restored after the test
     d = lpips.write_random_weights(tmp_path / "w")
-    assert lpips.use_weights_dir(str(d)) == {lpips.WEIGHTS_ENV: str(d)}
+    lpips.use_weights_dir(str(d))
+    assert lpips.weights_env(str(d)) == {lpips.WEIGHTS_ENV: str(d)}
     assert lpips.weight_files(download=False) == {f: d / f for f in lpips.URLS}
     (d / lpips.LINEAR_FILE).unlink()
-    with pytest.raises(UserError, match=f"{lpips.LINEAR_FILE}: not in --lpips-weights"):
+    with pytest.raises(UserError, match=rf"{lpips.LINEAR_FILE}: not in '{d}' \(--lpips-weights\)"):
         lpips.use_weights_dir(str(d))
 
 

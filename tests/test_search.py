@@ -340,7 +340,7 @@ def bad_cases(tmp_path):
         (["--loss", "gmsd", "--fid-weights", str(junk_weights), "--storage-path", s],
          "is not a PyTorch weights file"),
         (["--loss", "lpips", "--mock", "--lpips-weights", str(tmp_path / "none"), "--storage-path", s],
-         "not in --lpips-weights"),
+         "(--lpips-weights)"),
     ]
 
 

@@ -57,11 +57,7 @@ def _download(url: str, dest: Path) -> None:
 def weight_files(download: bool = True) -> dict[str, Path]:
     """{file name: path} of both weights files; UserError naming the ones that are missing."""
     if os.environ.get(WEIGHTS_ENV):
-        d = Path(os.environ[WEIGHTS_ENV]).expanduser().absolute()
-        missing = [f for f in URLS if not (d / f).is_file()]
-        if missing:
-            raise UserError(_missing_message(missing, f"not in {str(d)!r} ({WEIGHTS_ENV})"))
-        return {f: d / f for f in URLS}
+        return _in_directory(os.environ[WEIGHTS_ENV], f"({WEIGHTS_ENV})")
     hub = _hub_dir()
     missing = [f for f in URLS if not (hub / f).is_file()]
     for f in missing if download else []:
@@ -74,16 +70,25 @@ def weight_files(download: bool = True) -> dict[str, Path]:
     return {f: hub / f for f in URLS}
 
 
-def use_weights_dir(directory: str) -> dict[str, str]:
-    """--lpips-weights DIR: the directory holding both files, for this process and (through
-    the returned environment, a Ray runtime_env) every trial's worker. UserError if a file
-    is missing."""
+def _in_directory(directory: str, named_by: str) -> dict[str, Path]:
+    """Both files in `directory` (named by a flag or the env var), or a UserError naming the missing."""
     d = Path(directory).expanduser().absolute()
     missing = [f for f in URLS if not (d / f).is_file()]
     if missing:
-        raise UserError(_missing_message(missing, f"not in --lpips-weights {str(d)!r}"))
-    os.environ[WEIGHTS_ENV] = str(d)
-    return {WEIGHTS_ENV: str(d)}
+        raise UserError(_missing_message(missing, f"not in {str(d)!r} {named_by}"))
+    return {f: d / f for f in URLS}
+
+
+def weights_env(directory: str) -> dict[str, str]:
+    """The environment that points this process's or a worker's LPIPS at `directory`."""
+    return {WEIGHTS_ENV: str(Path(directory).expanduser().absolute())}
+
+
+def use_weights_dir(directory: str) -> None:
+    """--lpips-weights DIR: checked (UserError if a file is missing), then used by this process
+    (the search hands `weights_env(DIR)` to its workers)."""
+    _in_directory(directory, "(--lpips-weights)")
+    os.environ.update(weights_env(directory))
 
 
 def weights_available(download: bool = True) -> bool:

@@ -259,9 +259,7 @@ def prepare(a: argparse.Namespace) -> Plan:
 
 def worker_env(cfg: SearchConfig) -> dict[str, str]:
     """Environment of every trial's worker (a Ray runtime_env): where LPIPS's weights are."""
-    if not cfg.lpips_weights:
-        return {}
-    return {lpips.WEIGHTS_ENV: str(Path(cfg.lpips_weights).expanduser().absolute())}
+    return lpips.weights_env(cfg.lpips_weights) if cfg.lpips_weights else {}
 
 
 @cli_entry

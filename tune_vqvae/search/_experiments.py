@@ -12,6 +12,7 @@ driver (see `Layout`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 import threading
@@ -116,9 +117,7 @@ class Layout:
                                 f"check the URI and credentials") from None
 
     def _bucket(self):
-        import pyarrow.fs
-
-        return pyarrow.fs.FileSystem.from_uri(self.storage)
+        return _filesystem(self.storage)
 
     def upload(self, files: list[str]) -> None:
         """Copy the search-level `files` from `local` next to the experiments (URI storage)."""
@@ -147,7 +146,12 @@ class Layout:
         except Exception as e:  # unreachable endpoint, credentials, ...
             raise UserError(f"--resume: cannot read {self.storage.partition('?')[0]} ({e}); "
                             f"check the URI, its endpoint options and credentials") from None
-        driver = json.loads(settings).get("driver_files")
+        try:
+            driver = json.loads(settings).get("driver_files")
+        except (json.JSONDecodeError, AttributeError):
+            raise UserError(f"--resume: {SETTINGS_FILE} in {self.storage.partition('?')[0]} is damaged; "
+                            f"copy an intact one there (the search's first driver has it in "
+                            f"$TUNE_VQVAE_CACHE/searches/{self.name})") from None
         if driver and Path(driver) != self.local:
             cache = Path(driver).parent.parent
             raise UserError(f"--resume: this search's experiments refer to its Optuna journal as "
@@ -166,6 +170,14 @@ class Layout:
 _upload_lock = threading.Lock()  # experiments upload the one journal from their own threads
 
 
+@functools.lru_cache(maxsize=8)
+def _filesystem(storage: str):
+    """(filesystem, path) of a storage URI, made once: the journal goes up at every snapshot."""
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(storage)
+
+
 class JournalUpload(tune.Callback):
     """URI storage: the Optuna journal goes next to the experiments before each snapshot of
     an experiment (Tune collects the callbacks' state, then uploads the snapshot), so the
@@ -173,10 +185,10 @@ class JournalUpload(tune.Callback):
     node can resume. It changes at every reported epoch: one PUT of it per snapshot, about
     what Tune's own snapshot costs. Holds plain values: Tune pickles it with the experiment."""
 
+    warned = False  # one warning per process for failed uploads
+
     def __init__(self, storage_path: str, name: str):
         self.storage_path, self.name = storage_path, name
-
-    warned = False
 
     def get_state(self):
         try:
