@@ -13,6 +13,7 @@ import pickle
 import statistics
 import sys
 import time
+import types
 import zipfile
 from dataclasses import dataclass, field
 
@@ -103,6 +104,22 @@ def compile_mode(cfg: TrainConfig, device: torch.device) -> str | None:
     return cfg.compile_mode or ("reduce-overhead" if device.type == "cuda" else "default")
 
 
+def compile_own(method, **compile_kwargs):
+    """torch.compile of a bound method, independent of every other compiled instance in the
+    process. Dynamo keeps a function's graphs on its code object, at most `recompile_limit` (8),
+    and every Trainer's `_forward_losses` is one code object whose guards match that trainer's
+    objects by id: from the 9th trainer in a process on, steps silently ran eager (the H200
+    check's "gmsd, haarpsi, ms_gmsd lose CUDA graphs" were its 9th-11th trainers). So the method
+    runs through a copy of its code object. Static (dynamic=False): dynamo's automatic-dynamic
+    state is kept per source line, shared by the copies, so a trainer after one with another
+    batch size or float (a loss's `best`) would compile symbolic inputs, for which inductor
+    skips CUDA graphs; our shapes are fixed by construction."""
+    fn = method.__func__
+    own = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__,
+                             fn.__closure__)
+    return torch.compile(types.MethodType(own, method.__self__), dynamic=False, **compile_kwargs)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, data: ImageData | None = None, log_dir=None):
         self.cfg = cfg
@@ -122,7 +139,7 @@ class Trainer:
             "cuda", dtype=torch.bfloat16, enabled=cfg.amp and on_cuda
         )
         self.compile_mode = compile_mode(cfg, self.device)
-        self._losses = (torch.compile(self._forward_losses, mode=self.compile_mode) if self.compile_mode
+        self._losses = (compile_own(self._forward_losses, mode=self.compile_mode) if self.compile_mode
                         else self._forward_losses)
         self.ssim = piqa.SSIM().to(self.device)
         self.epoch = 0  # completed epochs

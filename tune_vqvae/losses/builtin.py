@@ -7,10 +7,13 @@ Similarities become `best - value` (best = their value on identical images: 1, o
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import piqa
 import torch
+import torch.nn.functional as F
+from piqa.utils.functional import channel_conv, gradient_kernel, haar_kernel
 from torch import nn
 
 from . import lpips
@@ -53,6 +56,44 @@ def ms_gmsd(image_size: int, **kwargs) -> nn.Module:
     return piqa.MS_GMSD(weights=_first_weights(piqa.MS_GMSD.WEIGHTS, scales), **kwargs)
 
 
+class HaarPSI(piqa.HaarPSI):
+    """piqa's HaarPSI with its Haar gradient kernels built once, as buffers (on the module's
+    device). piqa's `haarpsi` builds them at every call on the CPU and copies them to the
+    input's device (`gradient_kernel(haar_kernel(k)).to(x.device)`, piqa/haarpsi.py:76):
+    inside a compiled step a CPU op and a host-to-device copy, for which inductor skips CUDA
+    graphs ("skipping cudagraphs due to cpu device"). `forward` is piqa's `haarpsi` with these
+    kernels and piqa's defaults (tests: equal to piqa's HaarPSI, values and gradients)."""
+
+    DEFAULTS = {k: p.default for k, p in inspect.signature(piqa.haarpsi.haarpsi).parameters.items()
+                if k in ("n_kernels", "c", "alpha")}
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__(reduction=reduction)
+        for j in range(1, self.DEFAULTS["n_kernels"] + 1):
+            self.register_buffer(f"haar{j}", gradient_kernel(haar_kernel(2**j)))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x, y = (self.convert(F.avg_pool2d(t, 2, ceil_mode=True)) for t in (x, y))
+        return piqa.utils.functional.reduce_tensor(self._haarpsi(x, y), self.reduction)
+
+    def _haarpsi(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        c, alpha, n = self.DEFAULTS["c"], self.DEFAULTS["alpha"], self.DEFAULTS["n_kernels"]
+        gs = []
+        for j in range(1, n + 1):  # gradient similarities of the Y channel, Haar scale 2**j
+            pad = 2**j // 2
+            g_x, g_y = (channel_conv(t[:, :1], getattr(self, f"haar{j}"), padding=pad)[..., 1:, 1:].abs()
+                        for t in (x, y))
+            gs += [(2 * g_x * g_y + c) / (g_x**2 + g_y**2 + c)] if j < n else [g_x, g_y]
+        ls = torch.stack(gs[:-2], dim=-1).mean(dim=-1)
+        w = torch.maximum(gs[-2], gs[-1])
+        m_x, m_y = (F.avg_pool2d(t[:, 1:], 2, stride=1, padding=1)[..., 1:, 1:].abs() for t in (x, y))
+        cs = (2 * m_x * m_y + c) / (m_x**2 + m_y**2 + c)  # chromatic (IQ) similarity
+        ls = torch.cat((ls, cs.mean(dim=1, keepdim=True)), dim=1)
+        w = torch.cat((w, w.mean(dim=1, keepdim=True)), dim=1)
+        hpsi = (torch.sigmoid(ls * alpha) * w).sum(dim=(-1, -2, -3)) / w.sum(dim=(-1, -2, -3))
+        return (torch.logit(hpsi) / alpha) ** 2
+
+
 def _per_image(make):
     """build(image_size) for a piqa module that reports one value per image."""
     return lambda size: make(size, reduction="none")
@@ -64,7 +105,7 @@ METRICS: dict[str, Metric] = {
                    _per_image(lambda s, **kw: piqa.PSNR(epsilon=PSNR_EPSILON, **kw))),
     "ssim": Metric("ssim", "similarity", 1.0, _per_image(lambda s, **kw: piqa.SSIM(**kw))),
     "ms_ssim": Metric("ms_ssim", "similarity", 1.0, _per_image(ms_ssim)),
-    "haarpsi": Metric("haarpsi", "similarity", 1.0, _per_image(lambda s, **kw: piqa.HaarPSI(**kw))),
+    "haarpsi": Metric("haarpsi", "similarity", 1.0, _per_image(lambda s, **kw: HaarPSI(**kw))),
     "gmsd": Metric("gmsd", "distance", 0.0, _per_image(lambda s, **kw: piqa.GMSD(**kw))),
     "ms_gmsd": Metric("ms_gmsd", "distance", 0.0, _per_image(ms_gmsd)),
 }
