@@ -62,6 +62,34 @@ def test_loss_equals_piqa_through_the_convention(name):
     assert alone.item() == pytest.approx(perceptual.item(), rel=1e-6)
 
 
+PIQA_PER_IMAGE = {  # piqa's own modules, as every built-in metric must compute them
+    "psnr": lambda: piqa.PSNR(reduction="none"),
+    "ssim": lambda: piqa.SSIM(reduction="none"),
+    "ms_ssim": lambda: piqa.MS_SSIM(window_size=7, weights=torch.tensor(
+        [0.0448, 0.2856, 0.3001]) / 0.6305, reduction="none"),
+    "haarpsi": lambda: piqa.HaarPSI(reduction="none"),
+    "gmsd": lambda: piqa.GMSD(reduction="none"),
+    "ms_gmsd": lambda: piqa.MS_GMSD(reduction="none"),
+}
+
+
+@pytest.mark.parametrize("size", [32, 50])
+@pytest.mark.parametrize("name", PERCEPTUAL_LOSSES)
+def test_built_metric_equals_piqas_values_and_gradients(name, size):
+    """Our builds (HaarPSI's kernels held as buffers) compute piqa's metric, per image."""
+    from tune_vqvae.losses import METRICS
+
+    g = torch.Generator().manual_seed(size)
+    x = torch.rand(3, 3, size, size, generator=g)
+    y = (x + 0.2 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    ours_in, ref_in = y.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    ours, ref = METRICS[name].build(size)(ours_in, x), PIQA_PER_IMAGE[name]()(ref_in, x)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+    ours.sum().backward()
+    ref.sum().backward()
+    torch.testing.assert_close(ours_in.grad, ref_in.grad, rtol=1e-4, atol=1e-6)
+
+
 def test_ms_ssim_works_at_32x32_where_piqa_defaults_fail():
     a, b = unit(images(4)), unit(images(5))
     with pytest.raises(RuntimeError):
