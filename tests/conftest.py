@@ -51,3 +51,23 @@ def ray_cluster():
     yield
     ray.shutdown()
     shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+class _RunsCode:
+    """An object whose unpickling runs a command: what a malicious checkpoint would hold."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def write_payload_checkpoint(path, marker) -> None:
+    """A real trainer state with one object that would create `marker` if unpickled."""
+    from tune_vqvae.train import Trainer
+
+    state = Trainer(tiny_config(epochs=1)).state_dict()
+    state["history"].append(_RunsCode(marker))
+    torch.save(state, path)

@@ -13,6 +13,11 @@ class UserError(Exception):
     """Bad input from the user: one line saying what is wrong and how to fix it."""
 
 
+class UnsafeFileError(UserError):
+    """A data file (a checkpoint) holding objects that could run code when loaded: refused,
+    never skipped quietly."""
+
+
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite (perceptual losses without MSE can diverge)."""
 
