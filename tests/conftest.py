@@ -46,8 +46,9 @@ def ray_cluster():
     import ray  # only the search-layer tests need ray
 
     ray_tmp = tempfile.mkdtemp(prefix="rr", dir="/tmp")  # short: Ray's socket paths must fit
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             _temp_dir=ray_tmp, logging_level="WARNING")
+    from tune_vqvae.search import _compat
+
+    _compat.init_local_ray(2, temp_dir=ray_tmp)
     yield
     ray.shutdown()
     shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -19,7 +19,7 @@ import ray
 from ..answer import answer as answer_of
 from ..answer import merge_candidates
 from ..data import DataConfig, load_data
-from ..errors import UserError, atomic_write_text, cli_entry
+from ..errors import UserError, atomic_write_text, cli_entry, terminate_like_ctrl_c
 from ..losses import PERCEPTUAL_LOSSES, lpips
 from ..train import TrainConfig
 from ..vocab import (
@@ -267,6 +267,7 @@ def main(argv=None):
     plan = prepare(build_parser().parse_args(argv))
     quiet_console()
     started = _cluster.connect(plan.address, plan.num_cpus, worker_env(plan.cfg))
+    terminate_like_ctrl_c()  # after ray.init, which sets a SIGTERM handler of its own
     layout = plan.layout
     try:
         # only now: a search that could not start leaves no experiment behind
@@ -274,6 +275,9 @@ def main(argv=None):
             atomic_write_text(layout.local / SETTINGS_FILE, layout.settings_json(plan.cfg))
             layout.upload([SETTINGS_FILE])  # URI storage: next to the experiments from the start
         return run(plan)
+    except KeyboardInterrupt:
+        say(f"continue with: python -m tune_vqvae.search --resume {layout.storage}")
+        raise
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
