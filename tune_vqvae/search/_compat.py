@@ -95,3 +95,19 @@ def init_local_ray(num_cpus: int | None, runtime_env: dict | None = None) -> Non
     (another search's), which `--address` is for."""
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
              logging_level="WARNING", configure_logging=True, runtime_env=runtime_env)
+
+
+# --- W&B (ray.air.integrations.wandb) ------------------------------------------------------
+
+def wandb_api_key_found() -> bool:
+    """Whether WandbLoggerCallback will find an API key (or needs none: WANDB_MODE offline or
+    disabled), asked before Ray starts rather than at the first experiment's setup. Relies on
+    `ray.air.integrations.wandb._set_api_key(api_key_file, api_key)`, which raises ValueError
+    when it finds none (env, `wandb login`, or Ray's key hook)."""
+    from ray.air.integrations.wandb import _set_api_key
+
+    try:
+        _set_api_key(None, None)
+    except ValueError:
+        return False
+    return True
