@@ -7,6 +7,8 @@ than as a wrong table or a hung Ctrl-C in a long search. Checked with ray 2.60, 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import threading
 from collections.abc import Callable
 
@@ -103,11 +105,14 @@ def wandb_api_key_found() -> bool:
     """Whether WandbLoggerCallback will find an API key (or needs none: WANDB_MODE offline or
     disabled), asked before Ray starts rather than at the first experiment's setup. Relies on
     `ray.air.integrations.wandb._set_api_key(api_key_file, api_key)`, which raises ValueError
-    when it finds none (env, `wandb login`, or Ray's key hook)."""
+    when it finds none (env, `wandb login`, or Ray's key hook). Its look-up reads files only
+    (wandb.login would ask the server); wandb 0.2x+ warns on stderr that this look-up is
+    deprecated, which a user cannot act on: kept out of the one error line."""
     from ray.air.integrations.wandb import _set_api_key
 
     try:
-        _set_api_key(None, None)
+        with contextlib.redirect_stderr(io.StringIO()):
+            _set_api_key(None, None)
     except ValueError:
         return False
     return True
