@@ -3,10 +3,10 @@ real local MLflow file store and W&B offline files; bad input exits 2 before Ray
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
+import struct
 import sys
 
 import pandas as pd
@@ -142,33 +142,56 @@ def test_mlflow_file_store_gets_one_run_per_trial_and_the_answer(ray_cluster, tm
     assert json.loads(open(local).read())["answer"] == doc["answer"]
 
 
-def wandb_runs(root):
-    """{run directory: (config, history records, summary, artifact files)} of W&B's offline runs under root,
-    read from each run's .wandb log with wandb's own reader."""
+def wandb_records(path):
+    """The protobuf records of a W&B run's .wandb log. wandb ships no reader of it (its core
+    writes it in Go); the format is LevelDB's log: a 7-byte header (":W&B", magic, version),
+    then 32 KiB blocks of chunks [crc32c:4][length:2, LE][type:1][data], type 1 a whole record,
+    2/3/4 its first/middle/last part; a block's tail of under 7 bytes is padding."""
     from wandb.proto import wandb_internal_pb2
-    from wandb.sdk.internal.datastore import DataStore
 
-    out = {}
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", path
+    pos, part, block = 7, b"", 32768
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # padding to the next block
+            pos += block - pos % block
+            continue
+        length, kind = struct.unpack("<HB", data[pos + 4:pos + 7])
+        if kind == 0:  # zeroed tail of a preallocated block
+            break
+        part += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(part)
+            yield record
+            part = b""
+
+
+def items(entries) -> dict:
+    """A record's items, {key: value}; a key is `key`, or `nested_key` joined by '/'."""
+    return {e.key or "/".join(e.nested_key): json.loads(e.value_json) for e in entries}
+
+
+def wandb_runs(root):
+    """[(config, history records, summary, artifact files)] of W&B's offline runs under root."""
+    out = []
     for d in sorted((root / "wandb").glob("offline-run-*")):
         (log,) = d.glob("run-*.wandb")
-        ds = DataStore()
-        ds.open_for_scan(str(log))
         config, history, summary, files = {}, [], {}, []
-        while (data := ds.scan_data()) is not None:
-            rec = wandb_internal_pb2.Record()
-            rec.ParseFromString(data)
+        for rec in wandb_records(log):
             kind = rec.WhichOneof("record_type")
             if kind == "run":
-                config.update({i.key: json.loads(i.value_json) for i in rec.run.config.update})
+                config.update(items(rec.run.config.update))
             elif kind == "config":
-                config.update({i.key: json.loads(i.value_json) for i in rec.config.update})
+                config.update(items(rec.config.update))
             elif kind == "history":
-                history.append({i.key: json.loads(i.value_json) for i in rec.history.item})
+                history.append(items(rec.history.item))
             elif kind == "summary":
-                summary.update({i.key: json.loads(i.value_json) for i in rec.summary.update})
+                summary.update(items(rec.summary.update))
             elif kind == "artifact":
                 files += [e.path for e in rec.artifact.manifest.contents]
-        out[d] = (config, history, summary, files)
+        out.append((config, history, summary, files))
     return out
 
 
@@ -183,7 +206,7 @@ def test_wandb_offline_files_hold_every_trial_and_the_answer(ray_cluster, tmp_pa
                 "--name", "wexp", "--log-to", "wandb"]) == 0
     rows = trials_of(tmp_path / "wexp")
     runs = wandb_runs(tmp_path / "wb")
-    by_trial = {c["trial_id"]: (c, h) for c, h, _, _ in runs.values() if "trial_id" in c}
+    by_trial = {c["trial_id"]: (c, h) for c, h, _, _ in runs if "trial_id" in c}
     assert set(by_trial) == set(rows.trial_id) and len(rows) == 5
 
     for _, row in rows.iterrows():
@@ -192,7 +215,7 @@ def test_wandb_offline_files_hold_every_trial_and_the_answer(ray_cluster, tmp_pa
         objective = [h["objective"] for h in history if "objective" in h]
         assert len(objective) == 2 and objective[-1] == pytest.approx(row.value)  # per epoch
 
-    (answer,) = [(c, s, f) for c, _, s, f in runs.values() if "trial_id" not in c]
+    (answer,) = [(c, s, f) for c, _, s, f in runs if "trial_id" not in c]
     config, summary, files = answer
     assert config["log_to"] == ["wandb"] and config["name"] == "wexp"
     doc = json.loads((tmp_path / "wexp" / "results.json").read_text())
