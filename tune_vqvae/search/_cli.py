@@ -336,6 +336,8 @@ def run(plan: Plan) -> int:
     say(f"\n{len(rows)} trials in {time.perf_counter() - start:.0f} s; results: "
         f"{layout.local / RESULTS_CSV}, {layout.local / RESULTS_JSON}")
     say(f"tensorboard --logdir {layout.storage}    optuna-dashboard {layout.local / JOURNAL_FILE}")
+    for line in _trackers.where(cfg.log_to, _trackers.mlflow_uri(cfg, layout)):
+        say(line)
     return 0
 
 

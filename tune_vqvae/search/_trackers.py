@@ -94,6 +94,14 @@ def callbacks(log_to: list[str], uri: str, search: str, exp: str) -> list:
     return out
 
 
+def where(log_to: list[str], uri: str) -> list[str]:
+    """Console lines: where the tracker runs are."""
+    lines = [f"mlflow ui --backend-store-uri {uri}"] if "mlflow" in log_to else []
+    if "wandb" in log_to and os.environ.get("WANDB_MODE") == "offline":
+        lines.append("W&B offline runs: wandb sync <WANDB_DIR or trial dir>/wandb/offline-run-* to upload")
+    return lines
+
+
 def answer_summary(answer: dict | None) -> tuple[dict[str, float], dict[str, str]]:
     """(metrics, verdicts) of results.json's answer: each loss's recommended weight(s) and
     each comparison's verdict, difference and percent (keys `<loss>.<comparison>.<what>`)."""
