@@ -7,6 +7,8 @@ than as a wrong table or a hung Ctrl-C in a long search. Checked with ray 2.60, 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import threading
 from collections.abc import Callable
@@ -122,3 +124,22 @@ def init_local_ray(num_cpus: int | None, runtime_env: dict | None = None,
     ray_constants.ENABLE_RAY_CLUSTER = False
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
              _temp_dir=temp_dir, logging_level="WARNING", configure_logging=True, runtime_env=runtime_env)
+
+
+# --- W&B (ray.air.integrations.wandb) ------------------------------------------------------
+
+def wandb_api_key_found() -> bool:
+    """Whether WandbLoggerCallback will find an API key (or needs none: WANDB_MODE offline or
+    disabled), asked before Ray starts rather than at the first experiment's setup. Relies on
+    `ray.air.integrations.wandb._set_api_key(api_key_file, api_key)`, which raises ValueError
+    when it finds none (env, `wandb login`, or Ray's key hook). Its look-up reads files only
+    (wandb.login would ask the server); wandb 0.2x+ warns on stderr that this look-up is
+    deprecated, which a user cannot act on: kept out of the one error line."""
+    from ray.air.integrations.wandb import _set_api_key
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            _set_api_key(None, None)
+    except ValueError:
+        return False
+    return True
