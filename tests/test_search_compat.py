@@ -79,6 +79,26 @@ def test_ray_init_takes_the_local_node_address():
     assert 'kwargs.pop("_node_ip_address"' in inspect.getsource(ray.init)
 
 
+def test_ray_keeps_loopback_only_where_clusters_are_off():
+    """init_local_ray relies on these: the driver's switch, its environment variable (every
+    Ray process reads it), and the node address read through the switch at each call."""
+    from ray._private import ray_constants, services
+
+    assert isinstance(ray_constants.ENABLE_RAY_CLUSTER, bool), "ray_constants.ENABLE_RAY_CLUSTER moved"
+    assert ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR == "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+    assert "ray_constants.ENABLE_RAY_CLUSTER" in inspect.getsource(services.get_node_ip_address), \
+        "services.get_node_ip_address no longer reads ray_constants.ENABLE_RAY_CLUSTER"
+
+
+def test_the_drivers_failure_signal_handler_can_be_turned_off():
+    """leave_sigterm_to_python relies on this module attribute, read when ray.init builds the
+    driver's core worker (CoreWorker options in Ray's Cython code)."""
+    from ray._private import ray_constants
+
+    assert isinstance(ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER, bool), \
+        "ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER moved: SIGTERM would dump a C++ stack again"
+
+
 def test_optuna_search_tells_an_early_stopped_trial_complete():
     """The upstream behaviour WeightSearch overrides (optuna/optuna#3100): Ray's OptunaSearch
     tells a trial COMPLETE with whatever value it last reported, at any epoch. If this test
