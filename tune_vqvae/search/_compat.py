@@ -120,10 +120,21 @@ def init_local_ray(num_cpus: int | None, runtime_env: dict | None = None,
     on the machine (another search's), which `--address` is for."""
     from ray._private import ray_constants
 
+    # Only while Ray starts its processes (they keep the variable; the workers inherit the
+    # raylet's): this process's later `ray start`s and clusters are left as Ray makes them.
+    saved = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR), ray_constants.ENABLE_RAY_CLUSTER
     os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             _temp_dir=temp_dir, logging_level="WARNING", configure_logging=True, runtime_env=runtime_env)
+    try:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 _temp_dir=temp_dir, logging_level="WARNING", configure_logging=True,
+                 runtime_env=runtime_env)
+    finally:
+        if saved[0] is None:
+            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = saved[0]
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
 
 
 # --- W&B (ray.air.integrations.wandb) ------------------------------------------------------
