@@ -53,11 +53,9 @@ def reconstruct(selection: list[tuple[str, str]], n_images: int = 8, device: str
 
     The held-out images are the first `n_images` test images of the data the first
     checkpoint was trained on (`data_source` overrides where that data is read from)."""
-    import torch
-
     from tune_vqvae.data import load_data
-    from tune_vqvae.errors import UserError
-    from tune_vqvae.train import Trainer
+    from tune_vqvae.errors import UnsafeFileError, UserError
+    from tune_vqvae.train import Trainer, load_state
 
     notes: list[str] = []
     progress = Progress(len(selection), "loading checkpoints", stream)
@@ -65,9 +63,11 @@ def reconstruct(selection: list[tuple[str, str]], n_images: int = 8, device: str
     for title, ckpt_dir in selection:
         path = Path(ckpt_dir) / CHECKPOINT_FILE
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError) as e:
-            notes.append(f"{title}: checkpoint {path} unreadable ({e}); row left out")
+            state = load_state(path)
+        except UnsafeFileError:
+            raise  # never skipped quietly: the user must know the search holds such a file
+        except UserError as e:
+            notes.append(f"{title}: {e}; row left out")
             progress.step(f"{title} (unreadable)")
             continue
         cfg = _train_config(state, device)

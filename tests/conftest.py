@@ -46,8 +46,29 @@ def ray_cluster():
     import ray  # only the search-layer tests need ray
 
     ray_tmp = tempfile.mkdtemp(prefix="rr", dir="/tmp")  # short: Ray's socket paths must fit
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             _temp_dir=ray_tmp, logging_level="WARNING")
+    from tune_vqvae.search import _compat
+
+    _compat.init_local_ray(2, temp_dir=ray_tmp)
     yield
     ray.shutdown()
     shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+class _RunsCode:
+    """An object whose unpickling runs a command: what a malicious checkpoint would hold."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def write_payload_checkpoint(path, marker) -> None:
+    """A real trainer state with one object that would create `marker` if unpickled."""
+    from tune_vqvae.train import Trainer
+
+    state = Trainer(tiny_config(epochs=1)).state_dict()
+    state["history"].append(_RunsCode(marker))
+    torch.save(state, path)

@@ -246,6 +246,22 @@ def test_bad_input_exits_2_with_one_line(search, tmp_path, capsys, damage):
     assert "Traceback" not in err
 
 
+def test_a_checkpoint_that_would_run_code_is_refused(search, tmp_path, capsys):
+    """A shared search directory is data: a checkpoint holding a pickled command is refused
+    (exit 2, one line naming it), the command never runs and no report is written."""
+    from conftest import write_payload_checkpoint
+
+    exp, marker = _copy(search, tmp_path), tmp_path / "ran"
+    best = next(p.parent for p in exp.glob("gmsd/*/params.json")
+                if json.loads(p.read_text()).get("w") == 2.0)
+    write_payload_checkpoint(sorted(best.glob("checkpoint_*"))[-1] / "trainer.pt", marker)
+    code, _, err = _run([exp, "--out", tmp_path / "report"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and "trainer.pt" in lines[-1] and "could run code" in lines[-1], err
+    assert "Traceback" not in err and not marker.exists()
+    assert not (tmp_path / "report" / "report.md").exists()
+
+
 def test_cli_subprocess_exit_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "analysis", str(tmp_path / "missing")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)

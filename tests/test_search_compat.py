@@ -79,6 +79,26 @@ def test_ray_init_takes_the_local_node_address():
     assert 'kwargs.pop("_node_ip_address"' in inspect.getsource(ray.init)
 
 
+def test_ray_keeps_loopback_only_where_clusters_are_off():
+    """init_local_ray relies on these: the driver's switch, its environment variable (every
+    Ray process reads it), and the node address read through the switch at each call."""
+    from ray._private import ray_constants, services
+
+    assert isinstance(ray_constants.ENABLE_RAY_CLUSTER, bool), "ray_constants.ENABLE_RAY_CLUSTER moved"
+    assert ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR == "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+    assert "ray_constants.ENABLE_RAY_CLUSTER" in inspect.getsource(services.get_node_ip_address), \
+        "services.get_node_ip_address no longer reads ray_constants.ENABLE_RAY_CLUSTER"
+
+
+def test_the_drivers_failure_signal_handler_can_be_turned_off():
+    """leave_sigterm_to_python relies on this module attribute, read when ray.init builds the
+    driver's core worker (CoreWorker options in Ray's Cython code)."""
+    from ray._private import ray_constants
+
+    assert isinstance(ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER, bool), \
+        "ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER moved: SIGTERM would dump a C++ stack again"
+
+
 def test_optuna_search_tells_an_early_stopped_trial_complete():
     """The upstream behaviour WeightSearch overrides (optuna/optuna#3100): Ray's OptunaSearch
     tells a trial COMPLETE with whatever value it last reported, at any epoch. If this test
@@ -89,3 +109,18 @@ def test_optuna_search_tells_an_early_stopped_trial_complete():
     searcher.on_trial_complete("a", {"objective": 9.0, "epoch": 1, "training_iteration": 1})
     trial = _compat.searcher_study(searcher).trials[0]
     assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == 9.0
+
+
+def test_ray_wandb_key_lookup_raises_without_a_key_and_passes_offline(tmp_path, monkeypatch, capsys):
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_SETUP_API_KEY_HOOK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc of a `wandb login`
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "cfg"))
+    assert _compat.wandb_api_key_found() is False
+    assert capsys.readouterr().err == ""  # wandb's deprecation warning kept out
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert _compat.wandb_api_key_found() is True
+    monkeypatch.delenv("WANDB_API_KEY")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert _compat.wandb_api_key_found() is True

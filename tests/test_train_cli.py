@@ -72,7 +72,7 @@ def test_resume_keeps_the_runs_own_settings(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["loss"] == {"name": "ssim", "weight": 0.25, "with_mse": True}
     assert config["model"]["hidden"] == 8 and config["epochs"] == 2
-    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2 and state["config"]["loss"]["name"] == "ssim"
 
 
@@ -81,7 +81,7 @@ def test_damaged_checkpoint_and_bad_device_are_one_line_errors(tmp_path, capsys)
     out.mkdir()
     (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
     (out / "config.json").write_text(json.dumps(tiny_config().to_dict()))
-    for argv, says in ((["--out", str(out), "--resume"], "cannot resume from checkpoint"),
+    for argv, says in ((["--out", str(out), "--resume"], "cannot read checkpoint"),
                        (["--out", str(tmp_path / "new"), "--device", "tpu9"], "unknown --device")):
         with pytest.raises(SystemExit) as e:
             main(argv)

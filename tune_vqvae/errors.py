@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -13,12 +14,32 @@ class UserError(Exception):
     """Bad input from the user: one line saying what is wrong and how to fix it."""
 
 
+class UnsafeFileError(UserError):
+    """A data file (a checkpoint) holding objects that could run code when loaded: refused,
+    never skipped quietly."""
+
+
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite (perceptual losses without MSE can diverge)."""
 
     def __init__(self, epoch: int, what: str):
         super().__init__(f"training diverged at epoch {epoch}: {what} is not finite")
         self.epoch = epoch
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, `kill`, a preempted node) taken the way Ctrl-C is: the long work
+    stops at its next safe point and saves what it has; exit status 143 (128 + SIGTERM)."""
+
+
+def terminate_like_ctrl_c() -> None:
+    """From now on SIGTERM raises `Terminated` in the main thread (as SIGINT raises
+    KeyboardInterrupt). Install it after anything that sets its own handler (ray.init does)."""
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, raise_terminated)
 
 
 def cli_entry(main):
@@ -31,9 +52,10 @@ def cli_entry(main):
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(2) from None
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            raise SystemExit(130) from None
+        except KeyboardInterrupt as e:
+            terminated = isinstance(e, Terminated)
+            print("terminated" if terminated else "interrupted", file=sys.stderr)
+            raise SystemExit(128 + (signal.SIGTERM if terminated else signal.SIGINT)) from None
 
     return wrapped
 

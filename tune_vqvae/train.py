@@ -24,6 +24,7 @@ import torchvision
 from .data import DataConfig, DeviceBatches, ImageData, load_data, to_model_range
 from .errors import (
     DivergedError,
+    UnsafeFileError,
     UserError,
     atomic_write_bytes,
 )
@@ -326,17 +327,38 @@ class Trainer:
         atomic_write_bytes(path, buf.getvalue())
 
     def load_checkpoint(self, path):
+        state = load_state(path, map_location=self.device)
         try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
             self.load_state_dict(state)
-        except (OSError, RuntimeError, EOFError, KeyError, pickle.UnpicklingError,
-                zipfile.BadZipFile) as e:
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
             raise UserError(f"cannot resume from checkpoint {path} ({type(e).__name__}); it is "
-                            f"damaged or from another model configuration") from None
+                            f"from another model configuration") from None
 
     def close(self):
         if self.writer is not None:
             self.writer.close()
+
+
+def load_state(path, map_location="cpu") -> dict:
+    """A Trainer state saved by `save_checkpoint`: tensors and plain values only.
+
+    `weights_only=True` is torch's safe unpickler: a checkpoint is data, and search
+    directories are shared (NFS, buckets, colleagues' results), so a file holding any other
+    object is refused rather than given the chance to run code while it loads."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "global" in str(e).lower():  # torch names the class or function it would call
+            raise UnsafeFileError(f"refusing checkpoint {path}: it holds objects other than tensors and "
+                            f"plain values, and loading them could run code; use a checkpoint "
+                            f"written by tune_vqvae") from None
+        raise UserError(f"cannot read checkpoint {path} (damaged: {type(e).__name__})") from None
+    except (OSError, RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}); it is damaged or "
+                        f"not a tune_vqvae checkpoint") from None
+    if not isinstance(state, dict) or not {"config", "model"} <= state.keys():
+        raise UserError(f"checkpoint {path} is not a tune_vqvae trainer state (no config/model)")
+    return state
 
 
 if __name__ == "__main__":  # python -m tune_vqvae.train: the command line is train_cli's

@@ -17,6 +17,7 @@ Inside (private modules behind this small public surface):
     _cluster      --address or a private local Ray; resources per trial
     _experiments  experiment directories, the one Tuner factory, restore
     _runner       experiments in threads, progress lines, Ctrl-C
+    _trackers     --log-to mlflow / wandb through Ray Tune's tracker callbacks
     _results      rows, best w and gains, the table, results.csv / results.json
     _compat       every private Ray/Optuna attribute we touch
     _cli          flags -> a checked Plan -> run

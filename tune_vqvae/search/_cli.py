@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import errno
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import ray
 from ..answer import answer as answer_of
 from ..answer import merge_candidates
 from ..data import DataConfig, load_data
-from ..errors import UserError, atomic_write_text, cli_entry
+from ..errors import UserError, atomic_write_text, cli_entry, terminate_like_ctrl_c
 from ..losses import PERCEPTUAL_LOSSES, lpips
 from ..train import TrainConfig
 from ..vocab import (
@@ -31,7 +32,7 @@ from ..vocab import (
     SETTINGS_FILE,
     higher_is_better,
 )
-from . import _cluster
+from . import _cluster, _trackers
 from ._config import SearchConfig, resolve_objective, resolve_spaces, train_config_dict
 from ._experiments import Experiments, Layout, trainable_for
 from ._optuna import WeightSpace, journal_storage
@@ -121,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"after the search, re-run the surrogate's recommended w, the best paper point "
                    f"and the best observed w with N fresh seeds each; the verdicts come from them "
                    f"(default {d.confirm_seeds}; 0: no confirmation, no verdicts)")
+    p.add_argument("--log-to", action="append", metavar="TRACKER",
+                   help="also log every trial's config and per-epoch metrics, and the search's answer, to "
+                   "an experiment tracker (repeatable): mlflow, wandb (pip install 'tune_vqvae[trackers]')")
+    p.add_argument("--mlflow-uri", help="with --log-to mlflow: its tracking URI (default "
+                   "$MLFLOW_TRACKING_URI, else the file store mlruns/ beside the search directories)")
     p.add_argument("--mock-curve",
                    help="with --mock: known (default), realistic, no_gain or module:function "
                    "(see tune_vqvae.curves)")
@@ -141,6 +147,9 @@ def config_from_args(a: argparse.Namespace) -> SearchConfig:
     values = {k: v for k, v in vars(a).items() if v is not None and k in
               {f.name for f in dataclasses.fields(SearchConfig)}}
     values["losses"] = list(dict.fromkeys(losses))
+    values["log_to"] = list(dict.fromkeys(a.log_to or []))
+    if "mlflow" in values["log_to"] and not a.mlflow_uri and os.environ.get("MLFLOW_TRACKING_URI"):
+        values["mlflow_uri"] = os.environ["MLFLOW_TRACKING_URI"]  # saved: --resume logs there too
     if a.faults:
         try:
             values["faults"] = json.loads(a.faults)
@@ -267,6 +276,7 @@ def main(argv=None):
     plan = prepare(build_parser().parse_args(argv))
     quiet_console()
     started = _cluster.connect(plan.address, plan.num_cpus, worker_env(plan.cfg))
+    terminate_like_ctrl_c()  # after ray.init, which sets a SIGTERM handler of its own
     layout = plan.layout
     try:
         # only now: a search that could not start leaves no experiment behind
@@ -274,6 +284,9 @@ def main(argv=None):
             atomic_write_text(layout.local / SETTINGS_FILE, layout.settings_json(plan.cfg))
             layout.upload([SETTINGS_FILE])  # URI storage: next to the experiments from the start
         return run(plan)
+    except KeyboardInterrupt:
+        say(f"continue with: python -m tune_vqvae.search --resume {layout.storage}")
+        raise
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
@@ -306,6 +319,7 @@ def run(plan: Plan) -> int:
         f"{cfg.cpus_per_trial:g} CPU + {cfg.gpus_per_trial:g} GPU per trial; "
         f"{'resuming ' if plan.resume else ''}{layout.storage}")
 
+    _trackers.start(cfg.log_to, _trackers.mlflow_uri(cfg, layout), layout.name)
     jobs = {BASELINE_EXPERIMENT: experiments.baseline()}
     jobs.update({loss: experiments.search(loss, plan.spaces[loss], journal) for loss in cfg.losses})
     start = time.perf_counter()
@@ -319,11 +333,15 @@ def run(plan: Plan) -> int:
             rows.extend(collect_rows(exp, grid, cfg, None, objective, seeds=True))
     answer = search_answer(cfg, plan.spaces, rows, objective)
     write_results(layout, cfg, objective, rows, summary, answer)
+    _trackers.log_answer(cfg.log_to, _trackers.mlflow_uri(cfg, layout), layout.name,
+                         dataclasses.asdict(cfg), answer, layout.local)
     say("")
     say(format_table(rows, summary, objective, answer))
     say(f"\n{len(rows)} trials in {time.perf_counter() - start:.0f} s; results: "
         f"{layout.local / RESULTS_CSV}, {layout.local / RESULTS_JSON}")
     say(f"tensorboard --logdir {layout.storage}    optuna-dashboard {layout.local / JOURNAL_FILE}")
+    for line in _trackers.where(cfg.log_to, _trackers.mlflow_uri(cfg, layout)):
+        say(line)
     return 0
 
 

@@ -8,7 +8,7 @@ import socket
 import ray
 
 from ..errors import UserError
-from . import _compat
+from . import _compat, _reaper
 
 
 def check_address(address: str) -> None:
@@ -38,6 +38,7 @@ def connect(address: str | None, num_cpus: int | None, env: dict[str, str] | Non
     Returns whether we started Ray (and so must shut it down)."""
     if ray.is_initialized():
         return False
+    _compat.leave_sigterm_to_python()
     runtime_env = {"env_vars": env} if env else None
     if address:
         try:
@@ -47,7 +48,10 @@ def connect(address: str | None, num_cpus: int | None, env: dict[str, str] | Non
             raise UserError(f"--address {address}: cannot connect to Ray ({first}); "
                             f"is `ray start --head` running there?") from None
         return True
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local cluster on 127.0.0.1
+    # A private local cluster: every process listens on 127.0.0.1 only (init_local_ray), so
+    # Ray's token authentication is off unless the user's environment asks for it.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    _reaper.start()  # before Ray starts its processes: none outlives this driver
     _compat.init_local_ray(num_cpus, runtime_env)
     return True
 

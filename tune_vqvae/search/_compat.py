@@ -7,6 +7,9 @@ than as a wrong table or a hung Ctrl-C in a long search. Checked with ray 2.60, 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import threading
 from collections.abc import Callable
 
@@ -86,12 +89,68 @@ def route_tune_sigint(stop_event: Callable[[], threading.Event | None]) -> None:
     tune_module._setup_signal_catching = setup_signal_catching
 
 
+# --- SIGTERM in the driver -------------------------------------------------------------------
+
+def leave_sigterm_to_python() -> None:
+    """The driver's SIGTERM is ours (a graceful stop, like Ctrl-C), not a crash.
+
+    Ray's core worker installs Abseil's failure-signal handler for SIGTERM too, which prints a
+    C++ stack and aborts. Relies on `ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER` (what
+    the environment variable of that name sets), read when ray.init builds this process's
+    core worker; set on the module, it leaves the workers' crash reports as they are."""
+    from ray._private import ray_constants
+
+    ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+
+
 # --- a private local cluster ---------------------------------------------------------------
 
-def init_local_ray(num_cpus: int | None, runtime_env: dict | None = None) -> None:
-    """A new local Ray bound to 127.0.0.1 (never the machine's public address); relies on
-    `ray.init(_node_ip_address=...)`, the private form of `ray start --node-ip-address`.
-    `address="local"`: without it ray.init joins any cluster already running on the machine
-    (another search's), which `--address` is for."""
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             logging_level="WARNING", configure_logging=True, runtime_env=runtime_env)
+def init_local_ray(num_cpus: int | None, runtime_env: dict | None = None,
+                   temp_dir: str | None = None) -> None:
+    """A new local Ray whose every process listens on 127.0.0.1 only.
+
+    `_node_ip_address="127.0.0.1"` (the private form of `ray start --node-ip-address`) is
+    not enough: on Linux Ray replaces a loopback address by the machine's own
+    (`services.resolve_ip_for_localhost`) and its servers then listen on every interface.
+    Ray keeps 127.0.0.1 only where it thinks clusters are unsupported: relies on
+    `ray_constants.ENABLE_RAY_CLUSTER` (read by the driver at each call) and its environment
+    variable `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER` (read by every Ray process this one starts).
+    tests/test_security.py lists the listening sockets of a local search and fails on any
+    other address. `address="local"`: without it ray.init joins any cluster already running
+    on the machine (another search's), which `--address` is for."""
+    from ray._private import ray_constants
+
+    # Only while Ray starts its processes (they keep the variable; the workers inherit the
+    # raylet's): this process's later `ray start`s and clusters are left as Ray makes them.
+    saved = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 _temp_dir=temp_dir, logging_level="WARNING", configure_logging=True,
+                 runtime_env=runtime_env)
+    finally:
+        if saved[0] is None:
+            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = saved[0]
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+
+
+# --- W&B (ray.air.integrations.wandb) ------------------------------------------------------
+
+def wandb_api_key_found() -> bool:
+    """Whether WandbLoggerCallback will find an API key (or needs none: WANDB_MODE offline or
+    disabled), asked before Ray starts rather than at the first experiment's setup. Relies on
+    `ray.air.integrations.wandb._set_api_key(api_key_file, api_key)`, which raises ValueError
+    when it finds none (env, `wandb login`, or Ray's key hook). Its look-up reads files only
+    (wandb.login would ask the server); wandb 0.2x+ warns on stderr that this look-up is
+    deprecated, which a user cannot act on: kept out of the one error line."""
+    from ray.air.integrations.wandb import _set_api_key
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            _set_api_key(None, None)
+    except ValueError:
+        return False
+    return True

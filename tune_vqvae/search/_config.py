@@ -4,7 +4,7 @@ from them: the TrainConfig, the objective and the FID set-up, the search spaces.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..curves import load_curve
@@ -15,6 +15,7 @@ from ..metrics import FIDConfig, check_fid_weights, require_fid_weights, verify_
 from ..model import ModelConfig
 from ..train import TrainConfig
 from ..vocab import OBJECTIVES
+from . import _trackers
 from ._spaces import SearchSpace, load_space, space_for
 
 INCEPTION_OBJECTIVES = ("fid", "kid")  # need the Inception weights
@@ -55,6 +56,8 @@ class SearchConfig:
     replicates: int = 1  # runs (seeds) of each w the sampler proposes, paper points included
     baseline_seeds: int = 3  # runs of the MSE baseline (every comparison leans on it)
     confirm_seeds: int = 3  # fresh-seed runs of each top candidate after the search (0: none)
+    log_to: list[str] = field(default_factory=list)  # experiment trackers: mlflow, wandb
+    mlflow_uri: str | None = None  # None: mlruns/ beside the search directories
     mock: bool = False
     mock_curve: str = "known"  # --mock: "known" (the sharp known optimum), a tune_vqvae.curves
     # name (realistic, no_gain) or module:function
@@ -106,6 +109,7 @@ class SearchConfig:
             if self.grace_period >= self.epochs:
                 raise UserError(f"--grace-period {self.grace_period} must be < --epochs "
                                 f"{self.epochs}; or leave early stopping off (drop --early-stop)")
+        _trackers.check(self.log_to, self.mlflow_uri)
         if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
             raise UserError(f"--name {self.name!r} must be a plain directory name")
 

@@ -41,6 +41,7 @@ from ..vocab import (
     dir_tag,
     joint_weights,
 )
+from . import _trackers
 from ._config import SearchConfig
 from ._optuna import WeightSampler, WeightSearch, WeightSpace
 from ._runner import Progress, say
@@ -235,7 +236,9 @@ class Experiments:
             sync_config=tune.SyncConfig(sync_artifacts=True),  # TensorBoard events of every trial
             verbose=0,
             callbacks=[Progress(exp, self.cfg.epochs, self.base_config["objective"])]
-            + ([JournalUpload(self.layout.storage_path, self.layout.name)] if uses_journal else []),
+            + ([JournalUpload(self.layout.storage_path, self.layout.name)] if uses_journal else [])
+            + _trackers.callbacks(self.cfg.log_to, _trackers.mlflow_uri(self.cfg, self.layout),
+                                  self.layout.name, exp),
         )
         return tune.Tuner(
             self.trainable,

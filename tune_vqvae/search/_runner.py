@@ -16,7 +16,7 @@ from collections.abc import Callable
 import optuna
 from ray import tune
 
-from ..errors import UserError
+from ..errors import Terminated, UserError
 from ..vocab import config_label, metric_of
 from . import _compat
 
@@ -119,9 +119,9 @@ def run_experiments(jobs: dict[str, Callable]) -> dict:
             while t.is_alive() and not t.set_up.wait(0.2):
                 pass
         _join(threads)
-    except KeyboardInterrupt:
-        say("interrupted: saving the experiment state (Ctrl-C again to quit at once); "
-            "continue with --resume")
+    except KeyboardInterrupt as e:
+        what, again = ("terminated", "SIGTERM") if isinstance(e, Terminated) else ("interrupted", "Ctrl-C")
+        say(f"{what}: saving the experiment state ({again} again to quit at once)")
         stop.set()
         _join(threads)
         raise
