@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -312,7 +313,11 @@ def bad_cases(tmp_path):
     junk_weights = tmp_path / "weights.pth"
     junk_weights.write_bytes(bytes(range(256)) * 4)  # any 1 KB file
     s = str(tmp_path / "out")
+    small = tmp_path / "small.npz"  # 8x8: a multiple of 4, too small for SSIM's 11-pixel window
+    np.savez(small, x_train=np.zeros((8, 8, 8, 3), np.uint8), x_test=np.zeros((4, 8, 8, 3), np.uint8))
     return [
+        (["--loss", "ssim", "--data", str(small), "--objective", "swd", "--storage-path", s],
+         "small are 8x8, too small for --loss ssim: it needs at least 11x11"),
         (["--loss", "fancy", "--storage-path", s], "unknown loss 'fancy'"),
         (["--loss", "mse", "--storage-path", s], "baseline runs in every search"),
         (["--loss", "gmsd", "--space", str(bad_range), "--storage-path", s], "must be < high"),

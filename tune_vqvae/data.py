@@ -26,6 +26,7 @@ import torch
 from filelock import FileLock
 
 from .errors import UserError
+from .model import DOWNSAMPLING
 
 DEFAULT_CACHE = os.environ.get("TUNE_VQVAE_CACHE", "~/.cache/tune_vqvae")
 
@@ -192,11 +193,11 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8 or a.shape[1] != a.shape[2]:
             raise UserError(
                 f"{path}: {key} has shape {a.shape} and dtype {a.dtype}; expected (N, H, H, 3) "
-                f"uint8 with H a multiple of 4"
+                f"uint8 with H a multiple of {DOWNSAMPLING}"
             )
-        if a.shape[1] % 4 or len(a) == 0:
+        if a.shape[1] % DOWNSAMPLING or len(a) == 0:
             raise UserError(f"{path}: {key} has shape {a.shape}; it needs N >= 1 images of a side "
-                            f"that is a multiple of 4 (e.g. 32x32)")
+                            f"that is a multiple of {DOWNSAMPLING} (e.g. 32x32)")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise UserError(f"{path}: x_train images are {x_train.shape[1:]}, x_test {x_test.shape[1:]}")
     return x_train, x_test

@@ -21,7 +21,7 @@ from ..answer import merge_candidates
 from ..data import DataConfig, load_data
 from ..errors import UserError, atomic_write_text, cli_entry
 from ..losses import PERCEPTUAL_LOSSES, lpips
-from ..train import TrainConfig
+from ..train import TrainConfig, check_image_size
 from ..vocab import (
     BASELINE_EXPERIMENT,
     JOURNAL_FILE,
@@ -250,6 +250,8 @@ def prepare(a: argparse.Namespace) -> Plan:
     if not cfg.mock:
         data = load_data(DataConfig(**train["data"]))  # bad --data fails here, exit 2
         TrainConfig.from_dict(train)  # validates epochs, lr, ...
+        for loss in [*cfg.losses, "mse"]:  # every loss's smallest image, then the baseline's
+            check_image_size(loss, data.image_size, data.name)
     if a.address:
         _cluster.check_address(a.address)
     layout.check_writable()
