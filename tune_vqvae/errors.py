@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 import os
 import sys
 import tempfile
@@ -14,11 +16,20 @@ class UserError(Exception):
 
 
 class DivergedError(RuntimeError):
-    """The training loss became NaN or infinite (perceptual losses without MSE can diverge)."""
+    """The training loss, or any metric of the run, became NaN or infinite (perceptual losses
+    without MSE can diverge; a loss can return NaN on evaluation images)."""
 
     def __init__(self, epoch: int, what: str):
         super().__init__(f"training diverged at epoch {epoch}: {what} is not finite")
         self.epoch = epoch
+
+
+def check_finite(metrics: dict, epoch: int) -> None:
+    """DivergedError naming the first NaN or infinite number in `metrics`: every metric a run
+    reports must be finite, or the run is diverged (never a completed run with a NaN value)."""
+    for key, value in metrics.items():
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
+            raise DivergedError(epoch, key)
 
 
 def cli_entry(main):

@@ -25,6 +25,7 @@ from .errors import (
     DivergedError,
     UserError,
     atomic_write_bytes,
+    check_finite,
 )
 from .losses import METRICS, LossConfig, ReconstructionLoss, find_metrics
 from .losses.builtin import SSIM_WINDOW
@@ -224,6 +225,7 @@ class Trainer:
             recon_loss_ms=self.time_recon_loss(x),
             epoch_s=epoch_s,
         )
+        check_finite(metrics, self.epoch)  # e.g. a loss that is NaN on the validation images
         self.history.append(metrics)
         self._log(metrics)
         return metrics

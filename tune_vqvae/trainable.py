@@ -21,7 +21,8 @@ A trial's config (built by `tune_vqvae.search`):
 
 Every epoch is reported once with a checkpoint (Ray's checkpoint API), so a trial can be
 paused, stopped early by ASHA, retried after a crash from its last epoch (FailureConfig)
-and resumed after the driver dies (`Tuner.restore`). A diverging trial (NaN/inf loss)
+and resumed after the driver dies (`Tuner.restore`). A diverging trial
+(NaN/inf in any metric it would report: the loss, a plugin's val_recon on evaluation, FID)
 reports one last result with `diverged = 1` and `objective = NaN` and ends: the searcher
 marks its Optuna trial FAIL, and it is not retried (divergence is deterministic).
 
@@ -111,7 +112,7 @@ def train_vqvae(config: dict, data=None) -> None:
     """One real VQ-VAE training run as a Tune trial (see the module docstring)."""
     import torch
 
-    from .errors import DivergedError
+    from .errors import DivergedError, check_finite
     from .losses import LossConfig
     from .metrics import FIDConfig, FIDEvaluator
     from .testing import inject_faults
@@ -144,20 +145,21 @@ def train_vqvae(config: dict, data=None) -> None:
             try:  # an injected NaN takes the path of a real one (tests)
                 inject_faults(config, trainer.epoch + 1)
                 metrics = trainer.train_epoch()
+                epoch = trainer.epoch
+                # Always at the first epoch too: every report needs an objective (ASHA, Optuna);
+                # between evaluation epochs the last evaluation is reported again.
+                if not last_eval or epoch % eval_every == 0 or epoch == cfg.epochs \
+                        or objective not in EVAL_METRICS:
+                    last_eval = evaluator.evaluate(trainer.reconstruct)
+                    last_eval["eval_epoch"] = float(epoch)
+                metrics.update(last_eval)
+                if held_out and epoch == cfg.epochs:
+                    metrics.update(_test_scores(trainer, test_evaluator))
+                metrics["objective"] = objective_value(metrics, objective)
+                check_finite(metrics, epoch)  # a NaN FID or test score is divergence too
             except DivergedError as e:
                 tune.report(diverged_result(e.epoch, e))
                 return
-            epoch = trainer.epoch
-            # Always at the first epoch too: every report needs an objective (ASHA, Optuna);
-            # between evaluation epochs the last evaluation is reported again.
-            if not last_eval or epoch % eval_every == 0 or epoch == cfg.epochs \
-                    or objective not in EVAL_METRICS:
-                last_eval = evaluator.evaluate(trainer.reconstruct)
-                last_eval["eval_epoch"] = float(epoch)
-            metrics.update(last_eval)
-            if held_out and epoch == cfg.epochs:
-                metrics.update(_test_scores(trainer, test_evaluator))
-            metrics["objective"] = objective_value(metrics, objective)
             metrics["diverged"] = 0.0
             report_epoch(
                 {**{k: float(v) for k, v in metrics.items()}, "node_id": node_id()},
