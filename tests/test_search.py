@@ -325,6 +325,8 @@ def bad_cases(tmp_path):
         (["--loss", "gmsd", "--data", str(tmp_path / "missing.npz"), "--objective", "swd",
           "--storage-path", s], "does not exist"),
         (["--loss", "gmsd", "--storage-path", s], "FID needs the Inception weights file"),
+        (["--loss", "gmsd", "--objective", "kid", "--storage-path", s],
+         "KID needs the Inception weights file"),
         (["--loss", "gmsd", "--storage-path", str(a_file / "sub"), "--mock"], "not writable"),
         (["--resume", str(not_exp)], "is not a search experiment"),
         (["--loss", "gmsd", "--mock", "--address", "127.0.0.1:1", "--storage-path", s],
@@ -357,6 +359,23 @@ def test_bad_input_exits_2_with_one_line_before_any_trial(tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], (argv, err)
         assert ray.is_initialized() == ray_was_up, argv  # no cluster was started
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_read_only_storage_path_is_called_read_only_not_full(tmp_path):
+    """A small read-only file system (a tmpfs mounted ro in a user namespace): exit 2, one line
+    saying read-only, not "full"."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    script = (f"mount -t tmpfs -o ro,size=1m tmpfs {ro} && exec {PY} -m tune_vqvae.search --mock "
+              f"--loss gmsd --storage-path {ro}/runs")
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no user namespaces here (unshare -rm) to mount a read-only file system")
+    out = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 2, out.stderr[-2000:]
+    err = out.stderr.strip().splitlines()
+    assert len(err) == 1 and "read-only file system" in err[0] and "full" not in err[0], err
 
 
 def test_bad_input_via_the_command_line(tmp_path):

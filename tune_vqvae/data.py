@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from filelock import FileLock
 
-from .errors import UserError
+from .errors import UserError, missing_dirs, remove_empty_dirs
 from .model import DOWNSAMPLING
 
 DEFAULT_CACHE = os.environ.get("TUNE_VQVAE_CACHE", "~/.cache/tune_vqvae")
@@ -157,16 +157,21 @@ def builtin_images(n_train: int, n_test: int, seed: int = 0) -> tuple[np.ndarray
 
 # --- CIFAR-10 and .npz ------------------------------------------------------------------
 
+CIFAR10_LOCK = "cifar10.lock"
+
+
 def _cifar10(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     from torchvision.datasets import CIFAR10
 
+    created = missing_dirs(cache_dir)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         # One process downloads and extracts; the others wait, then find it complete.
-        with FileLock(str(cache_dir / "cifar10.lock")):
+        with FileLock(str(cache_dir / CIFAR10_LOCK)):
             train = CIFAR10(str(cache_dir), train=True, download=True)
             test = CIFAR10(str(cache_dir), train=False, download=True)
     except (OSError, RuntimeError) as e:  # URLError is an OSError; so is an unwritable cache
+        remove_empty_dirs(created, leftovers=(CIFAR10_LOCK,))  # no empty cache dir left behind
         raise UserError(
             f"could not download CIFAR-10 into {cache_dir} ({e}); without a network, put "
             f"cifar-10-python.tar.gz there (or pick a writable --cache-dir), or use --data builtin "
@@ -175,9 +180,20 @@ def _cifar10(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return train.data, test.data
 
 
+NPZ_MAGIC = b"PK\x03\x04"  # a zip archive's local file header
+
+
 def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise UserError(f"data file {str(path)!r} does not exist; check the --data path")
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise UserError(f"cannot read data file {str(path)!r} ({e.strerror})") from None
+    if head != NPZ_MAGIC:  # else numpy takes any other file for pickled data
+        raise UserError(f"{path} is not an .npz file (an .npz is a zip archive, made by numpy.savez; "
+                        f"this file starts with {head!r}); re-create it with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = {"x_train", "x_test"} - set(f.files)

@@ -88,3 +88,24 @@ def ensure_writable_dir(path: str | os.PathLike, what: str) -> Path:
             f"choose a directory you can write to"
         ) from None
     return path
+
+
+def missing_dirs(path: str | os.PathLike) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first: what creating it
+    will create (and `remove_empty_dirs` removes again when the run fails)."""
+    path = Path(path).expanduser().absolute()
+    return [p for p in (path, *path.parents) if not p.exists()]
+
+
+def remove_empty_dirs(dirs: list[Path], leftovers: tuple[str, ...] = ()) -> None:
+    """Remove `dirs` (deepest first) while they hold nothing but the files named in `leftovers`
+    (a lock file): a failed run leaves no empty directory behind, and never removes a file."""
+    for d in dirs:
+        try:
+            if any(p.name not in leftovers for p in d.iterdir()):
+                return
+            for name in leftovers:
+                (d / name).unlink(missing_ok=True)
+            d.rmdir()
+        except OSError:  # gone already, or not ours to remove
+            return

@@ -19,7 +19,7 @@ import ray
 from ..answer import answer as answer_of
 from ..answer import merge_candidates
 from ..data import DataConfig, load_data
-from ..errors import UserError, atomic_write_text, cli_entry
+from ..errors import UserError, atomic_write_text, cli_entry, remove_empty_dirs
 from ..losses import PERCEPTUAL_LOSSES, lpips
 from ..train import TrainConfig, check_image_size
 from ..vocab import (
@@ -267,6 +267,14 @@ def worker_env(cfg: SearchConfig) -> dict[str, str]:
 @cli_entry
 def main(argv=None):
     plan = prepare(build_parser().parse_args(argv))
+    try:
+        return _connect_and_run(plan)
+    except BaseException:
+        remove_empty_dirs(plan.layout.created)  # a search that wrote nothing leaves no empty dir
+        raise
+
+
+def _connect_and_run(plan: Plan) -> int:
     quiet_console()
     started = _cluster.connect(plan.address, plan.num_cpus, worker_env(plan.cfg))
     layout = plan.layout

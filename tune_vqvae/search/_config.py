@@ -170,7 +170,7 @@ def resolve_objective(cfg: SearchConfig) -> tuple[str, dict, str]:
     elif objective is None:
         objective, why = "fid", "the default objective"
     if objective in INCEPTION_OBJECTIVES and weights is None:
-        weights = require_fid_weights(fid)  # tries the download; UserError (exit 2) if it fails
+        weights = require_fid_weights(fid, objective.upper())  # tries the download; else exit 2
     if weights:  # a file that is not the weights: exit 2 now, not a failure in every trial
         verify_fid_weights(weights)
     if objective in INCEPTION_OBJECTIVES:
