@@ -340,6 +340,8 @@ def bad_cases(tmp_path):
          "fewer than the 4 points"),
         (["--mock", "--storage-path", s], "no loss to search"),
         (["--loss", "gmsd", "--mock", "--holdout", "1", "--storage-path", s], "--holdout must be 0"),
+        (["--loss", "gmsd", "--mock", "--baseline-seeds", "1", "--storage-path", s],
+         "--baseline-seeds 1 with --confirm-seeds 3: one baseline run gives no run-to-run noise"),
         (["--loss", "gmsd", "--objective", "swd", "--holdout", "20000", "--storage-path", s],
          "--holdout 20000 leaves no training images"),
         (["--loss", "gmsd", "--fid-weights", str(tmp_path / "none.pth"), "--storage-path", s],
