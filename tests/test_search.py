@@ -227,6 +227,37 @@ def test_crash_is_retried_from_checkpoint_and_nan_fails_the_trial(ray_cluster, t
 
 
 @pytest.mark.slow
+def test_a_damaged_trial_checkpoint_fails_the_trial_once_in_one_line(ray_cluster, tmp_path, capsys):
+    """w = 0.25 writes a damaged checkpoint at epoch 1, then crashes at epoch 2: its retry cannot
+    read the checkpoint, so the trial ends FAILED at once (one line, not --max-failures retries
+    from the same file with a traceback each), ERROR in the results, FAIL in Optuna."""
+    faults = [{"damage_checkpoint_at_epoch": 1, "crash_at_epoch": 2, "only_w": 0.25,
+               "marker_dir": str(tmp_path / "markers")}]
+    rc = run(["--mock", "--loss", "gmsd", "--epochs", "3", "--num-samples", "4", "--no-early-stop",
+              "--max-failures", "3", "--storage-path", str(tmp_path), "--name", "damaged",
+              "--faults", json.dumps(faults), "--confirm-seeds", "0"])
+    assert rc == 0
+    exp = tmp_path / "damaged"
+    rows, _ = load_results(exp)
+    bad = rows[rows.w == 0.25].iloc[0]
+    assert bad.status == "ERROR" and "cannot resume from the trial's checkpoint" in bad.error
+    assert set(rows[rows.w != 0.25].status) == {"COMPLETED"}
+    out = capsys.readouterr().out
+    assert out.count("FAILED: cannot resume from the trial's checkpoint") == 1
+    snap = json.loads(sorted((exp / "gmsd").glob("experiment_state-*.json"))[-1].read_text())
+    failures = [json.loads(run_meta).get("num_failures", 0) for meta, run_meta in snap["trial_data"]
+                if json.loads(meta)["config"].get("w") == 0.25]
+    assert failures == [1]  # the injected crash only: the damaged file was not retried
+    states = {t.params.get("w"): t.state for t in study(exp, "gmsd").trials}
+    assert states[0.25] == optuna.trial.TrialState.FAIL
+
+    from analysis.load import FAILED, load
+
+    _, frame = load([str(exp)])
+    assert list(frame[frame.w == 0.25].state) == [FAILED]
+
+
+@pytest.mark.slow
 def test_resume_after_interrupt_does_not_rerun_completed_trials(tmp_path):
     """SIGINT the search mid-run (its own local Ray), then --resume finishes it. The third
     trial (w = 0.25) is held at its first epoch until the search has taken the SIGINT, so the

@@ -36,7 +36,16 @@ from ray import tune
 
 from .curves import load_curve
 from .errors import DivergedError, check_finite
-from .trainable import TRAINER_METRICS, diverged_result, node_id, quiet_logs, report_epoch, restore_state
+from .trainable import (
+    TRAINER_METRICS,
+    DamagedCheckpoint,
+    diverged_result,
+    failed_result,
+    node_id,
+    quiet_logs,
+    report_epoch,
+    restore_state,
+)
 from .vocab import joint_weights, loss_settings, objective_value, test_metric
 
 
@@ -65,13 +74,20 @@ def inject_nan_metric(config: dict, epoch: int, metrics: dict) -> None:
             metrics[fault["nan_metric"]] = float("nan")
 
 
+def damaged_checkpoint(config: dict, epoch: int) -> bool:
+    """The fault {"damage_checkpoint_at_epoch": k}: the mock writes epoch k's checkpoint damaged
+    (a later restore from it fails)."""
+    return any(f.get("damage_checkpoint_at_epoch") == epoch for f in _active_faults(config))
+
+
 def inject_faults(config: dict, epoch: int) -> None:
     """Fault injection for tests, before training epoch `epoch` (1-based).
 
     config["faults"]: one dict or a list of them, each
         {"crash_at_epoch": k, "kill_at_epoch": k, "nan_at_epoch": k, "sleep_s": s,
          "pause_while": FILE, "marker_dir": DIR, "only_w": w}
-    (and "nan_metric": NAME, "nan_metric_at_epoch": k: see `inject_nan_metric`)
+    (and "nan_metric": NAME, "nan_metric_at_epoch": k: see `inject_nan_metric`;
+    "damage_checkpoint_at_epoch": k: see `damaged_checkpoint`)
     crash (raise) and kill (the worker process exits) happen once per trial and epoch (a
     marker file in marker_dir remembers), so the retry from the checkpoint succeeds; nan
     happens every time (divergence is deterministic). `only_w` restricts a fault to the
@@ -197,9 +213,16 @@ def mock_trainable(config: dict, data=None) -> None:
 
     def save(d):
         with open(os.path.join(d, "mock.json"), "w") as f:
-            json.dump(state, f)
+            if damaged_checkpoint(config, state["epoch"]):
+                f.write("{damaged")  # the file a full disk or a bad copy leaves
+            else:
+                json.dump(state, f)
 
-    restored = restore_state(load) or {}
+    try:
+        restored = restore_state(load) or {}
+    except DamagedCheckpoint as e:
+        tune.report(failed_result(e))
+        return
     state["epoch"] = restored.get("epoch", state["epoch"])
     reported = restored.get("reported", [])
     # TensorBoard events like the real trainable (tensorboardX ships with ray[tune]).

@@ -78,15 +78,34 @@ def report_epoch(metrics: dict, state: dict, save) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
+class DamagedCheckpoint(RuntimeError):
+    """The trial's last checkpoint cannot be read: retrying would read the same file again, so
+    the trial ends once, as failed (`failed_result`), with this one line."""
+
+
 def restore_state(load) -> dict | None:
-    """Load the last checkpoint of this trial (after a retry or a resumed search)."""
+    """Load the last checkpoint of this trial (after a retry or a resumed search);
+    DamagedCheckpoint if it (or `load`) cannot read it."""
+    from .errors import UserError  # the core's error, raised by Trainer.load_checkpoint
+
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
-    with checkpoint.as_directory() as d:
-        load(d)
-        with open(os.path.join(d, TRIAL_STATE_FILE)) as f:
-            return json.load(f)
+    try:
+        with checkpoint.as_directory() as d:
+            load(d)
+            with open(os.path.join(d, TRIAL_STATE_FILE)) as f:
+                return json.load(f)
+    except (UserError, OSError, ValueError, KeyError) as e:  # ValueError: JSONDecodeError
+        raise DamagedCheckpoint(f"cannot resume from the trial's checkpoint {checkpoint.path} "
+                                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                                f"it is damaged, the trial is not retried") from None
+
+
+def failed_result(error: Exception) -> dict:
+    """The last report of a trial that cannot go on (a damaged checkpoint): FAIL in Optuna,
+    ERROR in the results, never retried."""
+    return {"failed": 1.0, "objective": float("nan"), "error": str(error)}
 
 
 def quiet_logs() -> None:
@@ -137,7 +156,12 @@ def train_vqvae(config: dict, data=None) -> None:
     objective = config["objective"]
     eval_every = int(config.get("eval_every", 1))
 
-    state = restore_state(lambda d: trainer.load_checkpoint(os.path.join(d, CHECKPOINT_FILE)))
+    try:
+        state = restore_state(lambda d: trainer.load_checkpoint(os.path.join(d, CHECKPOINT_FILE)))
+    except DamagedCheckpoint as e:
+        trainer.close()
+        tune.report(failed_result(e))
+        return
     last_eval = (state or {}).get("last_eval", {})
     reported = (state or {}).get("reported", [])
     try:
