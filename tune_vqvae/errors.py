@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import numbers
@@ -109,3 +110,16 @@ def remove_empty_dirs(dirs: list[Path], leftovers: tuple[str, ...] = ()) -> None
             d.rmdir()
         except OSError:  # gone already, or not ours to remove
             return
+
+
+@contextlib.contextmanager
+def writable_dir_for_run(path: str | os.PathLike, what: str):
+    """`ensure_writable_dir(path)` for the block; if the block fails, the directories it created
+    are removed again where they stayed empty (a failed run leaves no empty --out behind)."""
+    created = missing_dirs(path)
+    path = ensure_writable_dir(path, what)
+    try:
+        yield path
+    except BaseException:
+        remove_empty_dirs(created)
+        raise

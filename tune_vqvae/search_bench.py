@@ -45,14 +45,7 @@ import numpy as np
 
 from . import answer as ans
 from .curves import Curve, load_curve
-from .errors import (
-    UserError,
-    atomic_write_text,
-    cli_entry,
-    ensure_writable_dir,
-    missing_dirs,
-    remove_empty_dirs,
-)
+from .errors import UserError, atomic_write_text, cli_entry, writable_dir_for_run
 from .vocab import BASELINE, BEST_OBSERVED, CONFIRM, PAPER, RECOMMENDED, SEARCH, paper_points
 
 STRATEGIES = ("paper_grid", "old", "new", "new_asha")
@@ -514,14 +507,8 @@ def config_from_args(a) -> SearchBenchConfig:
 @cli_entry
 def main(argv=None) -> int:
     bc = config_from_args(build_parser().parse_args(argv))
-    out = Path(bc.out_dir).expanduser()
-    created = missing_dirs(out)
-    ensure_writable_dir(out, "--out-dir")  # before the run, not after hours of it
-    try:
+    with writable_dir_for_run(bc.out_dir, "--out-dir") as out:  # before the run, not after it
         return _run_and_write(bc, out)
-    except BaseException:
-        remove_empty_dirs(created)
-        raise
 
 
 def _run_and_write(bc: SearchBenchConfig, out: Path) -> int:

@@ -14,15 +14,7 @@ import time
 from pathlib import Path
 
 from .data import DataConfig, load_data
-from .errors import (
-    DivergedError,
-    UserError,
-    atomic_write_text,
-    cli_entry,
-    ensure_writable_dir,
-    missing_dirs,
-    remove_empty_dirs,
-)
+from .errors import DivergedError, UserError, atomic_write_text, cli_entry, writable_dir_for_run
 from .losses import LOSSES, LossConfig, lpips
 from .model import ModelConfig
 from .train import COMPILE_MODES, TrainConfig, Trainer
@@ -168,14 +160,8 @@ def _diverged_advice(cfg: TrainConfig) -> str:
 def main(argv=None):
     a = build_parser().parse_args(argv)
     cfg = config_from_args(a)
-    out = _run_dir(a, cfg)
-    created = missing_dirs(out)
-    ensure_writable_dir(out, "output directory")
-    try:
+    with writable_dir_for_run(_run_dir(a, cfg), "output directory") as out:
         return _train(a, cfg, out)
-    except BaseException:
-        remove_empty_dirs(created)  # a run that failed before writing leaves no empty --out
-        raise
 
 
 def _train(a: argparse.Namespace, cfg: TrainConfig, out: Path) -> int:
