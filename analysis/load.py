@@ -340,6 +340,8 @@ def _state(t: Trial, epochs_planned: float, epochs_done: float, diverged: bool) 
     status = (t.ray_status or "").upper()
     if diverged:
         return DIVERGED, _last_str(t.history, "error") or f"loss not finite at epoch {epochs_done:g}"
+    if _last(t.history, "failed") == 1.0:  # the trial ended itself (a damaged checkpoint)
+        return FAILED, _last_str(t.history, "error") or "the trial reported itself failed"
     finished = not math.isnan(epochs_planned) and epochs_done >= epochs_planned
     if finished and status != "ERROR":
         # error.txt of a crash that Ray retried from the checkpoint stays behind

@@ -59,6 +59,18 @@ def test_cifar10_without_network_says_how_to_supply_it(tmp_path, monkeypatch):
     monkeypatch.setattr(tv_utils, "download_url", offline)
     with pytest.raises(UserError, match="cifar-10-python.tar.gz"):
         load_data(DataConfig(source="cifar10", cache_dir=str(tmp_path)))
+    # a cache directory the failed download created is not left behind (nor its lock file)
+    with pytest.raises(UserError, match="cifar-10-python.tar.gz"):
+        load_data(DataConfig(source="cifar10", cache_dir=str(tmp_path / "new" / "cache")))
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_text_file_named_npz_is_not_blamed_on_pickled_data(tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_text("x_train,x_test\n1,2\n")
+    with pytest.raises(UserError, match=r"notes.npz is not an .npz file \(an .npz is a zip archive") as e:
+        load_data(DataConfig(source=str(path)))
+    assert "pickle" not in str(e.value)
 
 
 def test_device_batches_cover_the_epoch_in_a_seeded_order():

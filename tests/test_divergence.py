@@ -96,3 +96,77 @@ def test_real_trial_driven_to_nan_ends_diverged_fail_in_optuna_not_retried(ray_c
 
     _, frame = load([str(exp)])
     assert set(frame[frame.loss == "gmsd"].state) == {DIVERGED}
+
+
+# --- NaN in any reported metric, not only the training loss ---------------------------------
+
+NAN_ON_EVAL_PLUGIN = '''
+import torch
+from tune_vqvae.losses import Metric
+
+
+def factory():
+    """An L1 distance that is NaN without gradients: passes the load check, NaN on evaluation."""
+    def build(image_size):
+        def l1(a, b):
+            value = (a - b).abs().flatten(1).mean(1)
+            return value if torch.is_grad_enabled() else value * float("nan")
+        return l1
+    return Metric("nan_on_eval", "distance", 0.0, build)
+'''
+
+
+@pytest.fixture
+def nan_on_eval(tmp_path, monkeypatch):
+    (tmp_path / "nan_on_eval_plugin.py").write_text(NAN_ON_EVAL_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "nan_on_eval_plugin:factory"
+
+
+def test_train_cli_nan_on_evaluation_is_divergence(tmp_path, capsys, nan_on_eval):
+    """A loss that is NaN only on the validation images: val_recon is not finite, so the run
+    diverged (exit 2, one line), never a finished run with a NaN metric."""
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        train_main(["--loss", nan_on_eval, *TINY_CLI, "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: training diverged at epoch 1: val_recon is not finite; lower --weight")
+    assert not (out / "checkpoint.pt").exists() and not (out / "metrics.json").exists()
+
+
+def test_check_finite_names_the_first_nan_or_inf_number():
+    from tune_vqvae.errors import DivergedError, check_finite
+
+    check_finite({"epoch": 1.0, "val_recon": 0.5, "node_id": "abc", "diverged": False}, 1)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(DivergedError, match="epoch 3: fid is not finite"):
+            check_finite({"val_recon": 0.5, "fid": bad, "swd": bad}, 3)
+
+
+@pytest.mark.slow
+def test_mock_trial_with_a_nan_metric_is_diverged_fail_and_the_table_agrees(ray_cluster, tmp_path, capsys):
+    """val_recon NaN at epoch 2 of w = 0.25 (a plugin NaN on evaluation, as the mock reports
+    it): DIVERGED in results.csv and the console table, FAIL in Optuna, not retried; the other
+    trials complete and the summary has a best."""
+    rc = run(["--mock", "--loss", "gmsd", "--epochs", "3", "--num-samples", "4", "--max-failures", "2",
+              "--storage-path", str(tmp_path), "--name", "nanmetric", "--confirm-seeds", "0",
+              "--baseline-seeds", "2",
+              "--faults", json.dumps({"nan_metric": "val_recon", "nan_metric_at_epoch": 2, "only_w": 0.25})])
+    assert rc == 0
+    exp = tmp_path / "nanmetric"
+    rows = pd.read_csv(exp / "results.csv")
+    bad = rows[rows.w == 0.25].iloc[0]
+    assert bad.status == "DIVERGED" and bad.epochs == 2
+    assert "diverged at epoch 2: val_recon is not finite" in bad.error
+    assert set(rows[rows.w != 0.25].status) == {"COMPLETED"}
+    results = [json.loads(line) for line in (Path(bad.path) / "result.json").read_text().splitlines()]
+    assert [r["epoch"] for r in results] == [1, 2]  # not retried
+    states = {t.params.get("w"): t.state for t in study(exp, "gmsd").trials}
+    assert states[0.25] == optuna.trial.TrialState.FAIL
+    out = capsys.readouterr().out
+    table_line = next(line for line in out.splitlines() if " 0.25 " in line and line.startswith("gmsd"))
+    assert "DIVERGED" in table_line and "COMPLETED" not in table_line
+    assert "no completed trial" not in out
+    summary = json.loads((exp / "results.json").read_text())
+    assert summary["best"]["gmsd"]["best"]["w"] != 0.25

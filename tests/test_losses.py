@@ -118,6 +118,58 @@ def test_every_builtin_metric_passes_the_plugin_convention_check(name):
     check_convention(METRICS[name], name)
 
 
+def _smallest_size_ok(metric, name, size) -> bool:
+    """Whether the metric keeps the convention on size x size images (its min_size ignored)."""
+    import dataclasses
+
+    from tune_vqvae.losses import check_convention
+
+    try:
+        check_convention(dataclasses.replace(metric, min_size=1), name, size)
+    except UserError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", [*PERCEPTUAL_LOSSES, "lpips"])
+def test_declared_min_size_is_the_smallest_image_piqa_takes(name, request):
+    """Each built-in's min_size is piqa's real limit: it works there and fails one pixel below."""
+    from tune_vqvae.losses import METRICS, NETWORK_METRICS
+
+    if name == "lpips":
+        request.getfixturevalue("lpips_weights")
+    metric = {**METRICS, **NETWORK_METRICS}[name]
+    assert _smallest_size_ok(metric, name, metric.min_size)
+    assert metric.min_size == 1 or not _smallest_size_ok(metric, name, metric.min_size - 1)
+
+
+def test_a_run_needs_the_largest_minimum_of_its_loss_val_ssim_and_the_model(lpips_weights):
+    from tune_vqvae.train import check_image_size, min_image_size
+
+    assert min_image_size("gmsd") == (11, "the SSIM behind val_ssim, which every run reports")
+    assert min_image_size("ssim") == (11, "the smallest image ssim takes")  # the loss named on a tie
+    assert min_image_size("ssim+lpips") == (31, "the smallest image lpips takes")
+    check_image_size("ssim", 12, "data")
+    with pytest.raises(UserError, match=r"data are 28x28, too small for --loss lpips: it needs at "
+                                        r"least 31x31 .*use images of 32x32 or larger"):
+        check_image_size("lpips", 28, "data")
+
+
+def test_a_plugins_min_size_is_checked_and_its_convention_probed_there():
+    from tune_vqvae.losses import Metric, check_convention
+
+    def build(size):
+        if size < 40:
+            raise ValueError(f"{size} < 40")
+        return lambda a, b: (a - b).abs().flatten(1).mean(1)
+
+    check_convention(Metric("big", "distance", 0.0, build, min_size=40), "plugin")  # probed at 40
+    with pytest.raises(UserError, match="fails on 32x32"):
+        check_convention(Metric("big", "distance", 0.0, build), "plugin")
+    with pytest.raises(UserError, match="min_size must be a whole number >= 1"):
+        check_convention(Metric("big", "distance", 0.0, build, min_size=0), "plugin")
+
+
 # --- LPIPS: mechanics with random-weight files (real values need the real weights) ----------
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -226,6 +227,37 @@ def test_crash_is_retried_from_checkpoint_and_nan_fails_the_trial(ray_cluster, t
 
 
 @pytest.mark.slow
+def test_a_damaged_trial_checkpoint_fails_the_trial_once_in_one_line(ray_cluster, tmp_path, capsys):
+    """w = 0.25 writes a damaged checkpoint at epoch 1, then crashes at epoch 2: its retry cannot
+    read the checkpoint, so the trial ends FAILED at once (one line, not --max-failures retries
+    from the same file with a traceback each), ERROR in the results, FAIL in Optuna."""
+    faults = [{"damage_checkpoint_at_epoch": 1, "crash_at_epoch": 2, "only_w": 0.25,
+               "marker_dir": str(tmp_path / "markers")}]
+    rc = run(["--mock", "--loss", "gmsd", "--epochs", "3", "--num-samples", "4", "--no-early-stop",
+              "--max-failures", "3", "--storage-path", str(tmp_path), "--name", "damaged",
+              "--faults", json.dumps(faults), "--confirm-seeds", "0"])
+    assert rc == 0
+    exp = tmp_path / "damaged"
+    rows, _ = load_results(exp)
+    bad = rows[rows.w == 0.25].iloc[0]
+    assert bad.status == "ERROR" and "cannot resume from the trial's checkpoint" in bad.error
+    assert set(rows[rows.w != 0.25].status) == {"COMPLETED"}
+    out = capsys.readouterr().out
+    assert out.count("FAILED: cannot resume from the trial's checkpoint") == 1
+    snap = json.loads(sorted((exp / "gmsd").glob("experiment_state-*.json"))[-1].read_text())
+    failures = [json.loads(run_meta).get("num_failures", 0) for meta, run_meta in snap["trial_data"]
+                if json.loads(meta)["config"].get("w") == 0.25]
+    assert failures == [1]  # the injected crash only: the damaged file was not retried
+    states = {t.params.get("w"): t.state for t in study(exp, "gmsd").trials}
+    assert states[0.25] == optuna.trial.TrialState.FAIL
+
+    from analysis.load import FAILED, load
+
+    _, frame = load([str(exp)])
+    assert list(frame[frame.w == 0.25].state) == [FAILED]
+
+
+@pytest.mark.slow
 def test_resume_after_interrupt_does_not_rerun_completed_trials(tmp_path):
     """SIGINT the search mid-run (its own local Ray), then --resume finishes it. The third
     trial (w = 0.25) is held at its first epoch until the search has taken the SIGINT, so the
@@ -312,7 +344,11 @@ def bad_cases(tmp_path):
     junk_weights = tmp_path / "weights.pth"
     junk_weights.write_bytes(bytes(range(256)) * 4)  # any 1 KB file
     s = str(tmp_path / "out")
+    small = tmp_path / "small.npz"  # 8x8: a multiple of 4, too small for SSIM's 11-pixel window
+    np.savez(small, x_train=np.zeros((8, 8, 8, 3), np.uint8), x_test=np.zeros((4, 8, 8, 3), np.uint8))
     return [
+        (["--loss", "ssim", "--data", str(small), "--objective", "swd", "--storage-path", s],
+         "small are 8x8, too small for --loss ssim: it needs at least 11x11"),
         (["--loss", "fancy", "--storage-path", s], "unknown loss 'fancy'"),
         (["--loss", "mse", "--storage-path", s], "baseline runs in every search"),
         (["--loss", "gmsd", "--space", str(bad_range), "--storage-path", s], "must be < high"),
@@ -320,6 +356,8 @@ def bad_cases(tmp_path):
         (["--loss", "gmsd", "--data", str(tmp_path / "missing.npz"), "--objective", "swd",
           "--storage-path", s], "does not exist"),
         (["--loss", "gmsd", "--storage-path", s], "FID needs the Inception weights file"),
+        (["--loss", "gmsd", "--objective", "kid", "--storage-path", s],
+         "KID needs the Inception weights file"),
         (["--loss", "gmsd", "--storage-path", str(a_file / "sub"), "--mock"], "not writable"),
         (["--resume", str(not_exp)], "is not a search experiment"),
         (["--loss", "gmsd", "--mock", "--address", "127.0.0.1:1", "--storage-path", s],
@@ -333,6 +371,8 @@ def bad_cases(tmp_path):
          "fewer than the 4 points"),
         (["--mock", "--storage-path", s], "no loss to search"),
         (["--loss", "gmsd", "--mock", "--holdout", "1", "--storage-path", s], "--holdout must be 0"),
+        (["--loss", "gmsd", "--mock", "--baseline-seeds", "1", "--storage-path", s],
+         "--baseline-seeds 1 with --confirm-seeds 3: one baseline run gives no run-to-run noise"),
         (["--loss", "gmsd", "--objective", "swd", "--holdout", "20000", "--storage-path", s],
          "--holdout 20000 leaves no training images"),
         (["--loss", "gmsd", "--fid-weights", str(tmp_path / "none.pth"), "--storage-path", s],
@@ -352,6 +392,23 @@ def test_bad_input_exits_2_with_one_line_before_any_trial(tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], (argv, err)
         assert ray.is_initialized() == ray_was_up, argv  # no cluster was started
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_read_only_storage_path_is_called_read_only_not_full(tmp_path):
+    """A small read-only file system (a tmpfs mounted ro in a user namespace): exit 2, one line
+    saying read-only, not "full"."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    script = (f"mount -t tmpfs -o ro,size=1m tmpfs {ro} && exec {PY} -m tune_vqvae.search --mock "
+              f"--loss gmsd --storage-path {ro}/runs")
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no user namespaces here (unshare -rm) to mount a read-only file system")
+    out = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 2, out.stderr[-2000:]
+    err = out.stderr.strip().splitlines()
+    assert len(err) == 1 and "read-only file system" in err[0] and "full" not in err[0], err
 
 
 def test_bad_input_via_the_command_line(tmp_path):

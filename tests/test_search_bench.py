@@ -78,3 +78,13 @@ def test_targets_are_judged_with_their_interval():
     low, high = rate_interval(1, 100)  # Wilson: 1 false claim in 100 searches
     assert low == pytest.approx(0.00177, abs=1e-4) and high == pytest.approx(0.0545, abs=1e-3)
     assert rate_interval(0, 100)[0] == 0.0 and rate_interval(0, 100)[1] < 0.05
+
+
+def test_search_bench_unwritable_out_dir_fails_before_the_run(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(SystemExit) as e:  # 10000 repeats: minutes if it ran first
+        bench_main(["search", "--repeats", "10000", "--out-dir", str(a_file / "sub")])
+    captured = capsys.readouterr()
+    assert e.value.code == 2 and "not writable" in captured.err and "--out-dir" in captured.err
+    assert captured.out == ""  # nothing ran

@@ -85,6 +85,13 @@ def test_malformed_yaml_names_the_file_and_line(tmp_path):
     assert str(path) in str(e.value)
 
 
+def test_a_python_object_tag_is_refused_as_a_tag_not_a_syntax_error(tmp_path):
+    path = write(tmp_path, "losses: [gmsd]\nw: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(UserError, match=r"at line 2: YAML tags such as !!python/object are not allowed") as e:
+        load_space(path)
+    assert "syntax" not in str(e.value)
+
+
 def test_missing_space_file(tmp_path):
     with pytest.raises(UserError, match="cannot read search space"):
         load_space(tmp_path / "nope.yaml")

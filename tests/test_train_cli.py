@@ -63,6 +63,51 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, says, capsys):
     assert e.value.code == 2 and says in err and len(err.splitlines()) == 1
 
 
+def tiny_npz(path, side):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(path, x_train=rng.integers(0, 256, (64, side, side, 3), dtype=np.uint8),
+             x_test=rng.integers(0, 256, (16, side, side, 3), dtype=np.uint8))
+    return path
+
+
+def test_images_too_small_for_the_loss_are_refused_before_training(tmp_path, capsys):
+    """8x8 is a multiple of the model's 4, but SSIM's 11-pixel window does not fit: exit 2,
+    one line naming the size, the loss and the minimum."""
+    data = tiny_npz(tmp_path / "small.npz", 8)
+    with pytest.raises(SystemExit) as e:
+        main(["--data", str(data), "--loss", "ssim", "--out", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "8x8" in err and "--loss ssim" in err and "at least 11x11" in err
+    assert not (tmp_path / "run").exists()  # the failed run left no empty --out behind
+
+
+def test_resume_refuses_changed_flags_naming_each(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--loss", "ssim", "--weight", "0.25", *TINY_CLI, "--out", str(out)]) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(out), "--resume", "--loss", "gmsd", "--weight", "2", "--hidden", "32",
+              "--seed", "0", "--epochs", "2", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "--loss (loss.name gmsd, saved: ssim)" in err and "--weight (loss.weight 2.0, saved: 0.25)" in err
+    assert "--hidden (model.hidden 32, saved: 8)" in err
+    assert "--seed" not in err and "--epochs" not in err  # the same value; a resume override
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
+def test_every_train_flag_is_a_resume_override_or_a_saved_setting():
+    from tune_vqvae.train_cli import RESUME_OVERRIDES, SAVED_BY_FLAG, build_parser
+
+    overrides = {"epochs", "device", "no_amp", "no_channels_last", "compile", "compile_mode"}
+    assert {d.replace("no_", "") for d in overrides} == set(RESUME_OVERRIDES)
+    dests = {a.dest for a in build_parser()._actions} - {"help", "out", "resume", "lpips_weights"}
+    assert dests == set(SAVED_BY_FLAG) | overrides
+
+
 def test_resume_keeps_the_runs_own_settings(tmp_path):
     out = tmp_path / "run"
     first = ["--loss", "ssim", "--weight", "0.25", *TINY_CLI, "--out", str(out)]

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from filelock import FileLock
 
-from .errors import UserError
+from .errors import UserError, missing_dirs, remove_empty_dirs
+from .model import DOWNSAMPLING
 
 DEFAULT_CACHE = os.environ.get("TUNE_VQVAE_CACHE", "~/.cache/tune_vqvae")
 
@@ -156,16 +157,21 @@ def builtin_images(n_train: int, n_test: int, seed: int = 0) -> tuple[np.ndarray
 
 # --- CIFAR-10 and .npz ------------------------------------------------------------------
 
+CIFAR10_LOCK = "cifar10.lock"
+
+
 def _cifar10(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     from torchvision.datasets import CIFAR10
 
+    created = missing_dirs(cache_dir)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         # One process downloads and extracts; the others wait, then find it complete.
-        with FileLock(str(cache_dir / "cifar10.lock")):
+        with FileLock(str(cache_dir / CIFAR10_LOCK)):
             train = CIFAR10(str(cache_dir), train=True, download=True)
             test = CIFAR10(str(cache_dir), train=False, download=True)
     except (OSError, RuntimeError) as e:  # URLError is an OSError; so is an unwritable cache
+        remove_empty_dirs(created, leftovers=(CIFAR10_LOCK,))  # no empty cache dir left behind
         raise UserError(
             f"could not download CIFAR-10 into {cache_dir} ({e}); without a network, put "
             f"cifar-10-python.tar.gz there (or pick a writable --cache-dir), or use --data builtin "
@@ -174,9 +180,20 @@ def _cifar10(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return train.data, test.data
 
 
+NPZ_MAGIC = b"PK\x03\x04"  # a zip archive's local file header
+
+
 def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise UserError(f"data file {str(path)!r} does not exist; check the --data path")
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise UserError(f"cannot read data file {str(path)!r} ({e.strerror})") from None
+    if head != NPZ_MAGIC:  # else numpy takes any other file for pickled data
+        raise UserError(f"{path} is not an .npz file (an .npz is a zip archive, made by numpy.savez; "
+                        f"this file starts with {head!r}); re-create it with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = {"x_train", "x_test"} - set(f.files)
@@ -192,11 +209,11 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8 or a.shape[1] != a.shape[2]:
             raise UserError(
                 f"{path}: {key} has shape {a.shape} and dtype {a.dtype}; expected (N, H, H, 3) "
-                f"uint8 with H a multiple of 4"
+                f"uint8 with H a multiple of {DOWNSAMPLING}"
             )
-        if a.shape[1] % 4 or len(a) == 0:
+        if a.shape[1] % DOWNSAMPLING or len(a) == 0:
             raise UserError(f"{path}: {key} has shape {a.shape}; it needs N >= 1 images of a side "
-                            f"that is a multiple of 4 (e.g. 32x32)")
+                            f"that is a multiple of {DOWNSAMPLING} (e.g. 32x32)")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise UserError(f"{path}: x_train images are {x_train.shape[1:]}, x_test {x_test.shape[1:]}")
     return x_train, x_test

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
+import numbers
 import os
 import signal
 import sys
@@ -20,7 +23,8 @@ class UnsafeFileError(UserError):
 
 
 class DivergedError(RuntimeError):
-    """The training loss became NaN or infinite (perceptual losses without MSE can diverge)."""
+    """The training loss, or any metric of the run, became NaN or infinite (perceptual losses
+    without MSE can diverge; a loss can return NaN on evaluation images)."""
 
     def __init__(self, epoch: int, what: str):
         super().__init__(f"training diverged at epoch {epoch}: {what} is not finite")
@@ -40,6 +44,14 @@ def terminate_like_ctrl_c() -> None:
         raise Terminated()
 
     signal.signal(signal.SIGTERM, raise_terminated)
+
+
+def check_finite(metrics: dict, epoch: int) -> None:
+    """DivergedError naming the first NaN or infinite number in `metrics`: every metric a run
+    reports must be finite, or the run is diverged (never a completed run with a NaN value)."""
+    for key, value in metrics.items():
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
+            raise DivergedError(epoch, key)
 
 
 def cli_entry(main):
@@ -99,3 +111,37 @@ def ensure_writable_dir(path: str | os.PathLike, what: str) -> Path:
             f"choose a directory you can write to"
         ) from None
     return path
+
+
+def missing_dirs(path: str | os.PathLike) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first: what creating it
+    will create (and `remove_empty_dirs` removes again when the run fails)."""
+    path = Path(path).expanduser().absolute()
+    return [p for p in (path, *path.parents) if not p.exists()]
+
+
+def remove_empty_dirs(dirs: list[Path], leftovers: tuple[str, ...] = ()) -> None:
+    """Remove `dirs` (deepest first) while they hold nothing but the files named in `leftovers`
+    (a lock file): a failed run leaves no empty directory behind, and never removes a file."""
+    for d in dirs:
+        try:
+            if any(p.name not in leftovers for p in d.iterdir()):
+                return
+            for name in leftovers:
+                (d / name).unlink(missing_ok=True)
+            d.rmdir()
+        except OSError:  # gone already, or not ours to remove
+            return
+
+
+@contextlib.contextmanager
+def writable_dir_for_run(path: str | os.PathLike, what: str):
+    """`ensure_writable_dir(path)` for the block; if the block fails, the directories it created
+    are removed again where they stayed empty (a failed run leaves no empty --out behind)."""
+    created = missing_dirs(path)
+    path = ensure_writable_dir(path, what)
+    try:
+        yield path
+    except BaseException:
+        remove_empty_dirs(created)
+        raise

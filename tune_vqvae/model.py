@@ -19,6 +19,8 @@ from torch import nn
 
 from .errors import UserError
 
+DOWNSAMPLING = 4  # the encoder's two stride-2 convolutions: image sides must be multiples of it
+
 
 @dataclass
 class ModelConfig:

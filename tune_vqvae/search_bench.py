@@ -45,7 +45,7 @@ import numpy as np
 
 from . import answer as ans
 from .curves import Curve, load_curve
-from .errors import UserError, atomic_write_text, cli_entry
+from .errors import UserError, atomic_write_text, cli_entry, writable_dir_for_run
 from .vocab import BASELINE, BEST_OBSERVED, CONFIRM, PAPER, RECOMMENDED, SEARCH, paper_points
 
 STRATEGIES = ("paper_grid", "old", "new", "new_asha")
@@ -507,6 +507,11 @@ def config_from_args(a) -> SearchBenchConfig:
 @cli_entry
 def main(argv=None) -> int:
     bc = config_from_args(build_parser().parse_args(argv))
+    with writable_dir_for_run(bc.out_dir, "--out-dir") as out:  # before the run, not after it
+        return _run_and_write(bc, out)
+
+
+def _run_and_write(bc: SearchBenchConfig, out: Path) -> int:
     print(
         f"search benchmark: {bc.repeats} searches per curve ({', '.join(bc.curves)}), budgets "
         f"{bc.budgets}, strategies {', '.join(bc.strategies)}, {bc.workers} workers",
@@ -521,11 +526,6 @@ def main(argv=None) -> int:
         "settings": dataclasses.asdict(bc),
     } | run_bench(bc)
     print_summary(doc)
-    out = Path(bc.out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create {out} ({e.strerror}); pass a writable --out-dir") from None
     tag = "+".join(c.replace(":", "_").replace(".", "_") for c in bc.curves)
     path = out / f"cpu-{doc['environment']['date']}-search-{tag}.json"
     atomic_write_text(path, json.dumps(doc, indent=1))

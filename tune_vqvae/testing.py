@@ -35,8 +35,17 @@ from pathlib import Path
 from ray import tune
 
 from .curves import load_curve
-from .errors import DivergedError
-from .trainable import TRAINER_METRICS, diverged_result, node_id, quiet_logs, report_epoch, restore_state
+from .errors import DivergedError, check_finite
+from .trainable import (
+    TRAINER_METRICS,
+    DamagedCheckpoint,
+    diverged_result,
+    failed_result,
+    node_id,
+    quiet_logs,
+    report_epoch,
+    restore_state,
+)
 from .vocab import joint_weights, loss_settings, objective_value, test_metric
 
 
@@ -50,22 +59,42 @@ def _trial_key() -> str:
         return tune.get_context().get_trial_id() or "local"
 
 
+def _active_faults(config: dict) -> list[dict]:
+    """The trial's faults (config["faults"]: a dict or a list), those with `only_w` for this w."""
+    faults = config.get("faults") or []
+    return [f for f in (faults if isinstance(faults, list) else [faults])
+            if "only_w" not in f or config.get("w") == f["only_w"]]
+
+
+def inject_nan_metric(config: dict, epoch: int, metrics: dict) -> None:
+    """The fault {"nan_metric": NAME, "nan_metric_at_epoch": k}: the epoch's metric NAME is
+    NaN (a loss that is NaN on the evaluation images), every time (deterministic)."""
+    for fault in _active_faults(config):
+        if fault.get("nan_metric") and fault.get("nan_metric_at_epoch") == epoch:
+            metrics[fault["nan_metric"]] = float("nan")
+
+
+def damaged_checkpoint(config: dict, epoch: int) -> bool:
+    """The fault {"damage_checkpoint_at_epoch": k}: the mock writes epoch k's checkpoint damaged
+    (a later restore from it fails)."""
+    return any(f.get("damage_checkpoint_at_epoch") == epoch for f in _active_faults(config))
+
+
 def inject_faults(config: dict, epoch: int) -> None:
     """Fault injection for tests, before training epoch `epoch` (1-based).
 
     config["faults"]: one dict or a list of them, each
         {"crash_at_epoch": k, "kill_at_epoch": k, "nan_at_epoch": k, "sleep_s": s,
          "pause_while": FILE, "marker_dir": DIR, "only_w": w}
+    (and "nan_metric": NAME, "nan_metric_at_epoch": k: see `inject_nan_metric`;
+    "damage_checkpoint_at_epoch": k: see `damaged_checkpoint`)
     crash (raise) and kill (the worker process exits) happen once per trial and epoch (a
     marker file in marker_dir remembers), so the retry from the checkpoint succeeds; nan
     happens every time (divergence is deterministic). `only_w` restricts a fault to the
     trial with that weight. `pause_while`: the trial waits (at most 10 minutes) while FILE
     exists, so a test can hold a search at a known point without racing it.
     """
-    faults = config.get("faults") or []
-    for fault in faults if isinstance(faults, list) else [faults]:
-        if "only_w" in fault and config.get("w") != fault["only_w"]:
-            continue
+    for fault in _active_faults(config):
         if fault.get("sleep_s"):
             time.sleep(float(fault["sleep_s"]))
         deadline = time.monotonic() + 600
@@ -184,9 +213,16 @@ def mock_trainable(config: dict, data=None) -> None:
 
     def save(d):
         with open(os.path.join(d, "mock.json"), "w") as f:
-            json.dump(state, f)
+            if damaged_checkpoint(config, state["epoch"]):
+                f.write("{damaged")  # the file a full disk or a bad copy leaves
+            else:
+                json.dump(state, f)
 
-    restored = restore_state(load) or {}
+    try:
+        restored = restore_state(load) or {}
+    except DamagedCheckpoint as e:
+        tune.report(failed_result(e))
+        return
     state["epoch"] = restored.get("epoch", state["epoch"])
     reported = restored.get("reported", [])
     # TensorBoard events like the real trainable (tensorboardX ships with ray[tune]).
@@ -218,6 +254,12 @@ def mock_trainable(config: dict, data=None) -> None:
                 # With a holdout the test split ranks the weights differently (mock_test_objective).
                 metrics.update({test_metric(k): v for k, v in _scores(mock_test_objective(config)).items()})
             metrics["objective"] = objective_value(metrics, config["objective"])
+            inject_nan_metric(config, epoch, metrics)
+            try:  # as the real trainable: NaN in any metric is divergence
+                check_finite(metrics, epoch)
+            except DivergedError as e:
+                tune.report(diverged_result(e.epoch, e))
+                return
             writer.add_scalar("val/objective", metrics["objective"], epoch)
             writer.flush()
             report_epoch(metrics, {"epoch": epoch, "last_eval": {}, "reported": reported}, save)

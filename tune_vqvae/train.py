@@ -27,9 +27,11 @@ from .errors import (
     UnsafeFileError,
     UserError,
     atomic_write_bytes,
+    check_finite,
 )
-from .losses import LossConfig, ReconstructionLoss
-from .model import VQVAE, ModelConfig, codebook_usage
+from .losses import METRICS, LossConfig, ReconstructionLoss, find_metrics
+from .losses.builtin import SSIM_WINDOW
+from .model import DOWNSAMPLING, VQVAE, ModelConfig, codebook_usage
 
 TRAIN_STATS = ("train_loss", "train_recon", "train_mse", "train_vq", "train_commit")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -84,6 +86,28 @@ class TrainConfig:
         return cls(**d)
 
 
+def min_image_size(loss: str) -> tuple[int, str]:
+    """The smallest image side a run with `loss` takes, and what sets it: each metric of the
+    loss (named first: on a tie the loss is the reason), the val_ssim every run reports, and
+    the model's downsampling."""
+    needs = [] if loss == "mse" else [(m.min_size, f"the smallest image {m.name} takes")
+                                      for m in find_metrics(loss)]
+    needs += [(METRICS["ssim"].min_size, "the SSIM behind val_ssim, which every run reports"),
+              (DOWNSAMPLING, "the model's downsampling")]
+    return max(needs, key=lambda need: need[0])
+
+
+def check_image_size(loss: str, image_size: int, data_name: str) -> None:
+    """UserError (one line: the size, the loss, the minimum) if the images are too small for
+    a run with `loss`: checked before any training, never a crash inside a trial."""
+    size, why = min_image_size(loss)
+    if image_size < size:
+        fit = -(-size // DOWNSAMPLING) * DOWNSAMPLING
+        raise UserError(f"the images of {data_name} are {image_size}x{image_size}, too small for "
+                        f"--loss {loss}: it needs at least {size}x{size} ({why}); use images of "
+                        f"{fit}x{fit} or larger (a multiple of {DOWNSAMPLING})")
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -126,6 +150,7 @@ class Trainer:
         self.cfg = cfg
         self.device = pick_device(cfg.device)
         self.data = data if data is not None else load_data(cfg.data)
+        check_image_size(cfg.loss.name, self.data.image_size, self.data.name)
         torch.manual_seed(cfg.seed)
         self.model = self._build_model().to(self.device)
         on_cuda = self.device.type == "cuda"
@@ -142,7 +167,7 @@ class Trainer:
         self.compile_mode = compile_mode(cfg, self.device)
         self._losses = (compile_own(self._forward_losses, mode=self.compile_mode) if self.compile_mode
                         else self._forward_losses)
-        self.ssim = piqa.SSIM().to(self.device)
+        self.ssim = piqa.SSIM(window_size=SSIM_WINDOW).to(self.device)
         self.epoch = 0  # completed epochs
         self.history: list[dict] = []
         self.writer = None
@@ -218,6 +243,7 @@ class Trainer:
             recon_loss_ms=self.time_recon_loss(x),
             epoch_s=epoch_s,
         )
+        check_finite(metrics, self.epoch)  # e.g. a loss that is NaN on the validation images
         self.history.append(metrics)
         self._log(metrics)
         return metrics

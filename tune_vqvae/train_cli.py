@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .data import DataConfig, load_data
-from .errors import DivergedError, UserError, atomic_write_text, cli_entry, ensure_writable_dir
+from .errors import DivergedError, UserError, atomic_write_text, cli_entry, writable_dir_for_run
 from .losses import LOSSES, LossConfig, lpips
 from .model import ModelConfig
 from .train import COMPILE_MODES, TrainConfig, Trainer
@@ -93,19 +93,56 @@ def _run_dir(a: argparse.Namespace, cfg: TrainConfig) -> Path:
         raise UserError(f"--resume: {out} holds no checkpoint.pt; give the --out of an earlier run")
     if has_run and not a.resume:
         raise UserError(f"{out} already holds a run; add --resume to continue it or pick another --out")
-    return ensure_writable_dir(out, "output directory")
+    return out
 
 
 # What a resumed run may change; everything else comes from the run's config.json.
 RESUME_OVERRIDES = ("epochs", "device", "amp", "channels_last", "compile", "compile_mode")
 
 
-def _resumed_config(out: Path, given: TrainConfig) -> TrainConfig:
+# The saved settings each other flag sets (argparse dest -> dotted TrainConfig fields): a
+# resumed run refuses a flag that would change one (tests check every flag is listed somewhere).
+SAVED_BY_FLAG = {
+    "loss": ("loss.name",), "weight": ("loss.weight", "loss.weights"), "no_mse": ("loss.with_mse",),
+    "data": ("data.source",), "cache_dir": ("data.cache_dir",), "train_images": ("data.train_images",),
+    "holdout": ("data.holdout",), "val_images": ("val_images",), "batch_size": ("batch_size",),
+    "lr": ("lr",), "hidden": ("model.hidden",), "codebook_size": ("model.codebook_size",),
+    "beta": ("model.beta",), "seed": ("seed",), "no_fused_adam": ("fused_adam",),
+}
+
+
+def _field(cfg: TrainConfig, dotted: str):
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _refuse_changed_settings(a: argparse.Namespace, given: TrainConfig, saved: TrainConfig,
+                             config_file: Path) -> None:
+    """--resume with a flag that would change a saved setting: refused (exit 2, naming each),
+    never silently ignored, as the search does."""
+    parser = build_parser()
+    changed = []
+    for dest, fields in SAVED_BY_FLAG.items():
+        if getattr(a, dest) == parser.get_default(dest):
+            continue
+        for f in fields:
+            if _field(given, f) != _field(saved, f):
+                flag = "--" + dest.replace("_", "-")
+                changed.append(f"{flag} ({f} {_field(given, f)}, saved: {_field(saved, f)})")
+                break
+    if changed:
+        raise UserError(f"--resume keeps the run's settings ({config_file}); {', '.join(changed)} "
+                        f"would change them: drop the flag, or start a new run with another --out")
+
+
+def _resumed_config(out: Path, given: TrainConfig, a: argparse.Namespace) -> TrainConfig:
     """The run's own config (model, loss, data, seed...), with only RESUME_OVERRIDES from the CLI."""
     try:
         saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
     except (OSError, ValueError, TypeError) as e:
         raise UserError(f"--resume: cannot read {out / 'config.json'} ({e}); is {out} a run dir?") from None
+    _refuse_changed_settings(a, given, saved, out / "config.json")
     return dataclasses.replace(saved, **{k: getattr(given, k) for k in RESUME_OVERRIDES})
 
 
@@ -123,9 +160,13 @@ def _diverged_advice(cfg: TrainConfig) -> str:
 def main(argv=None):
     a = build_parser().parse_args(argv)
     cfg = config_from_args(a)
-    out = _run_dir(a, cfg)
+    with writable_dir_for_run(_run_dir(a, cfg), "output directory") as out:
+        return _train(a, cfg, out)
+
+
+def _train(a: argparse.Namespace, cfg: TrainConfig, out: Path) -> int:
     if a.resume:
-        cfg = _resumed_config(out, cfg)
+        cfg = _resumed_config(out, cfg, a)
     data = load_data(cfg.data)
     trainer = Trainer(cfg, data)
     if a.resume:  # before anything is written: a damaged checkpoint leaves the run as it was

@@ -21,7 +21,8 @@ A trial's config (built by `tune_vqvae.search`):
 
 Every epoch is reported once with a checkpoint (Ray's checkpoint API), so a trial can be
 paused, stopped early by ASHA, retried after a crash from its last epoch (FailureConfig)
-and resumed after the driver dies (`Tuner.restore`). A diverging trial (NaN/inf loss)
+and resumed after the driver dies (`Tuner.restore`). A diverging trial
+(NaN/inf in any metric it would report: the loss, a plugin's val_recon on evaluation, FID)
 reports one last result with `diverged = 1` and `objective = NaN` and ends: the searcher
 marks its Optuna trial FAIL, and it is not retried (divergence is deterministic).
 
@@ -77,15 +78,34 @@ def report_epoch(metrics: dict, state: dict, save) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
+class DamagedCheckpoint(RuntimeError):
+    """The trial's last checkpoint cannot be read: retrying would read the same file again, so
+    the trial ends once, as failed (`failed_result`), with this one line."""
+
+
 def restore_state(load) -> dict | None:
-    """Load the last checkpoint of this trial (after a retry or a resumed search)."""
+    """Load the last checkpoint of this trial (after a retry or a resumed search);
+    DamagedCheckpoint if it (or `load`) cannot read it."""
+    from .errors import UserError  # the core's error, raised by Trainer.load_checkpoint
+
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
-    with checkpoint.as_directory() as d:
-        load(d)
-        with open(os.path.join(d, TRIAL_STATE_FILE)) as f:
-            return json.load(f)
+    try:
+        with checkpoint.as_directory() as d:
+            load(d)
+            with open(os.path.join(d, TRIAL_STATE_FILE)) as f:
+                return json.load(f)
+    except (UserError, OSError, ValueError, KeyError) as e:  # ValueError: JSONDecodeError
+        raise DamagedCheckpoint(f"cannot resume from the trial's checkpoint {checkpoint.path} "
+                                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                                f"the trial is not retried") from None
+
+
+def failed_result(error: Exception) -> dict:
+    """The last report of a trial that cannot go on (a damaged checkpoint): FAIL in Optuna,
+    ERROR in the results, never retried."""
+    return {"failed": 1.0, "objective": float("nan"), "error": str(error)}
 
 
 def quiet_logs() -> None:
@@ -111,7 +131,7 @@ def train_vqvae(config: dict, data=None) -> None:
     """One real VQ-VAE training run as a Tune trial (see the module docstring)."""
     import torch
 
-    from .errors import DivergedError
+    from .errors import DivergedError, check_finite
     from .losses import LossConfig
     from .metrics import FIDConfig, FIDEvaluator
     from .testing import inject_faults
@@ -136,7 +156,12 @@ def train_vqvae(config: dict, data=None) -> None:
     objective = config["objective"]
     eval_every = int(config.get("eval_every", 1))
 
-    state = restore_state(lambda d: trainer.load_checkpoint(os.path.join(d, CHECKPOINT_FILE)))
+    try:
+        state = restore_state(lambda d: trainer.load_checkpoint(os.path.join(d, CHECKPOINT_FILE)))
+    except DamagedCheckpoint as e:
+        trainer.close()
+        tune.report(failed_result(e))
+        return
     last_eval = (state or {}).get("last_eval", {})
     reported = (state or {}).get("reported", [])
     try:
@@ -144,20 +169,21 @@ def train_vqvae(config: dict, data=None) -> None:
             try:  # an injected NaN takes the path of a real one (tests)
                 inject_faults(config, trainer.epoch + 1)
                 metrics = trainer.train_epoch()
+                epoch = trainer.epoch
+                # Always at the first epoch too: every report needs an objective (ASHA, Optuna);
+                # between evaluation epochs the last evaluation is reported again.
+                if not last_eval or epoch % eval_every == 0 or epoch == cfg.epochs \
+                        or objective not in EVAL_METRICS:
+                    last_eval = evaluator.evaluate(trainer.reconstruct)
+                    last_eval["eval_epoch"] = float(epoch)
+                metrics.update(last_eval)
+                if held_out and epoch == cfg.epochs:
+                    metrics.update(_test_scores(trainer, test_evaluator))
+                metrics["objective"] = objective_value(metrics, objective)
+                check_finite(metrics, epoch)  # a NaN FID or test score is divergence too
             except DivergedError as e:
                 tune.report(diverged_result(e.epoch, e))
                 return
-            epoch = trainer.epoch
-            # Always at the first epoch too: every report needs an objective (ASHA, Optuna);
-            # between evaluation epochs the last evaluation is reported again.
-            if not last_eval or epoch % eval_every == 0 or epoch == cfg.epochs \
-                    or objective not in EVAL_METRICS:
-                last_eval = evaluator.evaluate(trainer.reconstruct)
-                last_eval["eval_epoch"] = float(epoch)
-            metrics.update(last_eval)
-            if held_out and epoch == cfg.epochs:
-                metrics.update(_test_scores(trainer, test_evaluator))
-            metrics["objective"] = objective_value(metrics, objective)
             metrics["diverged"] = 0.0
             report_epoch(
                 {**{k: float(v) for k, v in metrics.items()}, "node_id": node_id()},

@@ -23,6 +23,7 @@ from .metric import Metric
 # in range by construction (tanh output, uint8 data), so turn them off.
 piqa.utils.set_debug(False)
 
+SSIM_WINDOW = 11  # piqa's default (Wang et al.): images must be at least 11x11
 MS_SSIM_WINDOW = 7  # Gaussian sigma 1.5 truncated at 2 sigma; 11 taps would not fit 8x8
 MS_GMSD_KERNEL = 3  # Prewitt
 PSNR_EPSILON = 1e-8  # piqa's default; PSNR of identical images is 10*log10(1/eps) = 80 dB
@@ -99,20 +100,27 @@ def _per_image(make):
     return lambda size: make(size, reduction="none")
 
 
+# The smallest image side of each metric (min_size), found by trying piqa 1.3 on n x n images
+# (tests/test_losses.py proves n passes and n - 1 fails): SSIM's window and MS-SSIM's finest
+# window must fit; GMSD halves the image before its 3x3 Prewitt filter (2x2 gives NaN), MS-GMSD
+# keeps as many scales as fit; PSNR and HaarPSI (padded filters) take any size.
 # The paper's losses: what `--loss all` searches. `mse` is the plain reference loss.
 METRICS: dict[str, Metric] = {
     "psnr": Metric("psnr", "similarity", 10 * math.log10(1 / PSNR_EPSILON),
                    _per_image(lambda s, **kw: piqa.PSNR(epsilon=PSNR_EPSILON, **kw))),
-    "ssim": Metric("ssim", "similarity", 1.0, _per_image(lambda s, **kw: piqa.SSIM(**kw))),
-    "ms_ssim": Metric("ms_ssim", "similarity", 1.0, _per_image(ms_ssim)),
+    "ssim": Metric("ssim", "similarity", 1.0,
+                   _per_image(lambda s, **kw: piqa.SSIM(window_size=SSIM_WINDOW, **kw)),
+                   min_size=SSIM_WINDOW),
+    "ms_ssim": Metric("ms_ssim", "similarity", 1.0, _per_image(ms_ssim), min_size=MS_SSIM_WINDOW),
     "haarpsi": Metric("haarpsi", "similarity", 1.0, _per_image(lambda s, **kw: HaarPSI(**kw))),
-    "gmsd": Metric("gmsd", "distance", 0.0, _per_image(lambda s, **kw: piqa.GMSD(**kw))),
-    "ms_gmsd": Metric("ms_gmsd", "distance", 0.0, _per_image(ms_gmsd)),
+    "gmsd": Metric("gmsd", "distance", 0.0, _per_image(lambda s, **kw: piqa.GMSD(**kw)), min_size=3),
+    "ms_gmsd": Metric("ms_gmsd", "distance", 0.0, _per_image(ms_gmsd), min_size=2),
 }
 PERCEPTUAL_LOSSES = tuple(METRICS)
 LOSSES = ("mse", *PERCEPTUAL_LOSSES)
 
 # Built in, but not among the paper's losses (`all`): LPIPS needs two weights files.
 NETWORK_METRICS: dict[str, Metric] = {
-    "lpips": Metric("lpips", "distance", 0.0, lpips.build),
+    # AlexNet's strided convolutions and pools leave no pixel for its 5th layer below 31x31
+    "lpips": Metric("lpips", "distance", 0.0, lpips.build, min_size=lpips.MIN_SIZE),
 }

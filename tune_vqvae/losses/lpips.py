@@ -32,6 +32,7 @@ URLS = {
     LINEAR_FILE: f"https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{LINEAR_FILE}",
 }
 DOWNLOAD_TIMEOUT_S = 30
+MIN_SIZE = 31  # the smallest image side AlexNet's five LPIPS layers take (found by trying piqa)
 
 
 def _hub_dir() -> Path:

@@ -26,6 +26,8 @@ class Metric:
 
     build(image_size) -> a callable (usually an nn.Module) mapping (x_hat, x), two (N, 3, H, W)
     float tensors in `input_range`, to one value per image, shape (N,), differentiable in x_hat.
+    `min_size`: the smallest image side it takes (a window or pyramid that must fit); runs on
+    smaller images are refused before training starts.
     """
 
     name: str
@@ -33,6 +35,7 @@ class Metric:
     best: float  # its value on identical images
     build: Callable[[int], Callable]
     input_range: tuple[float, float] = (0.0, 1.0)
+    min_size: int = 1
 
     def as_loss(self, value: torch.Tensor) -> torch.Tensor:
         return self.best - value if self.kind == "similarity" else value - self.best
@@ -56,6 +59,8 @@ def _declaration_problem(m: Metric) -> str | None:
     if not (isinstance(r, (tuple, list)) and len(r) == 2 and all(isinstance(v, (int, float)) for v in r)
             and math.isfinite(r[0]) and math.isfinite(r[1]) and r[0] < r[1]):
         return f"input_range must be (low, high) with low < high, e.g. (0, 1), got {r!r}"
+    if isinstance(m.min_size, bool) or not isinstance(m.min_size, int) or m.min_size < 1:
+        return f"min_size must be a whole number >= 1 (the smallest image side it takes), got {m.min_size!r}"
     if not callable(m.build):
         return "build must be a callable: image size -> metric(x_hat, x)"
     return None
@@ -73,10 +78,12 @@ def _probe_images(image_size: int, n: int = 4):
 def check_convention(m: Metric, where: str, image_size: int = 32) -> None:
     """UserError (one line, naming `where`) unless `m` is a well-declared metric whose loss is
     0 on identical images, >= 0 on different ones, larger for the stronger corruption, one
-    value per image, and differentiable with finite gradients."""
+    value per image, and differentiable with finite gradients (on images of at least its
+    `min_size`)."""
     problem = _declaration_problem(m)
     if problem:
         raise UserError(f"{where}: {problem}")
+    image_size = max(image_size, m.min_size)
     try:
         fn = m.build(image_size)
         x, mild, strong = _probe_images(image_size)

@@ -32,9 +32,9 @@ def _fid_weights_url() -> str:
     return FID_WEIGHTS_URL
 
 
-def _missing_message(where: str, reason: str) -> str:
+def _missing_message(where: str, reason: str, metric: str = "FID") -> str:
     return (
-        f"FID needs the Inception weights file {FID_WEIGHTS_FILE}: {where} ({reason}); "
+        f"{metric} needs the Inception weights file {FID_WEIGHTS_FILE}: {where} ({reason}); "
         f"download it from {_fid_weights_url()} and pass --fid-weights PATH or set "
         f"{WEIGHTS_ENV}=PATH (or use --objective swd, which needs no weights)"
     )
@@ -96,12 +96,13 @@ def verify_fid_weights(path: str) -> str:
     return path
 
 
-def require_fid_weights(cfg) -> str:
-    """Like `check_fid_weights`, but no weights is a UserError (exit 2 before any trial)."""
+def require_fid_weights(cfg, metric: str = "FID") -> str:
+    """Like `check_fid_weights`, but no weights is a UserError (exit 2 before any trial) naming
+    the `metric` that needs them (FID or KID: both use the Inception features)."""
     path = check_fid_weights(cfg)
     if path is None:
         where = f"not in the torch hub cache {str(_hub_weights_path())!r}"
-        raise UserError(_missing_message(where, "download failed: no network?"))
+        raise UserError(_missing_message(where, "download failed: no network?", metric))
     return path
 
 

@@ -20,9 +20,9 @@ import ray
 from ..answer import answer as answer_of
 from ..answer import merge_candidates
 from ..data import DataConfig, load_data
-from ..errors import UserError, atomic_write_text, cli_entry, terminate_like_ctrl_c
+from ..errors import UserError, atomic_write_text, cli_entry, remove_empty_dirs, terminate_like_ctrl_c
 from ..losses import PERCEPTUAL_LOSSES, lpips
-from ..train import TrainConfig
+from ..train import TrainConfig, check_image_size
 from ..vocab import (
     BASELINE_EXPERIMENT,
     JOURNAL_FILE,
@@ -259,6 +259,8 @@ def prepare(a: argparse.Namespace) -> Plan:
     if not cfg.mock:
         data = load_data(DataConfig(**train["data"]))  # bad --data fails here, exit 2
         TrainConfig.from_dict(train)  # validates epochs, lr, ...
+        for loss in [*cfg.losses, "mse"]:  # every loss's smallest image, then the baseline's
+            check_image_size(loss, data.image_size, data.name)
     if a.address:
         _cluster.check_address(a.address)
     layout.check_writable()
@@ -274,6 +276,14 @@ def worker_env(cfg: SearchConfig) -> dict[str, str]:
 @cli_entry
 def main(argv=None):
     plan = prepare(build_parser().parse_args(argv))
+    try:
+        return _connect_and_run(plan)
+    except BaseException:
+        remove_empty_dirs(plan.layout.created)  # a search that wrote nothing leaves no empty dir
+        raise
+
+
+def _connect_and_run(plan: Plan) -> int:
     quiet_console()
     started = _cluster.connect(plan.address, plan.num_cpus, worker_env(plan.cfg))
     terminate_like_ctrl_c()  # after ray.init, which sets a SIGTERM handler of its own

@@ -95,6 +95,11 @@ class SearchConfig:
         if self.confirm_seeds < 0:
             raise UserError(f"--confirm-seeds must be >= 0 (0: no confirmation stage), "
                             f"got {self.confirm_seeds}")
+        if self.confirm_seeds and self.baseline_seeds < 2:  # refused before any run is spent
+            raise UserError(f"--baseline-seeds {self.baseline_seeds} with --confirm-seeds "
+                            f"{self.confirm_seeds}: one baseline run gives no run-to-run noise, so "
+                            f"no confirmation run could be judged against it; use --baseline-seeds 2 "
+                            f"or more, or --confirm-seeds 0 (no confirmation stage)")
         if self.mock_curve != "known":
             if not self.mock:
                 raise UserError("--mock-curve needs --mock (it replaces training by a synthetic curve)")
@@ -174,7 +179,7 @@ def resolve_objective(cfg: SearchConfig) -> tuple[str, dict, str]:
     elif objective is None:
         objective, why = "fid", "the default objective"
     if objective in INCEPTION_OBJECTIVES and weights is None:
-        weights = require_fid_weights(fid)  # tries the download; UserError (exit 2) if it fails
+        weights = require_fid_weights(fid, objective.upper())  # tries the download; else exit 2
     if weights:  # a file that is not the weights: exit 2 now, not a failure in every trial
         verify_fid_weights(weights)
     if objective in INCEPTION_OBJECTIVES:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from ray import tune
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from ..data import DEFAULT_CACHE
-from ..errors import UserError, atomic_write_bytes, ensure_writable_dir
+from ..errors import UserError, atomic_write_bytes, ensure_writable_dir, missing_dirs
 from ..storage import is_uri, uri_join, uri_split
 from ..trainable import train_vqvae
 from ..vocab import (
@@ -70,6 +71,7 @@ class Layout:
 
     def __init__(self, storage_path: str, name: str):
         self.name, self.storage_path = name, storage_path
+        self.created: list[Path] = []  # directories check_writable made
         if is_uri(storage_path):
             self.storage = uri_join(storage_path, name)  # Tune's storage_path of the experiments
             self.local = local_searches_dir() / name
@@ -99,12 +101,18 @@ class Layout:
         return json.dumps({**dataclasses.asdict(cfg), "driver_files": str(self.local)}, indent=1)
 
     def check_writable(self) -> None:
+        """Creates `local` (`created`: the directories that were new, for a failed search to
+        remove) after refusing a read-only or full file system."""
         existing = next(p for p in (self.local, *self.local.parents) if p.exists())
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:  # read-only, however much is free
+            raise UserError(f"storage path {str(self.local)!r} is on a read-only file system; "
+                            f"choose a writable --storage-path")
         free = shutil.disk_usage(existing).free  # before creating anything there
         if free < MIN_FREE_BYTES:
             raise UserError(f"storage path {str(self.local)!r} is full ({free >> 20} MiB free, "
                             f"a search needs at least {MIN_FREE_BYTES >> 20} MiB); free space "
                             f"or choose another --storage-path")
+        self.created = missing_dirs(self.local)
         ensure_writable_dir(self.local, "storage path")
         if self.remote:
             try:

@@ -47,7 +47,8 @@ class WeightSearch(OptunaSearch):
     - stopped early (ASHA): PRUNED, with its intermediate values, the stopping epoch's
       included (Optuna stores the last one as the trial's value, but samplers and our
       surrogate use COMPLETE trials only);
-    - diverged, or ended in an error: FAIL (never scored).
+    - diverged, ended in an error, or ended itself as failed (a damaged checkpoint): FAIL
+      (never scored).
 
     Replicates: each w the sampler proposes (and each of the points evaluated first) runs
     `replicates` times, seeds `run_seed`, `run_seed + 1`, ...: replicate 0 is the proposal itself,
@@ -108,10 +109,10 @@ class WeightSearch(OptunaSearch):
                 study.tell(number, state=optuna.trial.TrialState.FAIL)
 
     def on_trial_result(self, trial_id, result):
-        """Ignored: a diverged or non-finite report, and reports of a trial told already
+        """Ignored: a diverged, failed or non-finite report, and reports of a trial told already
         (repeated epochs after a restore)."""
         value = result.get(self.metric)
-        if result.get("diverged") or value is None or not math.isfinite(value) \
+        if result.get("diverged") or result.get("failed") or value is None or not math.isfinite(value) \
                 or trial_id in _compat.searcher_told(self):
             return
         super().on_trial_result(trial_id, result)
@@ -128,6 +129,9 @@ class WeightSearch(OptunaSearch):
         if result.get("diverged"):
             ot_trial.set_user_attr("diverged_at_epoch", epoch)
             ot_trial.set_user_attr("error", str(result.get("error", "diverged")))
+            state = states.FAIL
+        elif result.get("failed"):  # ended itself, e.g. on a damaged checkpoint: no retry helps
+            ot_trial.set_user_attr("error", str(result.get("error", "failed")))
             state = states.FAIL
         elif epoch < getattr(self, "epochs", 0):
             # an error before the last epoch (retries exhausted) is a failure, not a value

@@ -65,13 +65,13 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
         if confirm:
             role = CONFIRM
         status = statuses.get(trial_id, "TERMINATED")
-        if r.error is not None or status == "ERROR":
+        if r.error is not None or status == "ERROR" or m.get("failed"):
             status = "ERROR"
         elif m.get("diverged"):
             status = "DIVERGED"
         elif status == "TERMINATED":
             status = "COMPLETED" if epoch >= cfg.epochs else "STOPPED"
-        value = metric_of(m, objective) if m and not m.get("diverged") else float("nan")
+        value = metric_of(m, objective) if m and not (m.get("diverged") or m.get("failed")) else float("nan")
         row = {"loss": c.get("loss", exp) if c.get("role") != BASELINE else "mse",
                "experiment": exp, "role": role,
                "mode": mode, "with_mse": c.get("with_mse", True) if role != BASELINE else True,
@@ -86,7 +86,7 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
         row.update({k: m.get(k) for k in ROW_METRICS})
         row["node_id"] = m.get("node_id")
         row["error"] = (str(r.error).strip().splitlines() or [""])[-1][:200] if r.error else \
-            (m.get("error") if m.get("diverged") else None)
+            (m.get("error") if m.get("diverged") or m.get("failed") else None)
         row["path"] = str(r.path)
         rows.append(row)
     order = {role: i for i, role in enumerate(ROW_ROLES)}

@@ -88,6 +88,10 @@ class Progress(tune.Callback):
             say(f"[{self.experiment}] {trial.trial_id} {config_label(trial.config)}: DIVERGED at "
                 f"epoch {int(result.get('epoch', 0))}: {result.get('error', '')}")
             return
+        if result.get("failed"):
+            say(f"[{self.experiment}] {trial.trial_id} {config_label(trial.config)}: FAILED: "
+                f"{result.get('error', '')}")
+            return
         say(f"[{self.experiment}] {trial.trial_id} {config_label(trial.config)}: epoch "
             f"{int(result.get('epoch', 0))}/{self.epochs}  {self.objective} "
             f"{metric_of(result, self.objective):.4g}  val_psnr {result.get('val_psnr', float('nan')):.2f}")

@@ -77,6 +77,11 @@ def _read_yaml(path: Path) -> dict:
         raise UserError(f"cannot read search space {path} ({e.strerror}); check --space") from None
     try:
         raw = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as e:  # well-formed, but a tag safe_load refuses
+        at = f" at line {e.problem_mark.line + 1}" if e.problem_mark else ""
+        raise UserError(f"search space {path}{at}: YAML tags such as !!python/object are not "
+                        f"allowed (a search space holds plain numbers, lists and mappings); "
+                        f"remove the tag") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}" if where else ""
