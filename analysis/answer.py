@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tune_vqvae.answer import difference as _difference
-from tune_vqvae.answer import fit_curve as fit_in_metric_units
-from tune_vqvae.estimates import Interval, Noise, mean_interval, run_noise
-from tune_vqvae.surrogate import MIN_OBSERVATIONS, SurrogateFit
+from tune_vqvae.stats.answer import difference as _difference
+from tune_vqvae.stats.answer import fit_curve as fit_in_metric_units
+from tune_vqvae.stats.intervals import Interval, Noise, mean_interval, run_noise
+from tune_vqvae.stats.surrogate import MIN_OBSERVATIONS, SurrogateFit
 from tune_vqvae.vocab import PAPER, SEARCH, SETTINGS_FILE, SPACES_DIR, objective_sign, point_name
 
 from .load import COMPLETED, CONFIRM

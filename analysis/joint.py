@@ -25,8 +25,8 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from tune_vqvae.estimates import Interval
-from tune_vqvae.surrogate import SurfaceFit, fit_objective_surface
+from tune_vqvae.stats.intervals import Interval
+from tune_vqvae.stats.surrogate import SurfaceFit, fit_objective_surface
 from tune_vqvae.vocab import PAPER, RECOMMENDED, SEARCH, loss_parts, objective_sign, point_name
 
 from . import answer, plots

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from tune_vqvae.estimates import mean_interval
+from tune_vqvae.stats.intervals import mean_interval
 from tune_vqvae.vocab import PAPER, SEARCH, SEED, paper_weights
 
 from . import answer

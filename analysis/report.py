@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tune_vqvae.answer import TOO_FEW
 from tune_vqvae.errors import atomic_write_bytes, atomic_write_text
-from tune_vqvae.estimates import Interval, describe_noise, seeds_needed
+from tune_vqvae.stats.answer import TOO_FEW
+from tune_vqvae.stats.intervals import Interval, describe_noise, seeds_needed
 from tune_vqvae.vocab import paper_weights, point_name
 
 from . import joint, plots

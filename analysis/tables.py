@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tune_vqvae.answer import compare
-from tune_vqvae.estimates import Noise
+from tune_vqvae.stats.answer import compare
+from tune_vqvae.stats.intervals import Noise
 from tune_vqvae.vocab import higher_is_better, is_joint, paper_weights, point_name
 
 from . import answer

@@ -15,9 +15,9 @@ import pytest
 from synthetic_search import EPOCHS, realistic_search, write_trial
 
 from analysis.cli import main
-from tune_vqvae.answer import compare
-from tune_vqvae.estimates import diff_interval, mean_interval, run_noise, seeds_needed
-from tune_vqvae.surrogate import fit_objective_curve
+from tune_vqvae.stats.answer import compare
+from tune_vqvae.stats.intervals import diff_interval, mean_interval, run_noise, seeds_needed
+from tune_vqvae.stats.surrogate import fit_objective_curve
 
 BASELINE = [10.0, 11.0, 12.0]
 PAPER_HALF = [8.0, 8.5, 9.0]  # mse + 0.5 * gmsd: clearly better than the baseline

@@ -9,8 +9,8 @@ import inspect
 import numpy as np
 import pytest
 
-from tune_vqvae import surrogate
-from tune_vqvae.surrogate import fit_objective_curve
+from tune_vqvae.stats import surrogate
+from tune_vqvae.stats.surrogate import fit_objective_curve
 
 BASELINE, BOUNDS, EPOCHS = 70.0, (1e-3, 10.0), 6
 X_OPT = np.log10(0.3)

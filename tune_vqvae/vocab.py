@@ -43,8 +43,12 @@ ROW_ROLES = (BASELINE, PAPER, SEARCH, SEED, CONFIRM)  # also the order of the re
 RECOMMENDED, BEST_PAPER, BEST_OBSERVED = "recommended", "best_paper", "best_observed"
 CANDIDATES = (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)
 CONFIRM_SEED_OFFSET = 1000  # confirmation seeds: --seed + 1000 + k, never used by the search
-# Verdicts of a comparison (tune_vqvae.estimates.verdict), as the results files spell them.
+# --- a trial's status in results.csv / results.json (the search's rows; the report's too) ---
+COMPLETED, STOPPED, DIVERGED, ERROR = "COMPLETED", "STOPPED", "DIVERGED", "ERROR"
+FAILED_STATUSES = (ERROR, DIVERGED)
+# Verdicts of a comparison (tune_vqvae.stats.intervals.verdict), as the results files spell them.
 VERDICTS = ("better", "indistinguishable", "worse")
+NOT_RESOLVED = "not resolved"  # a question the runs cannot answer (too few replicates)
 
 # --- metrics and the objective -------------------------------------------------------------
 EVAL_METRICS = ("fid", "swd", "kid")  # scored by tune_vqvae.metrics; fid preferred where both exist

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import ray
 
-from ..answer import answer as answer_of
-from ..answer import merge_candidates
 from ..data import DataConfig, load_data
 from ..errors import UserError, atomic_write_text, cli_entry
 from ..losses import PERCEPTUAL_LOSSES, lpips
+from ..stats import merge_candidates
+from ..stats import search_answer as answer_of
 from ..train import TrainConfig
 from ..vocab import (
     BASELINE_EXPERIMENT,
@@ -329,7 +329,7 @@ def run(plan: Plan) -> int:
 
 def search_answer(cfg: SearchConfig, spaces: dict[str, SearchSpace], rows: list[dict],
                   objective: str) -> dict:
-    """results.json's "answer" (see tune_vqvae.answer), from the rows so far."""
+    """results.json's "answer" (see tune_vqvae.stats), from the rows so far."""
     bounds = {loss: (s.low or WeightSpace.DEFAULT_LOW, s.high or WeightSpace.DEFAULT_HIGH)
               for loss, s in spaces.items()}
     n = cfg.confirm_seeds if cfg.confirm_seeds >= 2 else cfg.baseline_seeds

@@ -10,8 +10,8 @@ import math
 import os
 
 from .. import vocab
-from ..answer import format_answer
 from ..errors import atomic_write_text
+from ..stats import format_answer
 from ..vocab import (
     BASELINE,
     CONFIRM,

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .estimates import Interval
+from .intervals import Interval
 
 MIN_OBSERVATIONS = 3
 
