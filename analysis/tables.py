@@ -40,6 +40,12 @@ class Analysis:
     baseline_values: dict[str, np.ndarray] = field(default_factory=dict)
     noise: Noise | None = None
     replicates: int = 0
+    # The search's own answer recomputed (tune_vqvae.stats on the trials as results rows):
+    # results.json's "answer", the surrogates' fits, the rows and epochs it rests on.
+    answer: dict = field(default_factory=dict)
+    fits: dict = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list)
+    epochs: int = 0
     # Joint losses (ssim+gmsd: mse + w1*ssim + w2*gmsd): not in `losses` (whose tables and
     # figures are over one w); analysis.joint reports them.
     joint_losses: list[str] = field(default_factory=list)
@@ -121,18 +127,13 @@ def analyse(df: pd.DataFrame, objective: str) -> Analysis:
 
 
 def _answer(a: Analysis) -> None:
-    """The surrogate curve and the verdicts of every loss, and the baseline's noise."""
-    searches = [Path(s) for s in dict.fromkeys(a.trials["search"])]
+    """The search's answer (curves, verdicts, noise), and each loss's baseline values."""
     for loss in ["mse"] + a.losses + a.joint_losses:
         base = a.baselines.get(loss)
         a.baseline_values[loss] = a.trials.loc[base["trials"], "value"].to_numpy(float) \
             if base is not None else np.array([])
-    a.noise = answer.noise_of(a.baseline_values["mse"])
     a.replicates = answer.replicates_per_config(a.groups, a.trials)
-    for loss in a.losses:
-        a.curves[loss] = answer.fit_curve(a.trials, loss, a.objective, searches)
-        a.comparisons += answer.compare_loss(a.trials, a.groups, loss, a.curves[loss],
-                                             a.baseline_values[loss], a.higher_is_better)
+    answer.analyse_answer(a)
 
 
 def _baseline_group(a: Analysis, trials: pd.DataFrame) -> pd.Series | None:

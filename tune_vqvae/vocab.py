@@ -218,6 +218,11 @@ CHECKPOINT_FILE = "trainer.pt"  # a Trainer state in each trial checkpoint_NNNNN
 # epochs a worker death cut from result.json (Ray copies the staged file back on a restart).
 TRIAL_STATE_FILE = "trial_state.json"
 
+# --- the weight's range --------------------------------------------------------------------
+# Every weight's (low, high) where a space file gives none (a grid file, the default space of
+# a joint loss; a report of a search that saved no bounds). A space's own: SearchSpace.bounds.
+DEFAULT_W_BOUNDS = (1e-3, 10.0)
+
 # --- the paper's grid ----------------------------------------------------------------------
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 PAPER_GRID_FILE = SPACES_DIR / "paper_grid.yaml"

@@ -72,11 +72,12 @@ def fit_surface(runs: list[dict], loss: str, epochs: int, bounds: tuple[float, f
     }
 
 
-def best_single(rows: list[dict], loss: str, epochs: int, lower_is_better: bool) -> tuple[str, list[float]]:
-    """(name, values) of the best confirmed candidate of the joint loss's parts searched alone
-    in this search: the candidate with the best mean over >= 2 confirmation runs; ("", [])
-    when no part has such runs."""
-    best: tuple[str, list[float]] = ("", [])
+def best_single(rows: list[dict], loss: str, epochs: int,
+                lower_is_better: bool) -> tuple[str, list[float], dict]:
+    """(name, values, {"loss": part, "candidate": name}) of the best confirmed candidate of the
+    joint loss's parts searched alone in this search: the candidate with the best mean over
+    >= 2 confirmation runs; ("", [], {}) when no part has such runs."""
+    best: tuple[str, list[float], dict] = ("", [], {})
     for part in loss_parts(loss):
         for cand in CANDIDATES:
             values = confirm_values(rows, part, cand, epochs)
@@ -86,21 +87,21 @@ def best_single(rows: list[dict], loss: str, epochs: int, lower_is_better: bool)
             if not best[1] or mean < minimised(np.mean(best[1]), lower_is_better):
                 point = next(iter(confirm_rows(rows, part, cand)), {})
                 name = f"{part} {point_name(point.get('with_mse', True), point.get('w'))}"
-                best = (name, values)
+                best = (name, values, {"loss": part, "candidate": cand})
     return best
 
 
 def vs_best_single(rows: list[dict], loss: str, epochs: int, lower_is_better: bool) -> dict:
     """The pair's confirmation runs (recommended, else best observed) against the best single
     loss's; `verdict` None and a note saying why when either side has fewer than 2 runs."""
-    name, single = best_single(rows, loss, epochs, lower_is_better)
+    name, single, which = best_single(rows, loss, epochs, lower_is_better)
     pair, who = [], RECOMMENDED
     for who in (RECOMMENDED, BEST_OBSERVED):
         pair = confirm_values(rows, loss, who, epochs)
         if pair:
             break
     c = compare(pair, single, lower_is_better)
-    c.update(reference=name, candidate=who)
+    c.update(reference=name, candidate=who, reference_runs=which)
     if c["verdict"] is None:
         parts = ", ".join(loss_parts(loss))
         flags = " ".join(f"--loss {p}" for p in (*loss_parts(loss), loss))
