@@ -55,6 +55,7 @@ from tune_vqvae.vocab import (
     SEEDS_SUFFIX,
     TEST_METRICS,
     TRIAL_STATE_FILE,
+    config_point,
     joint_weights,
     label,
     on_paper_grid,
@@ -295,14 +296,11 @@ def _num(v) -> float:
 
 
 def trial_settings(config: dict) -> tuple[str, str, bool, float]:
-    """(loss, role, with_mse, w): like tune_vqvae.vocab.loss_settings, w NaN if none."""
-    role = config.get("role", SEARCH)
-    loss = config.get("loss", "mse")
-    if role == BASELINE or loss == "mse":
-        return "mse", BASELINE, True, math.nan
-    with_mse = bool(config.get("with_mse", True))
-    w = _num(config.get("w")) if with_mse else math.nan
-    return str(loss), str(role), with_mse, w
+    """(loss, role, with_mse, w): tune_vqvae.vocab.config_point, w NaN if none (a joint
+    loss's weights are its own columns, w1, w2)."""
+    loss, with_mse, w = config_point(config)
+    role = BASELINE if loss == "mse" else config.get("role", SEARCH)
+    return str(loss), str(role), with_mse, w if isinstance(w, float) else math.nan
 
 
 def _last(history: pd.DataFrame, col: str) -> float:

@@ -89,14 +89,37 @@ def test_metric(objective: str) -> str:
 
 # --- one trial config and its names --------------------------------------------------------
 
-def loss_settings(config: dict) -> tuple[str, float, bool]:
-    """(loss name, weight, with_mse) of a trial config: the baseline is plain MSE; a trial
-    without a weight (no MSE) trains with weight 1."""
-    if config.get("role") == BASELINE:
-        return "mse", 1.0, True
+def config_point(config: dict) -> tuple[str, bool, float | tuple | None]:
+    """(loss, with_mse, w) of a trial config or results row, the one reading of its weights:
+    the baseline is ("mse", True, None); without MSE w is None; a joint loss's w is the tuple
+    of its weights (w1, w2), None until it has all of them.
+
+    >>> config_point({"loss": "ssim+gmsd", "w1": 0.5, "w2": 2, "w": None})
+    ('ssim+gmsd', True, (0.5, 2.0))
+    """
+    if config.get("role") == BASELINE or config.get("loss", "mse") == "mse":
+        return "mse", True, None
     with_mse = bool(config.get("with_mse", True))
+    if not with_mse:
+        return config["loss"], False, None
     w = config.get("w")
-    return config["loss"], float(w) if (with_mse and w is not None) else 1.0, with_mse
+    return config["loss"], True, joint_weights(config) or (float(w) if _is_number(w) else None)
+
+
+def config_weights(config: dict) -> tuple[bool, float | tuple | None]:
+    """(with_mse, w) of `config_point`: the point of its loss's space a config runs."""
+    return config_point(config)[1:]
+
+
+def _is_number(w) -> bool:
+    return isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
+
+
+def loss_settings(config: dict) -> tuple[str, float, bool]:
+    """(loss name, weight, with_mse) a trial trains with (`config_point`): a trial without
+    one weight (the baseline, no MSE; a joint loss: `joint_weights`) trains with weight 1."""
+    name, with_mse, w = config_point(config)
+    return name, w if isinstance(w, float) else 1.0, with_mse
 
 
 def _is_weights(w) -> bool:

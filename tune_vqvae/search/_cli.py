@@ -34,7 +34,7 @@ from ..vocab import (
 from . import _cluster
 from ._config import SearchConfig, resolve_objective, resolve_spaces, train_config_dict
 from ._experiments import Experiments, Layout, trainable_for
-from ._optuna import WeightSpace, journal_storage
+from ._optuna import journal_storage
 from ._results import collect_rows, format_table, summarise, write_results
 from ._runner import quiet_console, run_experiments, say
 from ._spaces import SearchSpace
@@ -244,7 +244,8 @@ def prepare(a: argparse.Namespace) -> Plan:
     """Everything a bad input can break, checked in the order the errors are documented."""
     cfg, layout, resume = settings(a)
     spaces = resolve_spaces(cfg)
-    objective, fid, why = resolve_objective(cfg)
+    objective, fid, why = resolve_objective(cfg, saved=resume)
+    cfg.objective = objective  # saved in search.json: --resume and the report read it, never re-derive it
     train = train_config_dict(cfg)
     data = None
     if not cfg.mock:
@@ -271,7 +272,7 @@ def main(argv=None):
     try:
         # only now: a search that could not start leaves no experiment behind
         if plan.write_settings:
-            atomic_write_text(layout.local / SETTINGS_FILE, layout.settings_json(plan.cfg))
+            atomic_write_text(layout.local / SETTINGS_FILE, layout.settings_json(plan.cfg, plan.spaces))
             layout.upload([SETTINGS_FILE])  # URI storage: next to the experiments from the start
         return run(plan)
     except OSError as e:
@@ -330,8 +331,7 @@ def run(plan: Plan) -> int:
 def search_answer(cfg: SearchConfig, spaces: dict[str, SearchSpace], rows: list[dict],
                   objective: str) -> dict:
     """results.json's "answer" (see tune_vqvae.stats), from the rows so far."""
-    bounds = {loss: (s.low or WeightSpace.DEFAULT_LOW, s.high or WeightSpace.DEFAULT_HIGH)
-              for loss, s in spaces.items()}
+    bounds = {loss: s.bounds() for loss, s in spaces.items()}
     n = cfg.confirm_seeds if cfg.confirm_seeds >= 2 else cfg.baseline_seeds
     return answer_of(rows, cfg.losses, epochs=cfg.epochs, bounds=bounds,
                      lower_is_better=not higher_is_better(objective), n_per_config=n)

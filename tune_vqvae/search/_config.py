@@ -157,14 +157,15 @@ def train_config_dict(cfg: SearchConfig) -> dict:
     return dataclasses.asdict(tc)
 
 
-def resolve_objective(cfg: SearchConfig) -> tuple[str, dict, str]:
-    """(objective, FIDConfig dict for the trials, a sentence saying why)."""
+def resolve_objective(cfg: SearchConfig, saved: bool = False) -> tuple[str, dict, str]:
+    """(objective, FIDConfig dict for the trials, a sentence saying why); `saved`: cfg is a
+    resumed search's settings, whose objective is the one it resolved when it started."""
     fid = FIDConfig(samples=cfg.fid_samples, weights_path=cfg.fid_weights,
                     swd_samples=min(1000, cfg.fid_samples), seed=cfg.seed)
     if cfg.mock:
         return cfg.objective or "swd", dataclasses.asdict(fid), "mock trainable"
     weights = check_fid_weights(fid, download=False)
-    objective, why = cfg.objective, "--objective"
+    objective, why = cfg.objective, "saved with the search" if saved else "--objective"
     if objective is None and cfg.smoke and weights is None:
         objective, why = "swd", "--smoke without FID weights (give --fid-weights): the offline SWD"
     elif objective is None:

@@ -14,7 +14,11 @@ from ..errors import atomic_write_text
 from ..stats import format_answer
 from ..vocab import (
     BASELINE,
+    COMPLETED,
     CONFIRM,
+    DIVERGED,
+    ERROR,
+    FAILED_STATUSES,
     JOURNAL_FILE,
     PAPER,
     RESULTS_CSV,
@@ -23,7 +27,9 @@ from ..vocab import (
     SEARCH,
     SEED,
     SETTINGS_FILE,
+    STOPPED,
     TEST_METRICS,
+    config_point,
     higher_is_better,
     joint_weights,
     metric_of,
@@ -53,32 +59,31 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
         c, m = r.config or {}, r.metrics or {}
         trial_id = m.get("trial_id") or os.path.basename(str(r.path)).split("_")[0]
         epoch = int(m.get("epoch", 0) or 0)
+        loss, with_mse, point = config_point(c)
         if c.get("role") == BASELINE:
-            role, mode, w = BASELINE, vocab.mode("mse", True), None
+            role = BASELINE
         else:
-            with_mse, w = c.get("with_mse", True), c.get("w")
-            role = PAPER if space is not None and space.is_point(with_mse, joint_weights(c) or w) else SEARCH
-            mode = vocab.mode(c.get("loss", exp), with_mse)
-            w = w if with_mse else None
+            role = PAPER if space is not None and space.is_point(with_mse, point) else SEARCH
+        mode = vocab.mode(loss, with_mse)
+        w = point if isinstance(point, float) else None
         if seeds:
             role = SEED
         if confirm:
             role = CONFIRM
         status = statuses.get(trial_id, "TERMINATED")
-        if r.error is not None or status == "ERROR":
-            status = "ERROR"
+        if r.error is not None or status == ERROR:
+            status = ERROR
         elif m.get("diverged"):
-            status = "DIVERGED"
-        elif status == "TERMINATED":
-            status = "COMPLETED" if epoch >= cfg.epochs else "STOPPED"
+            status = DIVERGED
+        elif status == "TERMINATED":  # Ray's word: it ended, all epochs or stopped by ASHA
+            status = COMPLETED if epoch >= cfg.epochs else STOPPED
         value = metric_of(m, objective) if m and not m.get("diverged") else float("nan")
-        row = {"loss": c.get("loss", exp) if c.get("role") != BASELINE else "mse",
-               "experiment": exp, "role": role,
-               "mode": mode, "with_mse": c.get("with_mse", True) if role != BASELINE else True,
+        row = {"loss": loss if c else exp, "experiment": exp, "role": role,
+               "mode": mode, "with_mse": with_mse,
                "w": w, "objective": objective, "value": value, "test_value": m.get(test_metric(objective)),
                "status": status, "epochs": epoch,
                "trial_id": trial_id, "seed": (c.get("train") or {}).get("seed"),
-               "epochs_trained": epoch, "stopped": status == "STOPPED",
+               "epochs_trained": epoch, "stopped": status == STOPPED,
                "replicate": replicates.get(trial_id), "candidate": c.get("candidate")}
         weights = joint_weights(c)
         if weights is not None:  # a joint loss: its weights w1, w2 (w stays empty)
@@ -116,7 +121,7 @@ def _weights(row: dict) -> tuple | None:
 
 
 def _ok(row) -> bool:
-    return row["status"] == "COMPLETED" and row["value"] is not None and math.isfinite(row["value"])
+    return row["status"] == COMPLETED and row["value"] is not None and math.isfinite(row["value"])
 
 
 def _gain(reference: float | None, best: float, objective: str) -> dict | None:
@@ -162,8 +167,8 @@ def summarise(rows: list[dict], losses: list[str], objective: str) -> dict:
             _gain(best_paper["value"], best["value"], objective),
             "trials": sum(r["experiment"] == loss for r in rows),
             "completed": len(mine),
-            "stopped_early": sum(r["experiment"] == loss and r["status"] == "STOPPED" for r in rows),
-            "failed": sum(r["experiment"] == loss and r["status"] in ("ERROR", "DIVERGED") for r in rows),
+            "stopped_early": sum(r["experiment"] == loss and r["status"] == STOPPED for r in rows),
+            "failed": sum(r["experiment"] == loss and r["status"] in FAILED_STATUSES for r in rows),
         }
     return out
 
