@@ -199,7 +199,7 @@ def analyse_answer(a) -> None:
     bounds = {loss: bounds_for(saved, loss, rows) for loss in losses}
     a.rows, a.epochs, a.fits = rows, epochs, {}
     a.answer = search_answer(rows, losses, epochs=epochs, bounds=bounds,
-                             lower_is_better=not a.higher_is_better,
+                             lower_is_better=a.lower_is_better,
                              n_per_config=max(2, a.replicates), fits=a.fits)
     values = baseline_values(rows, epochs)
     a.noise = run_noise(values) if len(values) >= 2 else None

@@ -122,9 +122,9 @@ def contour_plot(a, r: JointResult) -> bytes:
     if positive and z.max() / z.min() > 10:  # orders of magnitude: log colour levels
         levels = np.geomspace(z.min(), z.max(), 22)
         cs = ax.contourf(w1, w2, z, levels=levels, norm=LogNorm(z.min(), z.max()), cmap="viridis_r"
-                         if not a.higher_is_better else "viridis")
+                         if a.lower_is_better else "viridis")
     else:
-        cs = ax.contourf(w1, w2, z, levels=20, cmap="viridis_r" if not a.higher_is_better else "viridis")
+        cs = ax.contourf(w1, w2, z, levels=20, cmap="viridis_r" if a.lower_is_better else "viridis")
     ax.contour(cs, colors="k", linewidths=0.3, alpha=0.5)
     ax.set_xscale("log")
     ax.set_yscale("log")

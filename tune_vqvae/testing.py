@@ -34,10 +34,11 @@ from pathlib import Path
 
 from ray import tune
 
+from . import objectives
 from .curves import load_curve
 from .errors import DivergedError
 from .trainable import TRAINER_METRICS, diverged_result, node_id, quiet_logs, report_epoch, restore_state
-from .vocab import joint_weights, loss_settings, objective_value, test_metric
+from .vocab import joint_weights, loss_settings, test_metric
 
 
 class InjectedCrash(RuntimeError):
@@ -217,7 +218,7 @@ def mock_trainable(config: dict, data=None) -> None:
             if epoch == epochs and config["train"]["data"].get("holdout"):
                 # With a holdout the test split ranks the weights differently (mock_test_objective).
                 metrics.update({test_metric(k): v for k, v in _scores(mock_test_objective(config)).items()})
-            metrics["objective"] = objective_value(metrics, config["objective"])
+            metrics.update(objectives.get(config["objective"]).report(metrics))
             writer.add_scalar("val/objective", metrics["objective"], epoch)
             writer.flush()
             report_epoch(metrics, {"epoch": epoch, "last_eval": {}, "reported": reported}, save)

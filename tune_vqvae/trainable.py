@@ -43,13 +43,12 @@ import tempfile
 import ray
 from ray import tune
 
+from . import objectives
 from .vocab import (
     CHECKPOINT_FILE,
-    EVAL_METRICS,
     TRIAL_STATE_FILE,
     joint_weights,
     loss_settings,
-    objective_value,
     test_metric,
 )
 
@@ -151,13 +150,13 @@ def train_vqvae(config: dict, data=None) -> None:
             # Always at the first epoch too: every report needs an objective (ASHA, Optuna);
             # between evaluation epochs the last evaluation is reported again.
             if not last_eval or epoch % eval_every == 0 or epoch == cfg.epochs \
-                    or objective not in EVAL_METRICS:
+                    or not objectives.get(objective).evaluated:
                 last_eval = evaluator.evaluate(trainer.reconstruct)
                 last_eval["eval_epoch"] = float(epoch)
             metrics.update(last_eval)
             if held_out and epoch == cfg.epochs:
                 metrics.update(_test_scores(trainer, test_evaluator))
-            metrics["objective"] = objective_value(metrics, objective)
+            metrics.update(objectives.get(objective).report(metrics))
             metrics["diverged"] = 0.0
             report_epoch(
                 {**{k: float(v) for k, v in metrics.items()}, "node_id": node_id()},

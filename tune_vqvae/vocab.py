@@ -52,39 +52,14 @@ NOT_RESOLVED = "not resolved"  # a question the runs cannot answer (too few repl
 
 # --- metrics and the objective -------------------------------------------------------------
 EVAL_METRICS = ("fid", "swd", "kid")  # scored by tune_vqvae.metrics; fid preferred where both exist
-# What --objective may name.
-OBJECTIVES = ("fid", "swd", "kid", "val_mse", "val_recon", "val_psnr", "val_ssim", "train_loss")
-HIGHER_IS_BETTER = ("val_psnr", "val_ssim")  # every other metric: lower is better
 # Reported at the last epoch when the search selects on held-out training images.
 TEST_METRICS = ("test_fid", "test_swd", "test_kid", "test_mse", "test_psnr", "test_ssim", "test_recon")
+# What --objective may name, its direction, unit and test split: tune_vqvae.objectives.
 
 
-def higher_is_better(metric: str) -> bool:
-    return metric in HIGHER_IS_BETTER
-
-
-def objective_sign(metric: str) -> int:
-    """The reported `objective` is always minimised: sign * metric (-1 for higher-is-better)."""
-    return -1 if higher_is_better(metric) else 1
-
-
-def objective_value(metrics: dict, objective: str) -> float:
-    """The value a trial reports as `objective` (minimised by Optuna and ASHA)."""
-    return objective_sign(objective) * metrics[objective]
-
-
-def metric_of(result: dict, objective: str) -> float:
-    """The objective metric itself of a reported result, read back from `objective` if the
-    metric is missing (the sign undone)."""
-    value = result.get(objective)
-    if value is None:
-        return objective_sign(objective) * result.get("objective", float("nan"))
-    return value
-
-
-def test_metric(objective: str) -> str:
-    """The test-split counterpart of an objective: fid -> test_fid, val_mse -> test_mse."""
-    return "test_" + objective.removeprefix("val_")
+def test_metric(key: str) -> str:
+    """The test-split counterpart of a metric: fid -> test_fid, val_mse -> test_mse."""
+    return "test_" + key.removeprefix("val_")
 
 
 # --- one trial config and its names --------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import ray
 
+from .. import objectives
 from ..data import DataConfig, load_data
 from ..errors import UserError, atomic_write_text, cli_entry
 from ..losses import PERCEPTUAL_LOSSES, lpips
@@ -25,11 +26,9 @@ from ..train import TrainConfig
 from ..vocab import (
     BASELINE_EXPERIMENT,
     JOURNAL_FILE,
-    OBJECTIVES,
     RESULTS_CSV,
     RESULTS_JSON,
     SETTINGS_FILE,
-    higher_is_better,
 )
 from . import _cluster
 from ._config import SearchConfig, resolve_objective, resolve_spaces, train_config_dict
@@ -80,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--hidden", type=int, help=f"model width (default {d.hidden})")
     p.add_argument("--codebook-size", type=int, help=f"default {d.codebook_size}")
-    p.add_argument("--objective", help=f"metric to minimise: {', '.join(OBJECTIVES)} (PSNR/SSIM "
+    p.add_argument("--objective", help=f"metric to minimise: {', '.join(objectives.OBJECTIVES)} (PSNR/SSIM "
                    "are maximised); default fid (needs its weights; --smoke falls back to swd)")
     p.add_argument("--fid-weights",
                    help="Inception weights file for FID (pt_inception-2015-12-05-6726825d.pth)")
@@ -334,7 +333,7 @@ def search_answer(cfg: SearchConfig, spaces: dict[str, SearchSpace], rows: list[
     bounds = {loss: s.bounds() for loss, s in spaces.items()}
     n = cfg.confirm_seeds if cfg.confirm_seeds >= 2 else cfg.baseline_seeds
     return answer_of(rows, cfg.losses, epochs=cfg.epochs, bounds=bounds,
-                     lower_is_better=not higher_is_better(objective), n_per_config=n)
+                     lower_is_better=objectives.get(objective).lower_is_better, n_per_config=n)
 
 
 def confirm(cfg: SearchConfig, experiments: Experiments, plan: Plan, rows: list[dict],

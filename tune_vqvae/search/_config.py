@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import objectives
 from ..curves import load_curve
 from ..data import DataConfig
 from ..errors import UserError
@@ -14,10 +15,7 @@ from ..losses import PERCEPTUAL_LOSSES, LossConfig, find_metrics, lpips
 from ..metrics import FIDConfig, check_fid_weights, require_fid_weights, verify_fid_weights
 from ..model import ModelConfig
 from ..train import TrainConfig
-from ..vocab import OBJECTIVES
 from ._spaces import SearchSpace, load_space, space_for
-
-INCEPTION_OBJECTIVES = ("fid", "kid")  # need the Inception weights
 
 
 @dataclass
@@ -96,8 +94,9 @@ class SearchConfig:
             if not self.mock:
                 raise UserError("--mock-curve needs --mock (it replaces training by a synthetic curve)")
             load_curve(self.mock_curve)  # UserError if it cannot be loaded
-        if self.objective is not None and self.objective not in OBJECTIVES:
-            raise UserError(f"unknown --objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
+        if self.objective is not None and self.objective not in objectives.OBJECTIVES:
+            valid = ", ".join(objectives.OBJECTIVES)
+            raise UserError(f"unknown --objective {self.objective!r}; valid: {valid}")
         if self.grace_period is not None:
             if not self.early_stop:
                 raise UserError("--grace-period applies to early stopping: add --early-stop")
@@ -170,11 +169,11 @@ def resolve_objective(cfg: SearchConfig, saved: bool = False) -> tuple[str, dict
         objective, why = "swd", "--smoke without FID weights (give --fid-weights): the offline SWD"
     elif objective is None:
         objective, why = "fid", "the default objective"
-    if objective in INCEPTION_OBJECTIVES and weights is None:
+    if objectives.get(objective).needs_inception and weights is None:
         weights = require_fid_weights(fid)  # tries the download; UserError (exit 2) if it fails
     if weights:  # a file that is not the weights: exit 2 now, not a failure in every trial
         verify_fid_weights(weights)
-    if objective in INCEPTION_OBJECTIVES:
+    if objectives.get(objective).needs_inception:
         why += f", Inception weights {weights}"
     fid.weights_path = weights
     fid.fid_mode = "required" if weights else "off"

@@ -9,7 +9,7 @@ import json
 import math
 import os
 
-from .. import vocab
+from .. import objectives, vocab
 from ..errors import atomic_write_text
 from ..stats import format_answer
 from ..vocab import (
@@ -30,11 +30,8 @@ from ..vocab import (
     STOPPED,
     TEST_METRICS,
     config_point,
-    higher_is_better,
     joint_weights,
-    metric_of,
     point_name,
-    test_metric,
     weight_params,
 )
 from . import _compat
@@ -52,7 +49,7 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
     status and metrics, every row says `seed`, `epochs_trained` (= `epochs`), `stopped`
     (ASHA ended it before the last epoch), `replicate` (index of its seed among the runs of
     its w in the search) and, for the confirmation stage (role confirm), `candidate`."""
-    statuses = _compat.trial_statuses(grid)
+    statuses, record = _compat.trial_statuses(grid), objectives.get(objective)
     replicates = replicate_of(grid)
     rows = []
     for r in grid:
@@ -77,10 +74,10 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
             status = DIVERGED
         elif status == "TERMINATED":  # Ray's word: it ended, all epochs or stopped by ASHA
             status = COMPLETED if epoch >= cfg.epochs else STOPPED
-        value = metric_of(m, objective) if m and not m.get("diverged") else float("nan")
+        value = record.value_of(m) if m and not m.get("diverged") else float("nan")
         row = {"loss": loss if c else exp, "experiment": exp, "role": role,
                "mode": mode, "with_mse": with_mse,
-               "w": w, "objective": objective, "value": value, "test_value": m.get(test_metric(objective)),
+               "w": w, "objective": objective, "value": value, "test_value": m.get(record.test_name),
                "status": status, "epochs": epoch,
                "trial_id": trial_id, "seed": (c.get("train") or {}).get("seed"),
                "epochs_trained": epoch, "stopped": status == STOPPED,
@@ -128,13 +125,13 @@ def _gain(reference: float | None, best: float, objective: str) -> dict | None:
     """How much better `best` is than `reference`: positive = better (in the metric's sense)."""
     if reference is None:
         return None
-    better = (best - reference) if higher_is_better(objective) else (reference - best)
+    better = objectives.get(objective).minimised(reference - best)
     return {"reference": reference, "absolute": better,
             "percent": 100 * better / abs(reference) if reference else None}
 
 
 def summarise(rows: list[dict], losses: list[str], objective: str) -> dict:
-    pick = max if higher_is_better(objective) else min
+    pick = min if objectives.get(objective).lower_is_better else max
     base = [r for r in rows if r["role"] == BASELINE and _ok(r)]
     # the mean over the baseline's seeds (--baseline-seeds); one run in older searches
     baseline = sum(r["value"] for r in base) / len(base) if base else None
@@ -203,7 +200,7 @@ def format_table(rows: list[dict], summary: dict, objective: str, answer: dict |
     """The trials, then per loss the best single observation (a value, no gain: one run
     says nothing about a gain under run-to-run noise), then the answer as estimates."""
     test = any(r.get("test_value") is not None for r in rows)
-    test_head = f" {test_metric(objective):>10}" if test else ""
+    test_head = f" {objectives.get(objective).test_name:>10}" if test else ""
     lines = [f"{'loss':<9} {'role':<8} {'mode':<16} {'w':>9} {objective:>10}{test_head} {'status':<9} "
              f"{'epochs':>6}  trial"]
     for r in rows:
@@ -219,12 +216,12 @@ def format_table(rows: list[dict], summary: dict, objective: str, answer: dict |
         b = s["best"]
         text = f"{loss}: best {_point(b)} observed ({b['mode']}, one run): {objective} {_fmt(b['value'])}"
         if b.get("test_value") is not None:
-            text += f"; on test: {test_metric(objective)} {_fmt(b['test_value'])}"
+            text += f"; on test: {objectives.get(objective).test_name} {_fmt(b['test_value'])}"
         lines.append(text)
     if answer is not None:
         lines.append("")
         lines.append(format_answer(answer, objective))
-    lines.append(f"({objective}: {'higher' if higher_is_better(objective) else 'lower'} is better; "
+    lines.append(f"({objective}: {objectives.get(objective).direction}; "
                  f"intervals 95%, differences candidate - reference from fresh seeds)")
     return "\n".join(lines)
 
@@ -236,7 +233,8 @@ def write_results(layout: Layout, cfg: SearchConfig, objective: str, rows, summa
     buf = io.StringIO()
     pd.DataFrame(rows).to_csv(buf, index=False)
     atomic_write_text(layout.local / RESULTS_CSV, buf.getvalue())
-    doc = {"name": layout.name, "objective": objective, "lower_is_better": not higher_is_better(objective),
+    lower = objectives.get(objective).lower_is_better
+    doc = {"name": layout.name, "objective": objective, "lower_is_better": lower,
            "settings": dataclasses.asdict(cfg), "best": summary, "answer": answer, "trials": rows}
     atomic_write_text(layout.local / RESULTS_JSON, json.dumps(doc, indent=1, default=str))
     layout.upload([SETTINGS_FILE, RESULTS_CSV, RESULTS_JSON, JOURNAL_FILE])

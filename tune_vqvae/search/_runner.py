@@ -16,8 +16,9 @@ from collections.abc import Callable
 import optuna
 from ray import tune
 
+from .. import objectives
 from ..errors import UserError
-from ..vocab import config_label, metric_of
+from ..vocab import config_label
 from . import _compat
 
 _print_lock = threading.Lock()
@@ -90,7 +91,8 @@ class Progress(tune.Callback):
             return
         say(f"[{self.experiment}] {trial.trial_id} {config_label(trial.config)}: epoch "
             f"{int(result.get('epoch', 0))}/{self.epochs}  {self.objective} "
-            f"{metric_of(result, self.objective):.4g}  val_psnr {result.get('val_psnr', float('nan')):.2f}")
+            f"{objectives.get(self.objective).value_of(result):.4g}  "
+            f"val_psnr {result.get('val_psnr', float('nan')):.2f}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         say(f"[{self.experiment}] {trial.trial_id} {config_label(trial.config)}: ERROR "
