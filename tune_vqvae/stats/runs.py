@@ -96,10 +96,18 @@ def candidate_names(row: dict) -> list[str]:
     return str(c).split("+") if isinstance(c, str) and c else []
 
 
+def _order(row: dict) -> tuple:
+    with_mse, w = point_of(row)
+    return (not with_mse, tuple(np.atleast_1d(np.asarray(w if w is not None else 0.0, float))),
+            float(row["value"]))
+
+
 def search_stage(rows: Iterable[dict], loss: str, epochs: int) -> list[dict]:
-    """The loss's full-length runs of the search itself (paper points and searched w)."""
-    return [r for r in rows
-            if r.get("experiment") == loss and r.get("role") in (PAPER, SEARCH) and is_full_length(r, epochs)]
+    """The loss's full-length runs of the search itself (paper points and searched w), in
+    one order whoever lists them (the search's rows, the report's trials): the fits see the
+    same data in the same order."""
+    return sorted((r for r in rows if r.get("experiment") == loss and r.get("role") in (PAPER, SEARCH)
+                   and is_full_length(r, epochs)), key=_order)
 
 
 def baseline_values(rows: Iterable[dict], epochs: int, key: str = "value") -> list[float]:
