@@ -36,14 +36,13 @@ mock trials (which use its reporting helpers) start in a fraction of a second.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 
 import ray
 from ray import tune
 
-from . import objectives
+from . import compat, objectives
 from .vocab import (
     CHECKPOINT_FILE,
     TRIAL_STATE_FILE,
@@ -89,7 +88,7 @@ def restore_state(load) -> dict | None:
 
 def quiet_logs() -> None:
     """Ray logs a line per persisted checkpoint (one per epoch): keep the console readable."""
-    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    compat.quiet_ray_storage_logs()
 
 
 def diverged_result(epoch: int, error: Exception) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 
 import ray
@@ -47,7 +46,7 @@ def connect(address: str | None, num_cpus: int | None, env: dict[str, str] | Non
             raise UserError(f"--address {address}: cannot connect to Ray ({first}); "
                             f"is `ray start --head` running there?") from None
         return True
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local cluster on 127.0.0.1
+    _compat.set_env_defaults(_compat.LOCAL_AUTH_ENV)  # a private local cluster on 127.0.0.1
     _compat.init_local_ray(num_cpus, runtime_env)
     return True
 

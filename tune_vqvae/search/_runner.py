@@ -8,7 +8,6 @@ current thread.
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -35,12 +34,7 @@ def quiet_console() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # The GP fit runs inside the define-by-run space function (it samples w), not training.
     warnings.filterwarnings("ignore", message="Define-by-run function passed")
-    # Tune snapshots the experiment at every checkpoint when num_to_keep is set: wanted
-    # (a killed driver loses nothing), so its "may become a bottleneck" warning is noise.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Tune's newer console output prints per-experiment banners (and a TensorBoard hint
-    # pointing at a staging dir); the classic reporter with verbose=0 prints nothing.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    _compat.set_env_defaults(_compat.TUNE_QUIET_ENV)
 
 
 class ExperimentThread(threading.Thread):
