@@ -99,10 +99,10 @@ def no_weights(tmp_path, monkeypatch):
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
-    def fail(url, dest):
+    def fail(url, dest, timeout):
         raise OSError("no network")
 
-    monkeypatch.setattr(inception, "_download", fail)
+    monkeypatch.setattr(inception, "fetch_url", fail)
 
 
 def random_inception_file(path) -> str:
