@@ -29,6 +29,7 @@ from tune_vqvae.stats.runs import (
     merge_candidates,
     point_of,
     search_stage,
+    weights_of,
 )
 from tune_vqvae.stats.surrogate import SurrogateFit
 from tune_vqvae.vocab import PAPER, SEARCH, SETTINGS_FILE, point_name
@@ -87,7 +88,8 @@ def rows_of(trials: pd.DataFrame) -> list[dict]:
                "with_mse": bool(t["with_mse"]), "w": _num(t["w"]), "value": _num(t["value"]),
                "test_value": _num(t.get("test_value")), "status": STATUS.get(t["state"], t["state"]),
                "epochs_trained": _num(t["epochs"]), "candidate": t.get("candidate") or None}
-        row.update({k: _num(t[k]) for k in ("w1", "w2") if k in t and _num(t[k]) is not None})
+        row.update({k: _num(v) for k, v in t.items()  # a joint loss's w1, w2, ...
+                    if k[:1] == "w" and k[1:].isdigit() and _num(v) is not None})
         rows.append(row)
     return rows
 
@@ -117,8 +119,8 @@ def bounds_for(saved: dict, loss: str, rows: list[dict]) -> tuple[float, float]:
     """(low, high) of every weight: what the search saved, else the default space's; widened
     to every weight that ran (an older or edited space)."""
     low, high = saved.get(loss, vocab.DEFAULT_W_BOUNDS)
-    ran = [v for r in rows if r["loss"] == loss for v in (r.get("w"), r.get("w1"), r.get("w2"))
-           if v is not None and v > 0]
+    ran = [v for r in rows if r["loss"] == loss
+           for v in (r.get("w"), *weights_of(r)) if v is not None and v > 0]
     return (min([low, *ran]), max([high, *ran]))
 
 
@@ -134,20 +136,21 @@ def curve_of(loss: str, a: dict, fit: SurrogateFit | None, rows: list[dict], epo
     return Curve(loss, fit, bounds, epochs, len(fitted), len(mine) - len(fitted), note)
 
 
-def _interval(c: dict) -> Interval | None:
+def interval(c: dict) -> Interval | None:
     if c.get("verdict") is None:
         return None
     n = c["n_candidate"] + c["n_reference"]
     return Interval(c["diff"], c["low"], c["high"], c["level"], c["method"], n)
 
 
-def _said(c: dict | None, n_runs: tuple[int, int]) -> tuple[Interval | None, str]:
+def said(c: dict | None) -> tuple[Interval | None, str]:
     """(interval, verdict or why none) of one of the answer's comparisons."""
     if c is None:
         return None, ""
     if c.get("verdict") is None:
-        return None, c.get("note") if "n_candidate" not in c else f"{TOO_FEW} ({n_runs[0]} vs {n_runs[1]})"
-    return _interval(c), c["verdict"]
+        return None, c.get("note") if "n_candidate" not in c else \
+            f"{TOO_FEW} ({c['n_candidate']} vs {c['n_reference']})"
+    return interval(c), c["verdict"]
 
 
 def _confirmed(rows: list[dict], loss: str) -> dict[str, dict]:
@@ -167,7 +170,6 @@ def comparisons_of(loss: str, a: dict, rows: list[dict], epochs: int) -> list[Co
     named = _confirmed(rows, loss)
     ran = {n for names in named for n in names.split("+")}
     named.update(merge_candidates({n: p for n, p in a["candidates"].items() if n not in ran}))
-    base = baseline_values(rows, epochs)
     paper = named.get(next((n for n in named if vocab.BEST_PAPER in n.split("+")), ""))
     out = []
     for names, point in named.items():
@@ -177,14 +179,12 @@ def comparisons_of(loss: str, a: dict, rows: list[dict], epochs: int) -> list[Co
                        ", ".join(REASONS[n] for n in names.split("+")), len(values),
                        mean_interval(values) if len(values) >= 2 else None, values)
         if values:
-            said = comps.get(f"{first}_vs_baseline")
-            c.vs_baseline, c.verdict_baseline = _said(said, (len(values), len(base)))
+            c.vs_baseline, c.verdict_baseline = said(comps.get(f"{first}_vs_baseline"))
         else:
             c.verdict_baseline = "no confirmation runs (--confirm-seeds N re-runs the candidates)"
         if vocab.RECOMMENDED in names.split("+") and vocab.BEST_PAPER not in names.split("+") and paper:
             c.paper_config = point_name(paper["with_mse"], paper.get("w"))
-            c.vs_paper, c.verdict_paper = _said(comps.get(f"{vocab.RECOMMENDED}_vs_{vocab.BEST_PAPER}"),
-                                                (len(values), 0))
+            c.vs_paper, c.verdict_paper = said(comps.get(f"{vocab.RECOMMENDED}_vs_{vocab.BEST_PAPER}"))
         out.append(c)
     return out
 

@@ -27,7 +27,16 @@ from tune_vqvae.stats.intervals import Interval
 from tune_vqvae.stats.joint import BEST_SINGLE
 from tune_vqvae.stats.runs import confirm_values, weights_of
 from tune_vqvae.stats.surrogate import SurfaceFit
-from tune_vqvae.vocab import BASELINE, NOT_RESOLVED, PAPER, RECOMMENDED, SEARCH, loss_parts, point_name
+from tune_vqvae.vocab import (
+    BASELINE,
+    NOT_RESOLVED,
+    PAPER,
+    RECOMMENDED,
+    SEARCH,
+    VERDICTS,
+    loss_parts,
+    point_name,
+)
 
 from . import answer, plots
 from .load import CONFIRM
@@ -77,10 +86,10 @@ def analyse_joint(a, loss: str) -> JointResult:
     res.single = single.get("reference") or ""
     which = single.get("reference_runs") or {}
     res.single_values = confirm_values(a.rows, which["loss"], which["candidate"], a.epochs) if which else []
-    res.vs_single = answer._interval(single)
+    res.vs_single = answer.interval(single)
     res.verdict_single = single.get("verdict") or single.get("note", NOT_RESOLVED)
     base = comps.get(f"{who}_vs_{BASELINE}")
-    res.vs_baseline, res.verdict_baseline = answer._said(base, (len(res.pair_values), 0)) \
+    res.vs_baseline, res.verdict_baseline = answer.said(base) \
         if base else (None, "no confirmation runs of the pair")
     return res
 
@@ -182,8 +191,8 @@ def verdict_sentence(a, r: JointResult) -> str:
                 f"the pair {pair}: {len(r.pair_values)} run(s)). Search the parts alongside with "
                 f"replicates: `--loss {' --loss '.join(loss_parts(r.loss))} --loss {r.loss}` with "
                 f"`--confirm-seeds` >= 2.")
-    answer_word = {"better": "yes", "worse": "no: it is worse",
-                   "indistinguishable": f"{NOT_RESOLVED} (indistinguishable by these runs)"}[r.verdict_single]
+    answer_word = dict(zip(VERDICTS, ("yes", f"{NOT_RESOLVED} (indistinguishable by these runs)",
+                                      "no: it is worse")))[r.verdict_single]
     return (f"**Does {r.loss} beat the best single loss? {answer_word}.** The {r.pair_why} {pair} "
             f"({len(r.pair_values)} runs) minus {r.single} ({len(r.single_values)} runs): "
             f"{_iv(r.vs_single)} {a.objective} (95%, {r.vs_single.method}).")

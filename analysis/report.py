@@ -19,10 +19,10 @@ import pandas as pd
 from tune_vqvae.errors import atomic_write_bytes, atomic_write_text
 from tune_vqvae.stats.answer import TOO_FEW
 from tune_vqvae.stats.intervals import Interval, describe_noise, seeds_needed
-from tune_vqvae.vocab import paper_weights, point_name
+from tune_vqvae.vocab import RECOMMENDED, paper_weights, point_name
 
 from . import joint, plots
-from .answer import Comparison, comparisons_frame, curves_frame
+from .answer import REASONS, Comparison, comparisons_frame, curves_frame
 from .load import IN_PROGRESS
 from .tables import Analysis, best_group, best_trial
 
@@ -348,7 +348,7 @@ def answer_lines(a: Analysis) -> list[str]:
             out.append(text)
             continue
         f, o = curve.fit, curve.fit.objective
-        near = next((c for c in rows if "recommended" in c.why), None)
+        near = next((c for c in rows if REASONS[RECOMMENDED] in c.why), None)
         text = (f"**{loss}**: recommended w = {f.recommended_w:.3g} (95% interval "
                 f"{f.w_interval.low:.3g} to {f.w_interval.high:.3g}); {a.objective} there "
                 f"{_iv(o)} (surrogate fitted on {curve.runs} full-length runs"
