@@ -82,9 +82,8 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
                "trial_id": trial_id, "seed": (c.get("train") or {}).get("seed"),
                "epochs_trained": epoch, "stopped": status == STOPPED,
                "replicate": replicates.get(trial_id), "candidate": c.get("candidate")}
-        weights = joint_weights(c)
-        if weights is not None:  # a joint loss: its weights w1, w2 (w stays empty)
-            row.update(weight_params(row["loss"], weights))
+        if isinstance(point, tuple):  # a joint loss: its weights w1, w2 (w stays empty)
+            row.update(weight_params(loss, point))
         row.update({k: m.get(k) for k in ROW_METRICS})
         row["node_id"] = m.get("node_id")
         row["error"] = (str(r.error).strip().splitlines() or [""])[-1][:200] if r.error else \
@@ -103,7 +102,7 @@ def replicate_of(grid) -> dict[str, int]:
     ids = []
     for r in grid:
         c = r.config or {}
-        key = (c.get("role"), c.get("candidate"), c.get("with_mse", True), c.get("w"), joint_weights(c))
+        key = (c.get("role"), c.get("candidate"), *config_point(c))
         seed = (c.get("train") or {}).get("seed")
         trial_id = (r.metrics or {}).get("trial_id") or os.path.basename(str(r.path)).split("_")[0]
         seeds.setdefault(key, []).append(seed)
