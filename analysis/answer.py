@@ -1,15 +1,11 @@
-"""The answer of a search as estimates (issue 12): per loss the surrogate's curve of the
-objective over log w and its recommended w, the verdicts against the MSE baseline and the
-best paper point from replicate runs, and the run-to-run noise with the effect it hides.
+"""The answer of a search as the report shows it (issue 12): per loss the surrogate's curve of
+the objective over log w and its recommended w, the verdicts of the confirmation stage against
+the MSE baseline and the best paper point, and the run-to-run noise with the effect it hides.
 
-Everything statistical is `tune_vqvae.estimates` and `tune_vqvae.surrogate`; this module
-only picks the runs each one gets:
-
-- The curve is refitted here from the full-length runs (so experiments that stored no fit
-  get one): early-stopped and failed trials never enter it (their value is at another
-  fidelity, or missing).
-- A comparison needs at least 2 runs of each config: with fewer, the report says so
-  instead of printing a bare difference (one run's spread, ~3.5%, exceeds the effects).
+Nothing here decides anything: the trials become the search's own results rows (`rows_of`),
+and `tune_vqvae.stats.search_answer` computes the answer from them exactly as the search did
+(which runs count, the candidates, the fits, the verdicts). This module only turns that answer
+into the report's objects (`Curve`, `Comparison`) and tables.
 """
 
 from __future__ import annotations
@@ -21,17 +17,31 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from tune_vqvae.answer import difference as _difference
-from tune_vqvae.answer import fit_curve as fit_in_metric_units
-from tune_vqvae.estimates import Interval, Noise, mean_interval, run_noise
-from tune_vqvae.surrogate import MIN_OBSERVATIONS, SurrogateFit
-from tune_vqvae.vocab import PAPER, SEARCH, SETTINGS_FILE, SPACES_DIR, objective_sign, point_name
+from tune_vqvae import vocab
+from tune_vqvae.stats import search_answer
+from tune_vqvae.stats.answer import TOO_FEW
+from tune_vqvae.stats.intervals import Interval, mean_interval, run_noise
+from tune_vqvae.stats.runs import (
+    baseline_values,
+    confirm_values,
+    is_full_length,
+    merge_candidates,
+    point_of,
+    search_stage,
+    weights_of,
+)
+from tune_vqvae.stats.surrogate import SurrogateFit
+from tune_vqvae.vocab import PAPER, SEARCH, SETTINGS_FILE, point_name
 
-from .load import COMPLETED, CONFIRM
+from . import load
 
-SEARCH_STAGE = (PAPER, SEARCH)
+# The report's states -> the status the search's results rows spell (vocab).
+STATUS = {load.COMPLETED: vocab.COMPLETED, load.STOPPED: vocab.STOPPED, load.DIVERGED: vocab.DIVERGED,
+          load.FAILED: vocab.ERROR}
+# How the report says the search's candidate names.
+REASONS = {vocab.RECOMMENDED: "recommended w", vocab.BEST_PAPER: "best paper point",
+           vocab.BEST_OBSERVED: "best observed"}
 
 
 @dataclass
@@ -64,194 +74,158 @@ class Comparison:
     paper_config: str = ""  # the best paper point compared with
 
 
-# --- the curve ---------------------------------------------------------------------------
+# --- the search's rows -----------------------------------------------------------------------
 
-def _space_file(search_dir: Path, loss: str) -> Path:
-    """The search space file of a loss: search.json's `space`, else search_spaces/<loss>.yaml."""
-    settings = {}
-    try:
-        settings = json.loads((search_dir / SETTINGS_FILE).read_text())
-    except (OSError, ValueError):
-        pass
-    space = settings.get("space") if isinstance(settings, dict) else None
-    return Path(space) if space else SPACES_DIR / f"{loss}.yaml"
+def _num(v) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-def space_bounds(search_dirs: list[Path], loss: str, observed: np.ndarray) -> tuple[float, float]:
-    """(low, high) of w: the search space's, widened to every w that ran (an older or edited
-    space file); the observed range widened by a factor 2 when no space file is readable."""
-    low, high = math.inf, -math.inf
+def rows_of(trials: pd.DataFrame) -> list[dict]:
+    """The trials as the search's results rows (tune_vqvae.stats.runs says which count)."""
+    rows = []
+    for t in trials.to_dict("records"):
+        row = {"experiment": t["experiment"], "loss": t["loss"], "role": t["role"],
+               "with_mse": bool(t["with_mse"]), "w": _num(t["w"]), "value": _num(t["value"]),
+               "test_value": _num(t.get("test_value")), "status": STATUS.get(t["state"], t["state"]),
+               "epochs_trained": _num(t["epochs"]), "candidate": t.get("candidate") or None}
+        row.update({k: _num(v) for k, v in t.items()  # a joint loss's w1, w2, ...
+                    if k[:1] == "w" and k[1:].isdigit() and _num(v) is not None})
+        rows.append(row)
+    return rows
+
+
+def epochs_of(trials: pd.DataFrame) -> int:
+    """The epochs a full-length run trains: the trials' planned epochs."""
+    planned = trials["epochs_planned"].max() if len(trials) else math.nan
+    return int(planned) if np.isfinite(planned) else 0
+
+
+def saved_bounds(search_dirs: list[Path]) -> dict[str, tuple[float, float]]:
+    """Each loss's w bounds as the search saved them in search.json (`bounds`); {} for a search
+    from before they were saved."""
+    out: dict[str, tuple[float, float]] = {}
     for d in search_dirs:
         try:
-            w = yaml.safe_load(_space_file(d, loss).read_text())["w"]
-            low, high = min(low, float(w["low"])), max(high, float(w["high"]))
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+            saved = json.loads((d / SETTINGS_FILE).read_text()).get("bounds") or {}
+        except (OSError, ValueError, AttributeError):
             continue
-    if not math.isfinite(low):
-        low, high = observed.min() / 2, observed.max() * 2
-    return min(low, observed.min()), max(high, observed.max())
+        for loss, (low, high) in saved.items():
+            old = out.get(loss, (math.inf, -math.inf))
+            out[loss] = (min(old[0], float(low)), max(old[1], float(high)))
+    return out
+
+
+def bounds_for(saved: dict, loss: str, rows: list[dict]) -> tuple[float, float]:
+    """(low, high) of every weight: what the search saved, else the default space's; widened
+    to every weight that ran (an older or edited space)."""
+    low, high = saved.get(loss, vocab.DEFAULT_W_BOUNDS)
+    ran = [v for r in rows if r["loss"] == loss
+           for v in (r.get("w"), *weights_of(r)) if v is not None and v > 0]
+    return (min([low, *ran]), max([high, *ran]))
+
+
+# --- the report's objects from the answer ------------------------------------------------------
+
+def curve_of(loss: str, a: dict, fit: SurrogateFit | None, rows: list[dict], epochs: int,
+             bounds: tuple[float, float]) -> Curve:
+    s = a["surrogate"]
+    mine = [r for r in rows if r.get("experiment") == loss and r.get("role") in (PAPER, SEARCH)
+            and r["with_mse"] and r.get("w") is not None]
+    fitted = search_stage(mine, loss, epochs)
+    note = "" if fit is not None else f"no curve: {s.get('note')}"
+    return Curve(loss, fit, bounds, epochs, len(fitted), len(mine) - len(fitted), note)
+
+
+def interval(c: dict) -> Interval | None:
+    if c.get("verdict") is None:
+        return None
+    n = c["n_candidate"] + c["n_reference"]
+    return Interval(c["diff"], c["low"], c["high"], c["level"], c["method"], n)
+
+
+def said(c: dict | None) -> tuple[Interval | None, str]:
+    """(interval, verdict or why none) of one of the answer's comparisons."""
+    if c is None:
+        return None, ""
+    if c.get("verdict") is None:
+        return None, c.get("note") if "n_candidate" not in c else \
+            f"{TOO_FEW} ({c['n_candidate']} vs {c['n_reference']})"
+    return interval(c), c["verdict"]
+
+
+def _confirmed(rows: list[dict], loss: str) -> dict[str, dict]:
+    """{candidate names: point} as the confirmation stage ran them (its rows' `candidate`)."""
+    out = {}
+    for r in rows:
+        if r.get("role") == vocab.CONFIRM and r.get("loss") == loss and r.get("candidate"):
+            with_mse, w = point_of(r)
+            out.setdefault(str(r["candidate"]), {"with_mse": with_mse, "w": w})
+    return out
+
+
+def comparisons_of(loss: str, a: dict, rows: list[dict], epochs: int) -> list[Comparison]:
+    """The verdict rows of one loss: each (merged) candidate's confirmation runs against the
+    baseline, the recommended w's against the best paper point (the answer's comparisons)."""
+    comps = a["comparisons"]
+    named = _confirmed(rows, loss)
+    ran = {n for names in named for n in names.split("+")}
+    named.update(merge_candidates({n: p for n, p in a["candidates"].items() if n not in ran}))
+    paper = named.get(next((n for n in named if vocab.BEST_PAPER in n.split("+")), ""))
+    out = []
+    for names, point in named.items():
+        first = names.split("+")[0]
+        values = confirm_values(rows, loss, first, epochs)
+        c = Comparison(loss, point_name(point["with_mse"], point.get("w")),
+                       ", ".join(REASONS[n] for n in names.split("+")), len(values),
+                       mean_interval(values) if len(values) >= 2 else None, values)
+        if values:
+            c.vs_baseline, c.verdict_baseline = said(comps.get(f"{first}_vs_baseline"))
+        else:
+            c.verdict_baseline = "no confirmation runs (--confirm-seeds N re-runs the candidates)"
+        if vocab.RECOMMENDED in names.split("+") and vocab.BEST_PAPER not in names.split("+") and paper:
+            c.paper_config = point_name(paper["with_mse"], paper.get("w"))
+            c.vs_paper, c.verdict_paper = said(comps.get(f"{vocab.RECOMMENDED}_vs_{vocab.BEST_PAPER}"))
+        out.append(c)
+    return out
+
+
+def analyse_answer(a) -> None:
+    """The search's answer recomputed from the trials (`a`: tables.Analysis): `a.answer`,
+    `a.fits`, the curves, the verdict rows, the baseline's noise."""
+    rows = rows_of(a.trials)
+    epochs = epochs_of(a.trials)
+    saved = saved_bounds([Path(s) for s in dict.fromkeys(a.trials["search"])])
+    losses = a.losses + a.joint_losses
+    bounds = {loss: bounds_for(saved, loss, rows) for loss in losses}
+    a.rows, a.epochs, a.fits = rows, epochs, {}
+    a.answer = search_answer(rows, losses, epochs=epochs, bounds=bounds,
+                             lower_is_better=a.lower_is_better,
+                             n_per_config=max(2, a.replicates), fits=a.fits)
+    values = baseline_values(rows, epochs)
+    a.noise = run_noise(values) if len(values) >= 2 else None
+    for loss in a.losses:
+        ans = a.answer["losses"][loss]
+        a.curves[loss] = curve_of(loss, ans, a.fits.get(loss), rows, epochs, bounds[loss])
+        a.comparisons += comparisons_of(loss, ans, rows, epochs)
+
+
+def full_length(trials: pd.DataFrame) -> pd.Series:
+    """Which trials are full-length runs (`stats.runs.is_full_length` on their rows)."""
+    epochs = epochs_of(trials)
+    return pd.Series([is_full_length(r, epochs) for r in rows_of(trials)], index=trials.index, dtype=bool)
 
 
 def full_length_runs(trials: pd.DataFrame, loss: str) -> pd.DataFrame:
-    """The with-MSE runs of a loss that trained all epochs and have a value: the surrogate's
-    data. A stopped trial is never one, whatever its value."""
+    """The with-MSE full-length runs of a loss (any role), as the figures show them."""
     t = trials[(trials["loss"] == loss) & trials["with_mse"] & trials["w"].notna()]
-    epochs = t["epochs_planned"].max()
-    full = (t["state"] == COMPLETED) & ~t["stopped"] & (t["epochs"] == epochs) & t["value"].notna()
-    return t[full & np.isfinite(t["value"])]
-
-
-def search_stage_runs(trials: pd.DataFrame, loss: str) -> pd.DataFrame:
-    """The full-length runs the surrogate is fitted on: the search stage's (paper points and
-    searched w), as the search fits it (tune_vqvae.answer.search_stage); the confirmation
-    and seed re-runs judge the candidates instead."""
-    runs = full_length_runs(trials, loss)
-    return runs[runs["role"].isin(SEARCH_STAGE)]
-
-
-def fit_curve(trials: pd.DataFrame, loss: str, objective: str, search_dirs: list[Path]) -> Curve:
-    """Refit `surrogate.fit_objective_curve` on a loss's full-length search-stage runs."""
-    mine = trials[(trials["loss"] == loss) & trials["with_mse"] & trials["w"].notna()
-                  & trials["role"].isin(SEARCH_STAGE)]
-    runs = search_stage_runs(trials, loss)
-    left_out = len(mine) - len(runs)
-    epochs = float(mine["epochs_planned"].max()) if len(mine) else math.nan
-    if len(runs) < MIN_OBSERVATIONS:
-        return Curve(loss, None, (math.nan, math.nan), epochs, len(runs), left_out,
-                     f"no curve: {len(runs)} full-length run(s) with MSE, the fit needs "
-                     f"{MIN_OBSERVATIONS}")
-    w = runs["w"].to_numpy(float)
-    bounds = space_bounds(search_dirs, loss, w)
-    try:
-        fit = fit_in_metric_units(w, runs["value"].to_numpy(float), runs["epochs"].to_numpy(),
-                                  epochs=epochs, bounds=bounds,
-                                  lower_is_better=objective_sign(objective) == 1)
-    except ValueError as e:  # the surrogate refuses (say, non-finite values): the report goes on
-        return Curve(loss, None, bounds, epochs, len(runs), left_out, f"no curve: {e}")
-    return Curve(loss, fit, bounds, epochs, len(runs), left_out)
-
-
-# --- replicates and comparisons ------------------------------------------------------------
-
-def config_values(trials: pd.DataFrame, loss: str, with_mse: bool, w: float | None,
-                  confirmed_only: bool = False) -> np.ndarray:
-    """Objective of every full-length run of one config (its replicates, any role; with
-    `confirmed_only`, its confirmation runs only)."""
-    t = trials[(trials["loss"] == loss) & (trials["state"] == COMPLETED) & ~trials["stopped"]
-               & trials["value"].notna() & (trials["with_mse"] == with_mse)]
-    if confirmed_only:
-        t = t[t["role"] == CONFIRM]
-    if with_mse and loss != "mse":
-        t = t[np.isclose(t["w"].to_numpy(float), w, rtol=1e-6)]
-    return t["value"].to_numpy(float)
-
-
-def mean_or_none(values: np.ndarray) -> Interval | None:
-    return mean_interval(values) if len(values) >= 2 else None
-
-
-def difference(candidate: np.ndarray, reference: np.ndarray, higher_is_better: bool
-               ) -> tuple[Interval | None, str]:
-    """(candidate - reference interval, verdict): the search's own rule (tune_vqvae.answer)."""
-    return _difference(candidate, reference, lower_is_better=not higher_is_better)
-
-
-def noise_of(baseline: np.ndarray) -> Noise | None:
-    return run_noise(baseline) if len(baseline) >= 2 else None
-
-
-# What the search calls its confirmation candidates (a trial's `candidate`, names joined by
-# "+"), and how the report says them.
-REASONS = {"recommended": "recommended w", "best_paper": "best paper point",
-           "best_observed": "best observed"}
-
-
-def _key(with_mse, w) -> tuple[bool, float | None]:
-    """A config's key: (with_mse, w to 6 significant digits; None without MSE)."""
-    with_mse = bool(with_mse)
-    return with_mse, float(f"{float(w):.6g}") if with_mse else None
-
-
-def _best(frame: pd.DataFrame, higher_is_better: bool):
-    return frame["mean"].idxmax() if higher_is_better else frame["mean"].idxmin()
-
-
-def _named(runs: pd.DataFrame) -> dict[str, tuple]:
-    """reason -> config, as the search's confirmation stage named its candidates."""
-    out: dict[str, tuple] = {}
-    for _, t in runs[runs["candidate"].astype(str) != ""].iterrows():
-        for name in str(t["candidate"]).split("+"):
-            if name in REASONS:
-                out.setdefault(REASONS[name], _key(t["with_mse"], t["w"]))
-    return out
-
-
-def _derived(groups: pd.DataFrame, runs: pd.DataFrame, curve: Curve, higher_is_better: bool
-             ) -> dict[str, tuple]:
-    """reason -> config, for searches that named none: the config nearest the recommended w
-    (among the confirmation stage's configs, when it ran), the best paper point and the best
-    observed config by mean (the winner's curse applies to both)."""
-    out: dict[str, tuple] = {}
-    if groups.empty:
-        return out
-    mse = groups[groups["with_mse"]]
-    if curve.fit is not None and len(mse):
-        confirmed = {_key(True, w) for w in runs.loc[(runs["role"] == CONFIRM) & runs["with_mse"], "w"]}
-        pool = mse[[_key(True, w) in confirmed for w in mse["w"]]] if confirmed else mse
-        pool = pool if len(pool) else mse
-        distance = (np.log10(pool["w"].astype(float)) - math.log10(curve.fit.recommended_w)).abs()
-        out[REASONS["recommended"]] = _key(True, pool.loc[distance.idxmin(), "w"])
-    paper = groups[groups["paper_grid"]]
-    if len(paper):
-        r = paper.loc[_best(paper, higher_is_better)]
-        out[REASONS["best_paper"]] = _key(r["with_mse"], r["w"])
-    r = groups.loc[_best(groups, higher_is_better)]
-    out[REASONS["best_observed"]] = _key(r["with_mse"], r["w"])
-    return out
-
-
-def candidates(groups: pd.DataFrame, runs: pd.DataFrame, curve: Curve, higher_is_better: bool
-               ) -> dict[tuple, list[str]]:
-    """The configs a loss is judged by, config key -> reasons; the search's own naming of its
-    confirmation candidates wins over the derived choice."""
-    reasons = {**_derived(groups, runs, curve, higher_is_better), **_named(runs)}
-    picks: dict[tuple, list[str]] = {}
-    for reason in REASONS.values():
-        if reason in reasons:
-            picks.setdefault(reasons[reason], []).append(reason)
-    return picks
-
-
-def compare_loss(trials: pd.DataFrame, groups: pd.DataFrame, loss: str, curve: Curve,
-                 baseline: np.ndarray, higher_is_better: bool) -> list[Comparison]:
-    """The verdict rows of one loss: each candidate against the baseline and the best paper
-    point (the best paper point by mean, itself compared with the baseline only)."""
-    mine = groups[groups["loss"] == loss]
-    picks = candidates(mine, trials[trials["loss"] == loss], curve, higher_is_better)
-    # A search with a confirmation stage is judged as the search judged it (tune_vqvae.answer):
-    # by the fresh-seed runs only, never by the search-stage runs that selected the candidate.
-    confirmed = bool(((trials["loss"] == loss) & (trials["role"] == CONFIRM)).any())
-    paper_key = next((k for k, why in picks.items() if "best paper point" in why), None)
-    paper = config_values(trials, loss, *paper_key, confirmed) if paper_key else np.array([])
-    rows = []
-    for (with_mse, w), why in picks.items():
-        values = config_values(trials, loss, with_mse, w, confirmed)
-        c = Comparison(loss, point_name(with_mse, w), ", ".join(why), len(values),
-                       mean_or_none(values), list(values))
-        c.vs_baseline, c.verdict_baseline = difference(values, baseline, higher_is_better) \
-            if len(baseline) else (None, "no MSE baseline run")
-        if paper_key is not None and (with_mse, w) != paper_key:
-            c.paper_config = point_name(*paper_key)
-            c.vs_paper, c.verdict_paper = difference(values, paper, higher_is_better)
-        rows.append(c)
-    return rows
+    return t[full_length(t)] if len(t) else t
 
 
 def replicates_per_config(groups: pd.DataFrame, trials: pd.DataFrame) -> int:
     """The runs per config the verdicts rest on: with a confirmation stage, the median number
     of confirmation runs per candidate (as the search's noise line); else the median number
     of runs of the with-MSE configs."""
-    confirm = trials[(trials["role"] == CONFIRM) & (trials["loss"] != "mse")]
+    confirm = trials[(trials["role"] == vocab.CONFIRM) & (trials["loss"] != "mse")]
     if len(confirm):
         return int(np.median(confirm.groupby(["loss", "with_mse", confirm["w"].fillna(-1)]).size()))
     g = groups[(groups["loss"] != "mse") & groups["with_mse"]]

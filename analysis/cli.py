@@ -10,7 +10,7 @@ from pathlib import Path
 from tune_vqvae.errors import UserError, cli_entry, ensure_writable_dir
 from tune_vqvae.storage import is_uri, local_copy
 
-from .load import choose_objective, load, warnings_of
+from .load import choose_objective, load, saved_objective, warnings_of
 from .report import build, write
 from .tables import analyse
 
@@ -63,7 +63,7 @@ def main(argv=None):
     experiments, trials = load([copied(e) for e in a.experiments])
     for line in warnings_of(trials):  # damaged files, an all-failed search: named up front
         print(f"warning: {line}", file=sys.stderr)
-    objective = choose_objective(trials, a.objective)
+    objective = choose_objective(trials, a.objective, saved_objective(experiments))
     analysis = analyse(trials, objective)
     out = ensure_writable_dir(Path(a.out) if a.out else default_out(experiments),
                               "report directory")

@@ -2,22 +2,20 @@
 the surrogate's posterior mean of the objective over (w1, w2) as a filled contour, and whether
 the pair beats the best single loss.
 
-- The surface is `tune_vqvae.surrogate.fit_objective_surface` refitted on the joint loss's
-  full-length runs (stopped and failed runs stay out, as for the one-weight curves).
-- The pair judged is the search's confirmed recommendation (its confirmation runs with fresh
-  seeds), else the best pair by mean. The best single loss is the best candidate config (by
-  mean) of the joint loss's parts analysed alongside (their verdict rows, `analysis.answer`).
-  The difference gets the Welch interval and verdict of `tune_vqvae.estimates` where both
-  sides have at least 2 full-length runs; otherwise the report says "not resolved".
+- The surface, the pair judged and its verdicts are the search's own answer for the pair
+  (`tune_vqvae.stats.joint`, recomputed from the trials as `analysis.answer` does for one
+  loss): the surface fitted on the search stage's full-length runs, the recommended pair
+  judged by its confirmation runs (fresh seeds) only, against the MSE baseline and the best
+  confirmed candidate of the pair's parts searched alongside; "not resolved" without
+  replicates on both sides.
 
 `section(report, analysis)` is the one hook `analysis.report.build` calls.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -25,16 +23,24 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from tune_vqvae.estimates import Interval
-from tune_vqvae.surrogate import SurfaceFit, fit_objective_surface
-from tune_vqvae.vocab import PAPER, RECOMMENDED, SEARCH, loss_parts, objective_sign, point_name
+from tune_vqvae.stats.intervals import Interval
+from tune_vqvae.stats.joint import BEST_SINGLE
+from tune_vqvae.stats.runs import confirm_values, weights_of
+from tune_vqvae.stats.surrogate import SurfaceFit
+from tune_vqvae.vocab import (
+    BASELINE,
+    NOT_RESOLVED,
+    PAPER,
+    RECOMMENDED,
+    SEARCH,
+    VERDICTS,
+    loss_parts,
+    point_name,
+)
 
 from . import answer, plots
-from .load import COMPLETED, CONFIRM
+from .load import CONFIRM
 
-DEFAULT_BOUNDS = (1e-3, 10.0)  # tune_vqvae.search._spaces.joint_default_space
-MIN_PAIRS = 4  # distinct (w1, w2) with full-length runs the surface needs
-NOT_RESOLVED = "not resolved"
 VIEW_MARGIN = 0.5  # decades shown around the weights that ran
 
 
@@ -56,101 +62,35 @@ class JointResult:
     verdict_baseline: str = ""
 
 
-def _pairs(t: pd.DataFrame) -> list[tuple[float, float]]:
-    return [(float(a), float(b)) for a, b in t[["w1", "w2"]].to_numpy()]
-
-
 def full_length_runs(trials: pd.DataFrame, loss: str) -> pd.DataFrame:
+    """The pair's full-length runs with both weights (any role), as the figure shows them."""
     if "w1" not in trials:
         return trials.iloc[:0]
     t = trials[(trials["loss"] == loss) & trials["w1"].notna() & trials["w2"].notna()]
-    full = (t["state"] == COMPLETED) & ~t["stopped"] & (t["epochs"] == t["epochs_planned"].max()) \
-        & t["value"].notna()
-    return t[full & np.isfinite(t["value"].astype(float))]
-
-
-def _bounds(a, loss: str, runs: pd.DataFrame) -> tuple[float, float]:
-    """Every weight's range: the search space file's, else the default space's; widened to
-    every weight that ran."""
-    observed = runs[["w1", "w2"]].to_numpy(float).ravel()
-    dirs = [Path(s) for s in dict.fromkeys(a.trials["search"])]
-    if any(answer._space_file(d, loss).is_file() for d in dirs):
-        return answer.space_bounds(dirs, loss, observed)
-    return min(DEFAULT_BOUNDS[0], observed.min()), max(DEFAULT_BOUNDS[1], observed.max())
-
-
-def _pair_values(trials: pd.DataFrame, loss: str, pair) -> list[float]:
-    t = full_length_runs(trials, loss)
-    same = np.isclose(t["w1"].to_numpy(float), pair[0], rtol=1e-6) \
-        & np.isclose(t["w2"].to_numpy(float), pair[1], rtol=1e-6)
-    return t.loc[same, "value"].astype(float).tolist()
-
-
-def _judged_pair(a, loss: str, runs: pd.DataFrame) -> tuple[tuple[float, float] | None, str]:
-    """The search's confirmed recommendation, else the best pair by mean over its runs."""
-    t = a.trials[(a.trials["loss"] == loss) & (a.trials["role"] == CONFIRM)]
-    named = t[t["candidate"].astype(str).str.split("+").map(lambda c: RECOMMENDED in c)]
-    if len(named) and named["w1"].notna().any():
-        r = named[named["w1"].notna()].iloc[0]
-        return (float(r["w1"]), float(r["w2"])), "recommended pair (confirmation runs)"
-    if runs.empty:
-        return None, ""
-    means = runs.groupby(["w1", "w2"])["value"].mean()
-    key = means.idxmax() if a.higher_is_better else means.idxmin()
-    return (float(key[0]), float(key[1])), "best pair by mean"
-
-
-def _best_single(a, loss: str) -> tuple[str, list[float]]:
-    """The best candidate config (by mean) of the joint loss's parts: the one with the most
-    runs among those with at least 2, else the best with any."""
-    rows = [c for c in a.comparisons if c.loss in loss_parts(loss) and c.values]
-    if not rows:
-        return "", []
-    sign = -1.0 if a.higher_is_better else 1.0
-    replicated = [c for c in rows if len(c.values) >= 2] or rows
-    best = min(replicated, key=lambda c: sign * float(np.mean(c.values)))
-    return f"{best.loss} {best.config}", list(best.values)
+    return t[answer.full_length(t)] if len(t) else t
 
 
 def analyse_joint(a, loss: str) -> JointResult:
-    runs = full_length_runs(a.trials, loss)
-    if runs.empty:
-        return JointResult(loss, runs, None, DEFAULT_BOUNDS, "no full-length run with both weights yet")
-    bounds = _bounds(a, loss, runs)
-    res = JointResult(loss, runs, None, bounds)
-    distinct = len(set(_pairs(runs)))
-    if distinct < MIN_PAIRS:
-        res.note = (f"no surface: {distinct} distinct (w1, w2) with full-length runs, the fit needs "
-                    f"{MIN_PAIRS}")
-    else:
-        sign = objective_sign(a.objective)
-        values = sign * runs["value"].to_numpy(float)
-        try:
-            fit = fit_objective_surface(_pairs(runs), values, runs["epochs"].to_numpy(), bounds=bounds,
-                                        epochs=runs["epochs"].max(), log_objective=bool(np.all(values > 0)))
-            if sign != 1:
-                o = fit.objective
-                fit = dataclasses.replace(fit, mean=-fit.mean, low=-fit.high, high=-fit.low,
-                                          objective=Interval(-o.estimate, -o.high, -o.low, o.level,
-                                                             o.method, o.n))
-            res.fit = fit
-        except ValueError as e:
-            res.note = f"no surface: {e}"
-    res.pair, res.pair_why = _judged_pair(a, loss, runs)
-    if res.pair is not None:
-        res.pair_values = _pair_values(a.trials, loss, res.pair)
-    res.single, res.single_values = _best_single(a, loss)
-    hib = a.higher_is_better
-    base = a.baseline_values.get(loss, np.array([]))
-    if len(base):
-        res.vs_baseline, res.verdict_baseline = answer.difference(np.array(res.pair_values), base, hib)
-    else:
-        res.verdict_baseline = "no MSE baseline run"
-    if res.single:
-        res.vs_single, res.verdict_single = answer.difference(
-            np.array(res.pair_values), np.array(res.single_values), hib)
-    else:
-        res.verdict_single = "no single-loss runs of " + " or ".join(loss_parts(loss)) + " analysed"
+    """The pair's answer as the search gave it (a.answer), for the report."""
+    ans = a.answer["losses"][loss]
+    s, comps = ans["surrogate"], ans["comparisons"]
+    res = JointResult(loss, full_length_runs(a.trials, loss), a.fits.get(loss),
+                      tuple(s.get("bounds") or (math.nan, math.nan)),
+                      "" if s.get("fitted") else f"no surface: {s.get('note')}")
+    single = comps[f"{RECOMMENDED}_vs_{BEST_SINGLE}"]
+    who = single.get("candidate", RECOMMENDED)
+    point = ans["candidates"].get(who)
+    if point is not None:
+        res.pair, res.pair_why = weights_of(point), f"{who.replace('_', ' ')} pair (confirmation runs)"
+    res.pair_values = confirm_values(a.rows, loss, who, a.epochs)
+    res.single = single.get("reference") or ""
+    which = single.get("reference_runs") or {}
+    res.single_values = confirm_values(a.rows, which["loss"], which["candidate"], a.epochs) if which else []
+    res.vs_single = answer.interval(single)
+    res.verdict_single = single.get("verdict") or single.get("note", NOT_RESOLVED)
+    base = comps.get(f"{who}_vs_{BASELINE}")
+    res.vs_baseline, res.verdict_baseline = answer.said(base) \
+        if base else (None, "no confirmation runs of the pair")
     return res
 
 
@@ -191,9 +131,9 @@ def contour_plot(a, r: JointResult) -> bytes:
     if positive and z.max() / z.min() > 10:  # orders of magnitude: log colour levels
         levels = np.geomspace(z.min(), z.max(), 22)
         cs = ax.contourf(w1, w2, z, levels=levels, norm=LogNorm(z.min(), z.max()), cmap="viridis_r"
-                         if not a.higher_is_better else "viridis")
+                         if a.lower_is_better else "viridis")
     else:
-        cs = ax.contourf(w1, w2, z, levels=20, cmap="viridis_r" if not a.higher_is_better else "viridis")
+        cs = ax.contourf(w1, w2, z, levels=20, cmap="viridis_r" if a.lower_is_better else "viridis")
     ax.contour(cs, colors="k", linewidths=0.3, alpha=0.5)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -251,8 +191,8 @@ def verdict_sentence(a, r: JointResult) -> str:
                 f"the pair {pair}: {len(r.pair_values)} run(s)). Search the parts alongside with "
                 f"replicates: `--loss {' --loss '.join(loss_parts(r.loss))} --loss {r.loss}` with "
                 f"`--confirm-seeds` >= 2.")
-    answer_word = {"better": "yes", "worse": "no: it is worse",
-                   "indistinguishable": f"{NOT_RESOLVED} (indistinguishable by these runs)"}[r.verdict_single]
+    answer_word = dict(zip(VERDICTS, ("yes", f"{NOT_RESOLVED} (indistinguishable by these runs)",
+                                      "no: it is worse")))[r.verdict_single]
     return (f"**Does {r.loss} beat the best single loss? {answer_word}.** The {r.pair_why} {pair} "
             f"({len(r.pair_values)} runs) minus {r.single} ({len(r.single_values)} runs): "
             f"{_iv(r.vs_single)} {a.objective} (95%, {r.vs_single.method}).")

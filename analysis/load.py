@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tune_vqvae import vocab
+from tune_vqvae import objectives, vocab
 from tune_vqvae.errors import UserError
 from tune_vqvae.vocab import (
     BASELINE,
@@ -53,8 +53,10 @@ from tune_vqvae.vocab import (
     SEARCH,
     SEED,
     SEEDS_SUFFIX,
+    SETTINGS_FILE,
     TEST_METRICS,
     TRIAL_STATE_FILE,
+    config_point,
     joint_weights,
     label,
     on_paper_grid,
@@ -295,14 +297,11 @@ def _num(v) -> float:
 
 
 def trial_settings(config: dict) -> tuple[str, str, bool, float]:
-    """(loss, role, with_mse, w): like tune_vqvae.vocab.loss_settings, w NaN if none."""
-    role = config.get("role", SEARCH)
-    loss = config.get("loss", "mse")
-    if role == BASELINE or loss == "mse":
-        return "mse", BASELINE, True, math.nan
-    with_mse = bool(config.get("with_mse", True))
-    w = _num(config.get("w")) if with_mse else math.nan
-    return str(loss), str(role), with_mse, w
+    """(loss, role, with_mse, w): tune_vqvae.vocab.config_point, w NaN if none (a joint
+    loss's weights are its own columns, w1, w2)."""
+    loss, with_mse, w = config_point(config)
+    role = BASELINE if loss == "mse" else config.get("role", SEARCH)
+    return str(loss), str(role), with_mse, w if isinstance(w, float) else math.nan
 
 
 def _last(history: pd.DataFrame, col: str) -> float:
@@ -487,10 +486,27 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def choose_objective(df: pd.DataFrame, requested: str | None) -> str:
-    """The objective column: `requested`, else the one the search minimised (the trials'
-    config `objective`), else fid if any trial reported it, else swd."""
+def saved_objective(experiments: list[Path]) -> str | None:
+    """The objective the search resolved and saved in its search.json (one for all the
+    experiments analysed), else None (a search from before it was saved)."""
+    saved = set()
+    for d in dict.fromkeys(e.parent for e in experiments):
+        try:
+            saved.add(json.loads((d / SETTINGS_FILE).read_text()).get("objective"))
+        except (OSError, ValueError, AttributeError):
+            continue
+    saved.discard(None)
+    return saved.pop() if len(saved) == 1 else None
+
+
+def choose_objective(df: pd.DataFrame, requested: str | None, saved: str | None = None) -> str:
+    """The objective column: `requested`, else the one the search saved (search.json), else
+    the one its trials minimised (their config `objective`), else fid if any trial reported
+    it, else swd."""
+    if saved and not requested and saved in df and df[saved].notna().any():
+        return saved
     if requested:
+        objectives.get(requested)  # UserError naming the valid ones
         if requested not in df or not df[requested].notna().any():
             have = [c for c in EVAL_METRICS if c in df and df[c].notna().any()]
             raise UserError(f"--objective {requested}: no trial reported it; reported: "

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from tune_vqvae.estimates import mean_interval
+from tune_vqvae.stats.intervals import mean_interval
 from tune_vqvae.vocab import PAPER, SEARCH, SEED, paper_weights
 
 from . import answer
@@ -41,7 +41,7 @@ def _png(fig) -> bytes:
 
 
 def _ylabel(a: Analysis) -> str:
-    arrow = "higher is better" if a.higher_is_better else "lower is better"
+    arrow = a.record.direction
     return f"{a.objective.upper() if a.objective in ('fid', 'swd') else a.objective} ({arrow})"
 
 
@@ -263,11 +263,11 @@ def combined_plot(a: Analysis) -> bytes:
                    f"All losses: surrogate of {a.objective} vs weight (★ = recommended w)")
 
 
-def _pareto_range(p: pd.DataFrame, column: str, higher_is_better: bool) -> tuple[float, float]:
+def _pareto_range(p: pd.DataFrame, column: str, lower_is_better: bool) -> tuple[float, float]:
     """An axis range of the Pareto plot: far outliers on the bad side (beyond Tukey's outer
     fence, say the paper's GMSD alone at ~4x MSE's FID) would squash every other trial into a
     corner; the front and the MSE runs always stay on the scale."""
-    bad = (-1 if higher_is_better else 1) * p[column].to_numpy(float)
+    bad = (1 if lower_is_better else -1) * p[column].to_numpy(float)
     q1, q3 = np.percentile(bad, [25, 75])
     kept = p[column][(bad <= q3 + 3 * (q3 - q1)) | p["pareto"] | (p["loss"] == "mse")]
     low, high = float(kept.min()), float(kept.max())
@@ -280,7 +280,7 @@ def pareto_plot(a: Analysis) -> bytes:
     off on the bad side are arrows on the plot's edge (counted in the legend)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     p = a.pareto
-    (x0, x1), (y0, y1) = _pareto_range(p, "val_psnr", True), _pareto_range(p, "value", a.higher_is_better)
+    (x0, x1), (y0, y1) = _pareto_range(p, "val_psnr", False), _pareto_range(p, "value", a.lower_is_better)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     names = ["mse"] + a.losses
@@ -298,7 +298,7 @@ def pareto_plot(a: Analysis) -> bytes:
             label = (f"{loss}: {len(o)} off the scale (PSNR {o['val_psnr'].min():.3g}-"
                      f"{o['val_psnr'].max():.3g}, {a.objective} {o['value'].min():.4g}-"
                      f"{o['value'].max():.4g})")
-            arrow_y = "v" if a.higher_is_better else "^"
+            arrow_y = "^" if a.lower_is_better else "v"
             for part, arrow in ((m[off_y], arrow_y), (m[off & ~off_y], "<")):
                 if len(part):
                     ax.scatter(part["val_psnr"].clip(x0, x1), part["value"].clip(y0, y1), s=60,

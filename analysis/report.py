@@ -16,24 +16,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from tune_vqvae.answer import TOO_FEW
 from tune_vqvae.errors import atomic_write_bytes, atomic_write_text
-from tune_vqvae.estimates import Interval, describe_noise, seeds_needed
-from tune_vqvae.vocab import paper_weights, point_name
+from tune_vqvae.stats.answer import TOO_FEW
+from tune_vqvae.stats.intervals import Interval, describe_noise, seeds_needed
+from tune_vqvae.vocab import RECOMMENDED, paper_weights, point_name
 
 from . import joint, plots
-from .answer import Comparison, comparisons_frame, curves_frame
+from .answer import REASONS, Comparison, comparisons_frame, curves_frame
 from .load import IN_PROGRESS
 from .tables import Analysis, best_group, best_trial
 
-OBJECTIVE_TEXT = {
-    "fid": "FID (Fréchet Inception distance between held-out images and their "
-           "reconstructions)",
-    "swd": "SWD (multi-scale sliced Wasserstein distance of Laplacian-pyramid patches, the "
-           "offline stand-in for FID: no Inception weights were available to the trials)",
-    "kid": "KID (kernel Inception distance: unbiased MMD² of Inception features with the "
-           "cubic kernel, mean over 100 subsets of 1,000 images)",
-}
 EFFECT = 0.02  # the relative difference the noise line asks about ("to resolve 2% ...")
 
 
@@ -200,13 +192,12 @@ code {{ background: #f4f4f4; padding: 0 3px; }}
 # --- the report's content ----------------------------------------------------------------
 
 def objective_text(a: Analysis, requested: bool) -> str:
-    name = OBJECTIVE_TEXT.get(a.objective, f"`{a.objective}`")
+    name = a.record.text
     named = set(a.trials["objective_name"].dropna()) - {""}
     how = ("chosen with --objective" if requested else
            "the objective the search minimised" if named == {a.objective} else
            "FID where the trials reported it, else SWD")
-    direction = "higher is better" if a.higher_is_better else "lower is better"
-    return f"Objective: **{a.objective}** ({how}; {direction}): {name}."
+    return f"Objective: **{a.objective}** ({how}; {a.record.direction}): {name}."
 
 
 def summary_table(a: Analysis) -> Table:
@@ -301,7 +292,7 @@ def failures_table(a: Analysis) -> Table:
 
 
 def pareto_table(a: Analysis) -> Table:
-    front = a.pareto[a.pareto["pareto"]].sort_values("value", ascending=not a.higher_is_better)
+    front = a.pareto[a.pareto["pareto"]].sort_values("value", ascending=a.lower_is_better)
     rows = [[r["label"], r["trial_id"], _f(r["value"]), _f(r["val_psnr"], ".2f"),
              _f(r["val_ssim"], ".4f")] for _, r in front.iterrows()]
     return Table("Non-dominated trials (no other trial is better in both)",
@@ -357,7 +348,7 @@ def answer_lines(a: Analysis) -> list[str]:
             out.append(text)
             continue
         f, o = curve.fit, curve.fit.objective
-        near = next((c for c in rows if "recommended" in c.why), None)
+        near = next((c for c in rows if REASONS[RECOMMENDED] in c.why), None)
         text = (f"**{loss}**: recommended w = {f.recommended_w:.3g} (95% interval "
                 f"{f.w_interval.low:.3g} to {f.w_interval.high:.3g}); {a.objective} there "
                 f"{_iv(o)} (surrogate fitted on {curve.runs} full-length runs"
@@ -419,7 +410,7 @@ def verdict_table(a: Analysis) -> Table:
          "− MSE baseline [95% CI]", "as % of baseline", "verdict vs baseline",
          "− best paper point [95% CI]", "verdict vs paper"], rows,
         caption=f"Differences are candidate − reference in {a.objective} "
-                f"({'higher' if a.higher_is_better else 'lower'} is better), with 95% Welch t "
+                f"({a.record.direction}), with 95% Welch t "
                 f"intervals from the full-length runs of each config (percentile bootstrap from "
                 f"20 runs each); the MSE baseline has {len(base)} run(s). `indistinguishable` "
                 f"means not resolved by these runs, not equal. `{TOO_FEW}`: fewer than 2 runs "

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tune_vqvae.answer import compare
-from tune_vqvae.estimates import Noise
-from tune_vqvae.vocab import higher_is_better, is_joint, paper_weights, point_name
+from tune_vqvae import objectives
+from tune_vqvae.stats.answer import compare
+from tune_vqvae.stats.intervals import Noise
+from tune_vqvae.vocab import is_joint, paper_weights, point_name
 
 from . import answer
 from .load import COMPLETED, DAMAGED, DIVERGED, FAILED, STOPPED, warnings_of
@@ -40,19 +41,33 @@ class Analysis:
     baseline_values: dict[str, np.ndarray] = field(default_factory=dict)
     noise: Noise | None = None
     replicates: int = 0
+    # The search's own answer recomputed (tune_vqvae.stats on the trials as results rows):
+    # results.json's "answer", the surrogates' fits, the rows and epochs it rests on.
+    answer: dict = field(default_factory=dict)
+    fits: dict = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list)
+    epochs: int = 0
     # Joint losses (ssim+gmsd: mse + w1*ssim + w2*gmsd): not in `losses` (whose tables and
     # figures are over one w); analysis.joint reports them.
     joint_losses: list[str] = field(default_factory=list)
 
     @property
-    def higher_is_better(self) -> bool:
-        return higher_is_better(self.objective)
+    def record(self) -> objectives.Objective:
+        """The objective's record: direction, unit, text, test split."""
+        return objectives.get(self.objective)
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.record.lower_is_better
 
     def better(self, a: float, b: float) -> bool:
-        return a > b if self.higher_is_better else a < b
+        return a < b if self.lower_is_better else a > b
 
     def best_index(self, values: pd.Series):
-        return values.idxmax() if self.higher_is_better else values.idxmin()
+        return values.idxmin() if self.lower_is_better else values.idxmax()
+
+    def best_of(self, values: pd.Series) -> float:
+        return values.min() if self.lower_is_better else values.max()
 
     @property
     def seeded(self) -> bool:
@@ -103,7 +118,7 @@ def analyse(df: pd.DataFrame, objective: str) -> Analysis:
     df = df.copy()
     df["value"] = pd.to_numeric(df[objective], errors="coerce")
     # With --holdout the value above is on held-out training images, this on test images.
-    test_column = "test_" + objective.removeprefix("val_")
+    test_column = objectives.get(objective).test_name
     df["test_value"] = pd.to_numeric(df[test_column], errors="coerce") if test_column in df else math.nan
     df["search"] = df["path"].map(lambda p: str(_search_dir(p)))
     order = list(dict.fromkeys(df.loc[df["loss"] != "mse", "loss"]))
@@ -121,18 +136,13 @@ def analyse(df: pd.DataFrame, objective: str) -> Analysis:
 
 
 def _answer(a: Analysis) -> None:
-    """The surrogate curve and the verdicts of every loss, and the baseline's noise."""
-    searches = [Path(s) for s in dict.fromkeys(a.trials["search"])]
+    """The search's answer (curves, verdicts, noise), and each loss's baseline values."""
     for loss in ["mse"] + a.losses + a.joint_losses:
         base = a.baselines.get(loss)
         a.baseline_values[loss] = a.trials.loc[base["trials"], "value"].to_numpy(float) \
             if base is not None else np.array([])
-    a.noise = answer.noise_of(a.baseline_values["mse"])
     a.replicates = answer.replicates_per_config(a.groups, a.trials)
-    for loss in a.losses:
-        a.curves[loss] = answer.fit_curve(a.trials, loss, a.objective, searches)
-        a.comparisons += answer.compare_loss(a.trials, a.groups, loss, a.curves[loss],
-                                             a.baseline_values[loss], a.higher_is_better)
+    answer.analyse_answer(a)
 
 
 def _baseline_group(a: Analysis, trials: pd.DataFrame) -> pd.Series | None:
@@ -213,7 +223,7 @@ def _summary(a: Analysis) -> pd.DataFrame:
         rows.append(row)
     s = pd.DataFrame(rows)
     if "value" in s and s["value"].notna().any():
-        best = s["value"].max() if a.higher_is_better else s["value"].min()
+        best = a.best_of(s["value"])
         s["vs_lowest"] = s["value"] / best  # the paper's scaling: a multiple of the lowest
     cols = ["loss", "best", "w", "with_mse", "value", "value_std", "n", "vs_baseline",
             "vs_lowest", "test", "test_std", "test_vs_baseline", "psnr", "psnr_std", "ssim",
@@ -317,9 +327,9 @@ def _grid_cost(a: Analysis, mine: pd.DataFrame) -> dict:
             cost += per_epoch * full_epochs
     g = a.groups[a.groups["loss"] == mine["loss"].iloc[0]]
     grid_g = g[g["paper_grid"]]
-    best_grid = (grid_g["mean"].max() if a.higher_is_better else grid_g["mean"].min()) \
+    best_grid = a.best_of(grid_g["mean"]) \
         if len(grid_g) else math.nan
-    best = (g["mean"].max() if a.higher_is_better else g["mean"].min()) if len(g) else math.nan
+    best = a.best_of(g["mean"]) if len(g) else math.nan
     search_s = mine["time_total_s"].fillna(0).sum()
     return {"grid_trial_s": cost, "grid_points_measured": measured,
                 "search_vs_grid": search_s / cost if cost else math.nan,
@@ -330,7 +340,7 @@ def _pareto(a: Analysis) -> pd.DataFrame:
     """Completed trials in (objective, PSNR); `pareto` marks the non-dominated ones."""
     t = a.trials[(a.trials["state"] == COMPLETED) & a.trials["value"].notna()
                  & a.trials["val_psnr"].notna()].copy()
-    sign = -1.0 if a.higher_is_better else 1.0
+    sign = a.record.minimised(1.0)
     obj = sign * t["value"].to_numpy()
     psnr = t["val_psnr"].to_numpy()
     dominated = np.zeros(len(t), dtype=bool)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import signal
 import socket
-import time
 from pathlib import Path
 
 import optuna
 
 from tune_vqvae import search
+from tune_vqvae.sessions import kill_session, session_pids  # noqa: F401  (the tests' helpers)
 from tune_vqvae.vocab import JOURNAL_FILE
 
 
@@ -33,35 +32,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def session_pids(sid: int) -> list[int]:
-    """Processes of session `sid` (a driver started with start_new_session and what it spawned:
-    Ray's GCS, raylet and workers), read from /proc."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            pids.append(int(entry))
-    return pids
-
-
-def kill_session(sid: int, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while pids := session_pids(sid):
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        assert time.time() < deadline, f"processes of session {sid} survive SIGKILL: {pids}"
-        time.sleep(0.2)
 
 
 def search_env(ray_tmp: str) -> dict:

@@ -443,14 +443,14 @@ def test_pareto_axes_leave_out_far_outliers_but_never_the_front_or_mse():
                       "value": [80.0, 82.0, 79.0, 84.0, 83.0, 81.0, 361.0],
                       "val_psnr": [24.0, 24.1, 23.9, 24.0, 23.8, 24.2, 15.0],
                       "pareto": [False, False, True, False, False, True, False]})
-    low, high = _pareto_range(p, "value", higher_is_better=False)
+    low, high = _pareto_range(p, "value", lower_is_better=True)
     assert low < 79.0 and 84.0 < high < 100  # the outlier is off the scale
-    x0, x1 = _pareto_range(p, "val_psnr", higher_is_better=True)
+    x0, x1 = _pareto_range(p, "val_psnr", lower_is_better=False)
     assert 15.0 < x0 < 23.8 and x1 > 24.2
     p.loc[6, "pareto"] = True  # on the front: kept, however far
-    assert _pareto_range(p, "value", higher_is_better=False)[1] > 361.0
+    assert _pareto_range(p, "value", lower_is_better=True)[1] > 361.0
     p.loc[6, ["pareto", "loss"]] = [False, "mse"]  # an MSE run: kept too
-    assert _pareto_range(p, "value", higher_is_better=False)[1] > 361.0
+    assert _pareto_range(p, "value", lower_is_better=True)[1] > 361.0
     # higher is better (say a similarity): the bad side is the low one
     q = p.assign(value=-p["value"], loss=["mse", "mse", "gmsd", "gmsd", "gmsd", "ssim", "gmsd"])
-    assert _pareto_range(q, "value", higher_is_better=True)[0] > -100
+    assert _pareto_range(q, "value", lower_is_better=False)[0] > -100

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tune_vqvae.estimates import (
+from tune_vqvae.stats.intervals import (
     Interval,
     describe_noise,
     detectable_effect,

@@ -13,13 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tune_vqvae import joint
-from tune_vqvae.answer import answer, merge_candidates
 from tune_vqvae.errors import UserError
 from tune_vqvae.losses import LossConfig, ReconstructionLoss, find_metric
 from tune_vqvae.sampler import WeightSampler
 from tune_vqvae.search._spaces import load_space, space_for
-from tune_vqvae.surrogate import fit_objective_surface
+from tune_vqvae.stats import joint, merge_candidates
+from tune_vqvae.stats import search_answer as answer
+from tune_vqvae.stats.surrogate import fit_objective_surface
 from tune_vqvae.train import TrainConfig
 from tune_vqvae.train_cli import build_parser, config_from_args
 from tune_vqvae.vocab import config_label, dir_tag, joint_weights, label, mode, point_name, run_label

@@ -240,7 +240,8 @@ def test_lpips_without_weights_names_the_missing_files(tmp_path, monkeypatch):
         LossConfig("lpips")
     monkeypatch.delenv(lpips.WEIGHTS_ENV)  # the hub cache, empty, and no network
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(lpips, "_download", lambda url, dest: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(lpips, "fetch_url",
+                        lambda url, dest, timeout: (_ for _ in ()).throw(OSError("offline")))
     with pytest.raises(UserError) as e:
         LossConfig("lpips")
     assert f"{lpips.BACKBONE_FILE}, {lpips.LINEAR_FILE}" in str(e.value) and "download failed" in str(e.value)

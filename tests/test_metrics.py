@@ -99,10 +99,10 @@ def no_weights(tmp_path, monkeypatch):
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
-    def fail(url, dest):
+    def fail(url, dest, timeout):
         raise OSError("no network")
 
-    monkeypatch.setattr(inception, "_download", fail)
+    monkeypatch.setattr(inception, "fetch_url", fail)
 
 
 def random_inception_file(path) -> str:
@@ -239,13 +239,14 @@ def test_kid_is_a_valid_objective(tmp_path):
     """--objective kid: accepted by the search's settings; the trainable re-scores it on the
     evaluation schedule (EVAL_METRICS) and reports the scorer's kid as the objective, and
     test_kid at the end of a --holdout search (TEST_METRICS)."""
+    from tune_vqvae.objectives import get
     from tune_vqvae.search import SearchConfig
-    from tune_vqvae.vocab import EVAL_METRICS, TEST_METRICS, objective_value, test_metric
+    from tune_vqvae.vocab import EVAL_METRICS, TEST_METRICS, test_metric
 
     SearchConfig(losses=["gmsd"], objective="kid").validate()
     assert "kid" in EVAL_METRICS and test_metric("kid") in TEST_METRICS
     out = evaluator(tmp_path, make_data(24), kid_subset_size=12).evaluate(blurring(1.0))
-    assert objective_value(out, "kid") == out["kid"]  # lower is better: minimised as is
+    assert get("kid").report(out)["objective"] == out["kid"]  # lower is better: minimised as is
 
 
 # ---------------------------------------------------------------- weights

@@ -1,4 +1,4 @@
-"""The answer as estimates (tune_vqvae.answer) on known rows: only full-length runs enter the
+"""The answer as estimates (tune_vqvae.stats) on known rows: only full-length runs enter the
 surrogate, the candidates, and verdicts from fresh confirmation seeds against the baseline."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from tune_vqvae import answer as ans
+from tune_vqvae import stats
 from tune_vqvae.curves import realistic
+from tune_vqvae.stats import answer as ans
 
 
 def row(role, w, value, *, with_mse=True, status="COMPLETED", epochs=6, seed=0, candidate=None, loss="gmsd"):
@@ -96,20 +97,20 @@ def test_verdicts_come_from_confirmation_runs_against_the_baseline():
 def test_baseline_noise_and_the_console_answer():
     base = [67.1, 70.9, 64.8, 66.2, 66.5]
     rows = search_rows() + [row("baseline", None, v, seed=s) for s, v in enumerate(base)]
-    a = ans.answer(
+    a = stats.search_answer(
         rows, ["gmsd"], epochs=6, bounds={"gmsd": (1e-3, 10.0)}, lower_is_better=True, n_per_config=3
     )
     b = a["baseline"]
     assert b["n"] == 5 and 0.02 < b["cv"] < 0.05 and b["n_per_config"] == 3
     assert 0.05 < b["detectable_effect"] < 0.2 and b["seeds_for_effect"] > 10
-    text = ans.format_answer(a, "swd")
+    text = stats.format_answer(a, "swd")
     assert "gmsd: recommended w=" in text and "no confirmation runs" in text
     assert "to resolve 2% you need about" in text
 
 
 def test_the_answer_imports_neither_ray_nor_torch():
     code = (
-        "import sys, tune_vqvae.answer, tune_vqvae.curves; print(sorted({'ray', 'torch'} & set(sys.modules)))"
+        "import sys, tune_vqvae.stats, tune_vqvae.curves; print(sorted({'ray', 'torch'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

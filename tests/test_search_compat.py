@@ -1,5 +1,5 @@
-"""Each private Ray/Optuna attribute tune_vqvae.search._compat relies on still exists and
-means what we use it for: an upgrade that breaks one fails here, by name."""
+"""Each private Ray/Optuna attribute tune_vqvae.search._compat and tune_vqvae.compat rely on
+still exists and means what we use it for: an upgrade that breaks one fails here, by name."""
 
 from __future__ import annotations
 
@@ -124,3 +124,61 @@ def test_ray_wandb_key_lookup_raises_without_a_key_and_passes_offline(tmp_path, 
     monkeypatch.delenv("WANDB_API_KEY")
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert _compat.wandb_api_key_found() is True
+
+
+# --- tune_vqvae/compat.py: the private names the core and the trial workers use --------------
+
+def test_optuna_gp_private_api_is_as_expected():
+    """Fails loudly when an Optuna upgrade changes what compat.fit_gp / gp_posterior rely on."""
+    import numpy as np
+    from optuna._gp import gp
+
+    from tune_vqvae.stats import surrogate
+
+    where = f"optuna {optuna.__version__} changed its private GP API: update tune_vqvae/compat.py"
+    params = inspect.signature(gp.fit_kernel_params).parameters
+    for name in ("X", "Y", "is_categorical", "log_prior", "minimum_noise", "deterministic_objective"):
+        assert name in params, f"{where} (fit_kernel_params lost {name!r})"
+    assert "joint" in inspect.signature(gp.GPRegressor.posterior).parameters, where
+    x = np.linspace(0, 1, 12)
+    y = np.sin(3 * x) + 0.1 * np.random.default_rng(0).normal(size=12)
+    grid = np.linspace(0, 1, 21)
+    mean, root, noise_var, length_scale = surrogate._optuna_gp_posterior(x, (y - y.mean()) / y.std(), grid)
+    assert mean.shape == (21,) and root.shape[0] == 21, where
+    assert np.all(np.isfinite(mean)) and noise_var > 0 and length_scale > 0, where
+    assert np.corrcoef(mean, np.sin(3 * grid))[0, 1] > 0.9, where
+
+
+def test_enqueued_parameters_are_kept_as_fixed_params():
+    """compat.fixed_params reads `system_attrs["fixed_params"]`, where the sampler sees that
+    the no-MSE point was enqueued before Optuna samples it."""
+    from tune_vqvae import compat
+
+    study = optuna.create_study()
+    study.enqueue_trial({"with_mse": False})
+    study.ask()
+    (trial,) = study.get_trials(deepcopy=False)
+    assert compat.fixed_params(trial) == {"with_mse": False}, \
+        f"optuna {optuna.__version__} no longer keeps enqueued parameters in system_attrs['fixed_params']"
+
+
+def test_ray_storage_logger_is_the_one_we_quiet():
+    import importlib
+
+    from tune_vqvae import compat
+
+    module = importlib.import_module(compat.RAY_STORAGE_LOGGER)  # ImportError: Ray moved the module
+    assert module.logger.name == compat.RAY_STORAGE_LOGGER, (
+        f"ray {ray.__version__}: its checkpoint log lines no longer come from {compat.RAY_STORAGE_LOGGER}")
+
+
+def test_ray_reads_the_environment_switches_we_set():
+    import ray._private.authentication.authentication_token_setup as auth
+    import ray.air.constants as air_constants
+    import ray.tune.execution.experiment_state as experiment_state
+
+    sources = {"RAY_AIR_NEW_OUTPUT": air_constants, "RAY_AUTH_MODE": auth,
+               "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": experiment_state}
+    for key in (*_compat.TUNE_QUIET_ENV, *_compat.LOCAL_AUTH_ENV):
+        assert f'"{key}"' in inspect.getsource(sources[key]), \
+            f"ray {ray.__version__} no longer reads the switch {key}"

@@ -4,13 +4,11 @@ The synthetic curve is shaped like the CIFAR-subset measurements of issue 12: fl
 MSE baseline for w -> 0, a shallow optimum (5% below the baseline) near w = 0.3, a steep
 rise above w = 1, and 3.5% multiplicative run-to-run noise, uncorrelated between runs."""
 
-import inspect
 
 import numpy as np
 import pytest
 
-from tune_vqvae import surrogate
-from tune_vqvae.surrogate import fit_objective_curve
+from tune_vqvae.stats.surrogate import fit_objective_curve
 
 BASELINE, BOUNDS, EPOCHS = 70.0, (1e-3, 10.0), 6
 X_OPT = np.log10(0.3)
@@ -36,25 +34,6 @@ def fit(x, y, **kw):
 def twenty_searches():
     """(x, y, fit) of 20 independent 16-run searches on the realistic curve."""
     return [(x, y, fit(x, y)) for x, y in (noisy_runs(seed) for seed in range(20))]
-
-
-def test_optuna_gp_private_api_is_as_expected():
-    """Fails loudly when an Optuna upgrade changes what `_optuna_gp_posterior` relies on."""
-    import optuna
-    from optuna._gp import gp
-
-    where = f"optuna {optuna.__version__} changed its private GP API: update surrogate._optuna_gp_posterior"
-    params = inspect.signature(gp.fit_kernel_params).parameters
-    for name in ("X", "Y", "is_categorical", "log_prior", "minimum_noise", "deterministic_objective"):
-        assert name in params, f"{where} (fit_kernel_params lost {name!r})"
-    assert "joint" in inspect.signature(gp.GPRegressor.posterior).parameters, where
-    x = np.linspace(0, 1, 12)
-    y = np.sin(3 * x) + 0.1 * np.random.default_rng(0).normal(size=12)
-    grid = np.linspace(0, 1, 21)
-    mean, root, noise_var, length_scale = surrogate._optuna_gp_posterior(x, (y - y.mean()) / y.std(), grid)
-    assert mean.shape == (21,) and root.shape[0] == 21, where
-    assert np.all(np.isfinite(mean)) and noise_var > 0 and length_scale > 0, where
-    assert np.corrcoef(mean, np.sin(3 * grid))[0, 1] > 0.9, where
 
 
 def test_recommendation_beats_best_single_run(twenty_searches):

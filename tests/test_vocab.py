@@ -1,4 +1,4 @@
-"""The shared vocabulary (tune_vqvae.vocab): labels, the objective's sign, the paper's grid."""
+"""The shared vocabulary (tune_vqvae.vocab): labels, the config reading, the paper's grid."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ from tune_vqvae.vocab import (
     config_label,
     dir_tag,
     loss_settings,
-    metric_of,
     mode,
-    objective_value,
     on_paper_grid,
     paper_points,
     paper_weights,
@@ -40,10 +38,12 @@ def test_short_forms_of_a_config():
 
 
 def test_objective_value_is_minimised():
-    assert objective_value({"swd": 3.0}, "swd") == 3.0
-    assert objective_value({"val_psnr": 30.0}, "val_psnr") == -30.0
-    assert metric_of({"objective": -30.0}, "val_psnr") == 30.0  # the sign undone
-    assert metric_of({"objective": 3.0}, "swd") == 3.0
+    from tune_vqvae.objectives import get
+
+    assert get("swd").report({"swd": 3.0})["objective"] == 3.0
+    assert get("val_psnr").report({"val_psnr": 30.0})["objective"] == -30.0
+    assert get("val_psnr").value_of({"objective": -30.0}) == 30.0  # the sign undone
+    assert get("swd").value_of({"objective": 3.0}) == 3.0
 
 
 def test_paper_grid_is_read_from_its_yaml_file():

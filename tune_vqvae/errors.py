@@ -92,6 +92,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def download(url: str, dest: str | os.PathLike, timeout: float) -> None:
+    """Fetch `url` into `dest` with a timeout (torch.hub has none: a firewalled node would
+    hang), written atomically (a cut download never leaves half a weights file)."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        data = r.read()
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(dest, data)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 

@@ -25,7 +25,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 from .errors import UserError, atomic_write_text, cli_entry
+from .sessions import kill_session
 from .vocab import JOURNAL_FILE, RESULTS_CSV
 
 LOSS = "gmsd"
@@ -46,34 +46,6 @@ finally:
     with open(out, "w") as f:
         json.dump({"ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}, f)
 """
-
-
-def _session_pids(sid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            pids.append(int(entry))
-    return pids
-
-
-def stop_session(sid: int, timeout: float = 30) -> None:
-    """SIGKILL what is left of the session `sid` (a driver and the Ray it started)."""
-    deadline = time.time() + timeout
-    while pids := _session_pids(sid):
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if time.time() > deadline:
-            raise RuntimeError(f"processes of session {sid} survive SIGKILL: {pids}")
-        time.sleep(0.2)
 
 
 def start_search(name: str, storage: Path, trials: int, concurrent: int, epochs: int, work: Path,
@@ -91,14 +63,18 @@ def start_search(name: str, storage: Path, trials: int, concurrent: int, epochs:
     return proc, rss, log
 
 
+def _reported_epochs(trial: Path) -> list[int]:
+    """The epochs a trial directory's result.json holds, in order (one line per report)."""
+    lines = (trial / "result.json").read_text().splitlines()
+    return [int(json.loads(line)["epoch"]) for line in lines if line.strip()]
+
+
 def check_search(exp: Path, trials: int, epochs: int) -> dict:
     """The invariants of one finished search -> figures and failures (a list of strings)."""
     import optuna
     import pandas as pd
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
-
-    from analysis.load import read_experiment
 
     failures = []
     rows = pd.read_csv(exp / RESULTS_CSV)
@@ -113,8 +89,8 @@ def check_search(exp: Path, trials: int, epochs: int) -> dict:
     dir_ids = [d.name.rsplit("_", 1)[0] for d in dirs]
     if sorted(dir_ids) != sorted(loss_rows.trial_id):
         failures.append(f"{len(dirs)} trial directories vs {len(loss_rows)} rows")
-    bad_epochs = [t.path.name for e in ("baseline", LOSS) for t in read_experiment(exp / e)
-                  if [int(x) for x in t.history["epoch"]] != list(range(1, epochs + 1))]
+    bad_epochs = [t.name for e in ("baseline", LOSS) for t in (exp / e).iterdir()
+                  if (t / "result.json").is_file() and _reported_epochs(t) != list(range(1, epochs + 1))]
     if bad_epochs:
         failures.append(f"trials without every epoch exactly once: {bad_epochs[:5]}")
 
@@ -176,7 +152,7 @@ def run_load(storage: Path, trials: int = 200, concurrent: int = 8, searches: in
                              "trials_per_s": round((trials + 1) / (search_s or ended[name]), 3), **figures}
     finally:
         for proc, _, _ in procs.values():
-            stop_session(proc.pid)
+            kill_session(proc.pid)
             shutil.rmtree(proc.ray_tmp, ignore_errors=True)
     ids = [set(r.get("ray_trial_ids", [])) for r in out.values()]
     shared = set.intersection(*ids) if len(ids) > 1 else set()

@@ -13,6 +13,8 @@ import re
 
 import optuna
 
+from . import compat
+
 JOINT_KEY = re.compile(r"w[0-9]+")  # a joint loss's weights: w1, w2, ... (vocab.weight_keys)
 
 
@@ -52,7 +54,7 @@ class WeightSampler(optuna.samplers.BaseSampler):
             choices = list(param_distribution.choices)
             measured_no_mse = any(
                 t.params.get("with_mse") is False
-                or t.system_attrs.get("fixed_params", {}).get("with_mse") is False
+                or compat.fixed_params(t).get("with_mse") is False
                 for t in others
                 if t.state != optuna.trial.TrialState.FAIL
             )

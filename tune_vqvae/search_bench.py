@@ -5,7 +5,7 @@ Repeats whole searches in-process, without Ray, on synthetic objective curves
 driving the code the search runs: the sampler (`tune_vqvae.sampler.WeightSampler`, Optuna's
 GPSampler as the search configures it, the paper points enqueued first), the stopping rule
 (`AsyncHalving`, Ray's ASHA as `ProtectedASHA` configures it, checked against Ray's in
-tests/test_search_bench.py) and the answer (`tune_vqvae.answer`: surrogate, candidates,
+tests/test_search_bench.py) and the answer (`tune_vqvae.stats`: surrogate, candidates,
 verdicts). Strategies:
 
 - `paper_grid`: the paper's 4 points and one baseline run; answer: the best point.
@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import answer as ans
 from .curves import Curve, load_curve
 from .errors import UserError, atomic_write_text, cli_entry, writable_dir_for_run
+from .stats import answer as ans
 from .vocab import BASELINE, BEST_OBSERVED, CONFIRM, PAPER, RECOMMENDED, SEARCH, paper_points
 
 STRATEGIES = ("paper_grid", "old", "new", "new_asha")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ray import tune
 
+from . import objectives
 from .curves import load_curve
 from .errors import DivergedError, check_finite
 from .trainable import (
@@ -46,7 +47,7 @@ from .trainable import (
     report_epoch,
     restore_state,
 )
-from .vocab import joint_weights, loss_settings, objective_value, test_metric
+from .vocab import joint_weights, loss_settings, test_metric
 
 
 class InjectedCrash(RuntimeError):
@@ -253,7 +254,7 @@ def mock_trainable(config: dict, data=None) -> None:
             if epoch == epochs and config["train"]["data"].get("holdout"):
                 # With a holdout the test split ranks the weights differently (mock_test_objective).
                 metrics.update({test_metric(k): v for k, v in _scores(mock_test_objective(config)).items()})
-            metrics["objective"] = objective_value(metrics, config["objective"])
+            metrics.update(objectives.get(config["objective"]).report(metrics))
             inject_nan_metric(config, epoch, metrics)
             try:  # as the real trainable: NaN in any metric is divergence
                 check_finite(metrics, epoch)

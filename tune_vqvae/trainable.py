@@ -37,20 +37,18 @@ mock trials (which use its reporting helpers) start in a fraction of a second.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 
 import ray
 from ray import tune
 
+from . import compat, objectives
 from .vocab import (
     CHECKPOINT_FILE,
-    EVAL_METRICS,
     TRIAL_STATE_FILE,
     joint_weights,
     loss_settings,
-    objective_value,
     test_metric,
 )
 
@@ -110,7 +108,7 @@ def failed_result(error: Exception) -> dict:
 
 def quiet_logs() -> None:
     """Ray logs a line per persisted checkpoint (one per epoch): keep the console readable."""
-    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    compat.quiet_ray_storage_logs()
 
 
 def diverged_result(epoch: int, error: Exception) -> dict:
@@ -173,13 +171,13 @@ def train_vqvae(config: dict, data=None) -> None:
                 # Always at the first epoch too: every report needs an objective (ASHA, Optuna);
                 # between evaluation epochs the last evaluation is reported again.
                 if not last_eval or epoch % eval_every == 0 or epoch == cfg.epochs \
-                        or objective not in EVAL_METRICS:
+                        or not objectives.get(objective).evaluated:
                     last_eval = evaluator.evaluate(trainer.reconstruct)
                     last_eval["eval_epoch"] = float(epoch)
                 metrics.update(last_eval)
                 if held_out and epoch == cfg.epochs:
                     metrics.update(_test_scores(trainer, test_evaluator))
-                metrics["objective"] = objective_value(metrics, objective)
+                metrics.update(objectives.get(objective).report(metrics))
                 check_finite(metrics, epoch)  # a NaN FID or test score is divergence too
             except DivergedError as e:
                 tune.report(diverged_result(e.epoch, e))

@@ -43,56 +43,58 @@ ROW_ROLES = (BASELINE, PAPER, SEARCH, SEED, CONFIRM)  # also the order of the re
 RECOMMENDED, BEST_PAPER, BEST_OBSERVED = "recommended", "best_paper", "best_observed"
 CANDIDATES = (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)
 CONFIRM_SEED_OFFSET = 1000  # confirmation seeds: --seed + 1000 + k, never used by the search
-# Verdicts of a comparison (tune_vqvae.estimates.verdict), as the results files spell them.
+# --- a trial's status in results.csv / results.json (the search's rows; the report's too) ---
+COMPLETED, STOPPED, DIVERGED, ERROR = "COMPLETED", "STOPPED", "DIVERGED", "ERROR"
+FAILED_STATUSES = (ERROR, DIVERGED)
+# Verdicts of a comparison (tune_vqvae.stats.intervals.verdict), as the results files spell them.
 VERDICTS = ("better", "indistinguishable", "worse")
+NOT_RESOLVED = "not resolved"  # a question the runs cannot answer (too few replicates)
 
 # --- metrics and the objective -------------------------------------------------------------
 EVAL_METRICS = ("fid", "swd", "kid")  # scored by tune_vqvae.metrics; fid preferred where both exist
-# What --objective may name.
-OBJECTIVES = ("fid", "swd", "kid", "val_mse", "val_recon", "val_psnr", "val_ssim", "train_loss")
-HIGHER_IS_BETTER = ("val_psnr", "val_ssim")  # every other metric: lower is better
 # Reported at the last epoch when the search selects on held-out training images.
 TEST_METRICS = ("test_fid", "test_swd", "test_kid", "test_mse", "test_psnr", "test_ssim", "test_recon")
+# What --objective may name, its direction, unit and test split: tune_vqvae.objectives.
 
 
-def higher_is_better(metric: str) -> bool:
-    return metric in HIGHER_IS_BETTER
-
-
-def objective_sign(metric: str) -> int:
-    """The reported `objective` is always minimised: sign * metric (-1 for higher-is-better)."""
-    return -1 if higher_is_better(metric) else 1
-
-
-def objective_value(metrics: dict, objective: str) -> float:
-    """The value a trial reports as `objective` (minimised by Optuna and ASHA)."""
-    return objective_sign(objective) * metrics[objective]
-
-
-def metric_of(result: dict, objective: str) -> float:
-    """The objective metric itself of a reported result, read back from `objective` if the
-    metric is missing (the sign undone)."""
-    value = result.get(objective)
-    if value is None:
-        return objective_sign(objective) * result.get("objective", float("nan"))
-    return value
-
-
-def test_metric(objective: str) -> str:
-    """The test-split counterpart of an objective: fid -> test_fid, val_mse -> test_mse."""
-    return "test_" + objective.removeprefix("val_")
+def test_metric(key: str) -> str:
+    """The test-split counterpart of a metric: fid -> test_fid, val_mse -> test_mse."""
+    return "test_" + key.removeprefix("val_")
 
 
 # --- one trial config and its names --------------------------------------------------------
 
-def loss_settings(config: dict) -> tuple[str, float, bool]:
-    """(loss name, weight, with_mse) of a trial config: the baseline is plain MSE; a trial
-    without a weight (no MSE) trains with weight 1."""
-    if config.get("role") == BASELINE:
-        return "mse", 1.0, True
+def config_point(config: dict) -> tuple[str, bool, float | tuple | None]:
+    """(loss, with_mse, w) of a trial config or results row, the one reading of its weights:
+    the baseline is ("mse", True, None); without MSE w is None; a joint loss's w is the tuple
+    of its weights (w1, w2), None until it has all of them.
+
+    >>> config_point({"loss": "ssim+gmsd", "w1": 0.5, "w2": 2, "w": None})
+    ('ssim+gmsd', True, (0.5, 2.0))
+    """
+    if config.get("role") == BASELINE or config.get("loss", "mse") == "mse":
+        return "mse", True, None
     with_mse = bool(config.get("with_mse", True))
+    if not with_mse:
+        return config["loss"], False, None
     w = config.get("w")
-    return config["loss"], float(w) if (with_mse and w is not None) else 1.0, with_mse
+    return config["loss"], True, joint_weights(config) or (float(w) if _is_number(w) else None)
+
+
+def config_weights(config: dict) -> tuple[bool, float | tuple | None]:
+    """(with_mse, w) of `config_point`: the point of its loss's space a config runs."""
+    return config_point(config)[1:]
+
+
+def _is_number(w) -> bool:
+    return isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
+
+
+def loss_settings(config: dict) -> tuple[str, float, bool]:
+    """(loss name, weight, with_mse) a trial trains with (`config_point`): a trial without
+    one weight (the baseline, no MSE; a joint loss: `joint_weights`) trains with weight 1."""
+    name, with_mse, w = config_point(config)
+    return name, w if isinstance(w, float) else 1.0, with_mse
 
 
 def _is_weights(w) -> bool:
@@ -213,6 +215,11 @@ CHECKPOINT_FILE = "trainer.pt"  # a Trainer state in each trial checkpoint_NNNNN
 # ("reported"): the checkpoint persists with each report, so the analysis reads from it the
 # epochs a worker death cut from result.json (Ray copies the staged file back on a restart).
 TRIAL_STATE_FILE = "trial_state.json"
+
+# --- the weight's range --------------------------------------------------------------------
+# Every weight's (low, high) where a space file gives none (a grid file, the default space of
+# a joint loss; a report of a search that saved no bounds). A space's own: SearchSpace.bounds.
+DEFAULT_W_BOUNDS = (1e-3, 10.0)
 
 # --- the paper's grid ----------------------------------------------------------------------
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"

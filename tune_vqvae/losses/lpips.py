@@ -16,13 +16,13 @@ import contextlib
 import os
 import pickle
 import threading
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import torch
 
-from ..errors import UserError, atomic_write_bytes
+from ..errors import UserError
+from ..errors import download as fetch_url
 
 WEIGHTS_ENV = "TUNE_VQVAE_LPIPS_WEIGHTS"
 BACKBONE_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet (ImageNet)
@@ -47,14 +47,6 @@ def _missing_message(missing: list[str], where: str) -> str:
             f"(or set {WEIGHTS_ENV}=DIR), or put them in the torch hub cache {_hub_dir()}")
 
 
-def _download(url: str, dest: Path) -> None:
-    """Fetch with a timeout (torch.hub has none: a firewalled node would hang), atomically."""
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
-        data = r.read()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(dest, data)
-
-
 def weight_files(download: bool = True) -> dict[str, Path]:
     """{file name: path} of both weights files; UserError naming the ones that are missing."""
     if os.environ.get(WEIGHTS_ENV):
@@ -63,7 +55,7 @@ def weight_files(download: bool = True) -> dict[str, Path]:
     missing = [f for f in URLS if not (hub / f).is_file()]
     for f in missing if download else []:
         with contextlib.suppress(OSError):  # URLError, HTTPError, timeouts, unwritable hub dir
-            _download(URLS[f], hub / f)
+            fetch_url(URLS[f], hub / f, DOWNLOAD_TIMEOUT_S)
     missing = [f for f in URLS if not (hub / f).is_file()]
     if missing:
         why = "download failed: no network?" if download else "not downloaded"

@@ -13,14 +13,14 @@ import hashlib
 import os
 import pickle
 import threading
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import UserError, atomic_write_bytes
+from ..errors import UserError
+from ..errors import download as fetch_url
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_ENV = "TUNE_VQVAE_FID_WEIGHTS"
@@ -45,14 +45,6 @@ def _hub_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
 
 
-def _download(url: str, dest: Path) -> None:
-    """Fetch with a timeout (torch.hub has none: a firewalled node would hang), atomically."""
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
-        data = r.read()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(dest, data)
-
-
 def check_fid_weights(cfg, download: bool = True) -> str | None:
     """Path of the weights file to use, or None when none is configured and the download
     into the torch hub cache failed. An explicitly given path that does not exist raises
@@ -70,7 +62,7 @@ def check_fid_weights(cfg, download: bool = True) -> str | None:
     if not download:
         return None
     try:
-        _download(_fid_weights_url(), hub)
+        fetch_url(_fid_weights_url(), hub, DOWNLOAD_TIMEOUT_S)
     except OSError:  # URLError, HTTPError, timeouts, unwritable hub dir
         return None
     return str(hub)

@@ -17,25 +17,24 @@ from pathlib import Path
 
 import ray
 
-from ..answer import answer as answer_of
-from ..answer import merge_candidates
+from .. import objectives
 from ..data import DataConfig, load_data
 from ..errors import UserError, atomic_write_text, cli_entry, remove_empty_dirs, terminate_like_ctrl_c
 from ..losses import PERCEPTUAL_LOSSES, lpips
+from ..stats import merge_candidates
+from ..stats import search_answer as answer_of
 from ..train import TrainConfig, check_image_size
 from ..vocab import (
     BASELINE_EXPERIMENT,
     JOURNAL_FILE,
-    OBJECTIVES,
     RESULTS_CSV,
     RESULTS_JSON,
     SETTINGS_FILE,
-    higher_is_better,
 )
 from . import _cluster, _trackers
 from ._config import SearchConfig, resolve_objective, resolve_spaces, train_config_dict
 from ._experiments import Experiments, Layout, trainable_for
-from ._optuna import WeightSpace, journal_storage
+from ._optuna import journal_storage
 from ._results import collect_rows, format_table, summarise, write_results
 from ._runner import quiet_console, run_experiments, say
 from ._spaces import SearchSpace
@@ -81,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--hidden", type=int, help=f"model width (default {d.hidden})")
     p.add_argument("--codebook-size", type=int, help=f"default {d.codebook_size}")
-    p.add_argument("--objective", help=f"metric to minimise: {', '.join(OBJECTIVES)} (PSNR/SSIM "
+    p.add_argument("--objective", help=f"metric to minimise: {', '.join(objectives.OBJECTIVES)} (PSNR/SSIM "
                    "are maximised); default fid (needs its weights; --smoke falls back to swd)")
     p.add_argument("--fid-weights",
                    help="Inception weights file for FID (pt_inception-2015-12-05-6726825d.pth)")
@@ -253,7 +252,8 @@ def prepare(a: argparse.Namespace) -> Plan:
     """Everything a bad input can break, checked in the order the errors are documented."""
     cfg, layout, resume = settings(a)
     spaces = resolve_spaces(cfg)
-    objective, fid, why = resolve_objective(cfg)
+    objective, fid, why = resolve_objective(cfg, saved=resume)
+    cfg.objective = objective  # saved in search.json: --resume and the report read it, never re-derive it
     train = train_config_dict(cfg)
     data = None
     if not cfg.mock:
@@ -291,7 +291,7 @@ def _connect_and_run(plan: Plan) -> int:
     try:
         # only now: a search that could not start leaves no experiment behind
         if plan.write_settings:
-            atomic_write_text(layout.local / SETTINGS_FILE, layout.settings_json(plan.cfg))
+            atomic_write_text(layout.local / SETTINGS_FILE, layout.settings_json(plan.cfg, plan.spaces))
             layout.upload([SETTINGS_FILE])  # URI storage: next to the experiments from the start
         return run(plan)
     except KeyboardInterrupt:
@@ -357,12 +357,11 @@ def run(plan: Plan) -> int:
 
 def search_answer(cfg: SearchConfig, spaces: dict[str, SearchSpace], rows: list[dict],
                   objective: str) -> dict:
-    """results.json's "answer" (see tune_vqvae.answer), from the rows so far."""
-    bounds = {loss: (s.low or WeightSpace.DEFAULT_LOW, s.high or WeightSpace.DEFAULT_HIGH)
-              for loss, s in spaces.items()}
+    """results.json's "answer" (see tune_vqvae.stats), from the rows so far."""
+    bounds = {loss: s.bounds() for loss, s in spaces.items()}
     n = cfg.confirm_seeds if cfg.confirm_seeds >= 2 else cfg.baseline_seeds
     return answer_of(rows, cfg.losses, epochs=cfg.epochs, bounds=bounds,
-                     lower_is_better=not higher_is_better(objective), n_per_config=n)
+                     lower_is_better=objectives.get(objective).lower_is_better, n_per_config=n)
 
 
 def confirm(cfg: SearchConfig, experiments: Experiments, plan: Plan, rows: list[dict],

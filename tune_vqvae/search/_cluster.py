@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 
 import ray
@@ -50,7 +49,7 @@ def connect(address: str | None, num_cpus: int | None, env: dict[str, str] | Non
         return True
     # A private local cluster: every process listens on 127.0.0.1 only (init_local_ray), so
     # Ray's token authentication is off unless the user's environment asks for it.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    _compat.set_env_defaults(_compat.LOCAL_AUTH_ENV)
     _reaper.start()  # before Ray starts its processes: none outlives this driver
     _compat.init_local_ray(num_cpus, runtime_env)
     return True

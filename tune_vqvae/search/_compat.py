@@ -1,8 +1,10 @@
 """Every use of a private Ray or Optuna attribute, in one place, each saying what it relies on.
 
-Ray and Optuna may rename these in any release. tests/search/test_compat.py checks each one
+Ray and Optuna may rename these in any release. tests/test_search_compat.py checks each one
 against the installed versions, so an upgrade that breaks one fails there, by name, rather
 than as a wrong table or a hung Ctrl-C in a long search. Checked with ray 2.60, optuna 5.0.
+The private names the core and the trial workers use (Optuna's GP, enqueued parameters, Ray's
+storage logger) are in tune_vqvae/compat.py, which imports no ray; the same test file checks them.
 """
 
 from __future__ import annotations
@@ -101,6 +103,25 @@ def leave_sigterm_to_python() -> None:
     from ray._private import ray_constants
 
     ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+
+
+# --- Ray's environment switches --------------------------------------------------------------
+
+# Read by Tune when a run starts (ray.tune.constants, ray.tune.tune): the classic console
+# reporter (which prints nothing at verbose=0) instead of per-experiment banners; no "may become
+# a bottleneck" warning for the experiment snapshot Tune takes at every checkpoint (wanted: a
+# killed driver loses nothing).
+TUNE_QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0",
+                  "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+# Ray's token authentication (ray._private.authentication): off for a private local cluster on
+# 127.0.0.1, which nothing else can reach.
+LOCAL_AUTH_ENV = {"RAY_AUTH_MODE": "disabled"}
+
+
+def set_env_defaults(switches: dict) -> None:
+    """The switches, where the user has not set them."""
+    for key, value in switches.items():
+        os.environ.setdefault(key, value)
 
 
 # --- a private local cluster ---------------------------------------------------------------

@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import objectives
 from ..curves import load_curve
 from ..data import DataConfig
 from ..errors import UserError
@@ -14,11 +15,8 @@ from ..losses import PERCEPTUAL_LOSSES, LossConfig, find_metrics, lpips
 from ..metrics import FIDConfig, check_fid_weights, require_fid_weights, verify_fid_weights
 from ..model import ModelConfig
 from ..train import TrainConfig
-from ..vocab import OBJECTIVES
 from . import _trackers
 from ._spaces import SearchSpace, load_space, space_for
-
-INCEPTION_OBJECTIVES = ("fid", "kid")  # need the Inception weights
 
 
 @dataclass
@@ -104,8 +102,9 @@ class SearchConfig:
             if not self.mock:
                 raise UserError("--mock-curve needs --mock (it replaces training by a synthetic curve)")
             load_curve(self.mock_curve)  # UserError if it cannot be loaded
-        if self.objective is not None and self.objective not in OBJECTIVES:
-            raise UserError(f"unknown --objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
+        if self.objective is not None and self.objective not in objectives.OBJECTIVES:
+            valid = ", ".join(objectives.OBJECTIVES)
+            raise UserError(f"unknown --objective {self.objective!r}; valid: {valid}")
         if self.grace_period is not None:
             if not self.early_stop:
                 raise UserError("--grace-period applies to early stopping: add --early-stop")
@@ -166,23 +165,24 @@ def train_config_dict(cfg: SearchConfig) -> dict:
     return dataclasses.asdict(tc)
 
 
-def resolve_objective(cfg: SearchConfig) -> tuple[str, dict, str]:
-    """(objective, FIDConfig dict for the trials, a sentence saying why)."""
+def resolve_objective(cfg: SearchConfig, saved: bool = False) -> tuple[str, dict, str]:
+    """(objective, FIDConfig dict for the trials, a sentence saying why); `saved`: cfg is a
+    resumed search's settings, whose objective is the one it resolved when it started."""
     fid = FIDConfig(samples=cfg.fid_samples, weights_path=cfg.fid_weights,
                     swd_samples=min(1000, cfg.fid_samples), seed=cfg.seed)
     if cfg.mock:
         return cfg.objective or "swd", dataclasses.asdict(fid), "mock trainable"
     weights = check_fid_weights(fid, download=False)
-    objective, why = cfg.objective, "--objective"
+    objective, why = cfg.objective, "saved with the search" if saved else "--objective"
     if objective is None and cfg.smoke and weights is None:
         objective, why = "swd", "--smoke without FID weights (give --fid-weights): the offline SWD"
     elif objective is None:
         objective, why = "fid", "the default objective"
-    if objective in INCEPTION_OBJECTIVES and weights is None:
+    if objectives.get(objective).needs_inception and weights is None:
         weights = require_fid_weights(fid, objective.upper())  # tries the download; else exit 2
     if weights:  # a file that is not the weights: exit 2 now, not a failure in every trial
         verify_fid_weights(weights)
-    if objective in INCEPTION_OBJECTIVES:
+    if objectives.get(objective).needs_inception:
         why += f", Inception weights {weights}"
     fid.weights_path = weights
     fid.fid_mode = "required" if weights else "off"

@@ -95,10 +95,13 @@ class Layout:
     def experiment(self, exp: str) -> str:
         return uri_join(self.storage, exp) if self.remote else f"{self.storage}/{exp}"
 
-    def settings_json(self, cfg: SearchConfig) -> str:
-        """search.json: the settings, and where this driver keeps the search-level files (the
-        experiments' searcher state refers to the journal by that path)."""
-        return json.dumps({**dataclasses.asdict(cfg), "driver_files": str(self.local)}, indent=1)
+    def settings_json(self, cfg: SearchConfig, spaces: dict | None = None) -> str:
+        """search.json: the settings (the resolved objective among them), each loss's weight
+        bounds (`SearchSpace.bounds`, which the report reads), and where this driver keeps the
+        search-level files (the experiments' searcher state refers to the journal by that path)."""
+        bounds = {loss: list(s.bounds()) for loss, s in (spaces or {}).items()}
+        return json.dumps({**dataclasses.asdict(cfg), "bounds": bounds, "driver_files": str(self.local)},
+                          indent=1)
 
     def check_writable(self) -> None:
         """Creates `local` (`created`: the directories that were new, for a failed search to

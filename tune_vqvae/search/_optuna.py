@@ -22,10 +22,8 @@ class WeightSpace:
     """Define-by-run space: the categorical with_mse and, for mse + w * L only, w; for a
     joint loss (always with MSE) its weights w1, w2, ... over the same range."""
 
-    DEFAULT_LOW, DEFAULT_HIGH = 1e-3, 10.0  # a grid file need not give w's range
-
     def __init__(self, space: SearchSpace):
-        self.low, self.high = space.low or self.DEFAULT_LOW, space.high or self.DEFAULT_HIGH
+        self.low, self.high = space.bounds()
         self.log = space.log
         self.choices = list(space.with_mse)
         self.keys = space.keys

@@ -9,12 +9,16 @@ import json
 import math
 import os
 
-from .. import vocab
-from ..answer import format_answer
+from .. import objectives, vocab
 from ..errors import atomic_write_text
+from ..stats import format_answer
 from ..vocab import (
     BASELINE,
+    COMPLETED,
     CONFIRM,
+    DIVERGED,
+    ERROR,
+    FAILED_STATUSES,
     JOURNAL_FILE,
     PAPER,
     RESULTS_CSV,
@@ -23,12 +27,11 @@ from ..vocab import (
     SEARCH,
     SEED,
     SETTINGS_FILE,
+    STOPPED,
     TEST_METRICS,
-    higher_is_better,
+    config_point,
     joint_weights,
-    metric_of,
     point_name,
-    test_metric,
     weight_params,
 )
 from . import _compat
@@ -46,43 +49,41 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
     status and metrics, every row says `seed`, `epochs_trained` (= `epochs`), `stopped`
     (ASHA ended it before the last epoch), `replicate` (index of its seed among the runs of
     its w in the search) and, for the confirmation stage (role confirm), `candidate`."""
-    statuses = _compat.trial_statuses(grid)
+    statuses, record = _compat.trial_statuses(grid), objectives.get(objective)
     replicates = replicate_of(grid)
     rows = []
     for r in grid:
         c, m = r.config or {}, r.metrics or {}
         trial_id = m.get("trial_id") or os.path.basename(str(r.path)).split("_")[0]
         epoch = int(m.get("epoch", 0) or 0)
+        loss, with_mse, point = config_point(c)
         if c.get("role") == BASELINE:
-            role, mode, w = BASELINE, vocab.mode("mse", True), None
+            role = BASELINE
         else:
-            with_mse, w = c.get("with_mse", True), c.get("w")
-            role = PAPER if space is not None and space.is_point(with_mse, joint_weights(c) or w) else SEARCH
-            mode = vocab.mode(c.get("loss", exp), with_mse)
-            w = w if with_mse else None
+            role = PAPER if space is not None and space.is_point(with_mse, point) else SEARCH
+        mode = vocab.mode(loss, with_mse)
+        w = point if isinstance(point, float) else None
         if seeds:
             role = SEED
         if confirm:
             role = CONFIRM
         status = statuses.get(trial_id, "TERMINATED")
-        if r.error is not None or status == "ERROR" or m.get("failed"):
-            status = "ERROR"
+        if r.error is not None or status == ERROR or m.get("failed"):
+            status = ERROR
         elif m.get("diverged"):
-            status = "DIVERGED"
-        elif status == "TERMINATED":
-            status = "COMPLETED" if epoch >= cfg.epochs else "STOPPED"
-        value = metric_of(m, objective) if m and not (m.get("diverged") or m.get("failed")) else float("nan")
-        row = {"loss": c.get("loss", exp) if c.get("role") != BASELINE else "mse",
-               "experiment": exp, "role": role,
-               "mode": mode, "with_mse": c.get("with_mse", True) if role != BASELINE else True,
-               "w": w, "objective": objective, "value": value, "test_value": m.get(test_metric(objective)),
+            status = DIVERGED
+        elif status == "TERMINATED":  # Ray's word: it ended, all epochs or stopped by ASHA
+            status = COMPLETED if epoch >= cfg.epochs else STOPPED
+        value = record.value_of(m) if m and not (m.get("diverged") or m.get("failed")) else float("nan")
+        row = {"loss": loss if c else exp, "experiment": exp, "role": role,
+               "mode": mode, "with_mse": with_mse,
+               "w": w, "objective": objective, "value": value, "test_value": m.get(record.test_name),
                "status": status, "epochs": epoch,
                "trial_id": trial_id, "seed": (c.get("train") or {}).get("seed"),
-               "epochs_trained": epoch, "stopped": status == "STOPPED",
+               "epochs_trained": epoch, "stopped": status == STOPPED,
                "replicate": replicates.get(trial_id), "candidate": c.get("candidate")}
-        weights = joint_weights(c)
-        if weights is not None:  # a joint loss: its weights w1, w2 (w stays empty)
-            row.update(weight_params(row["loss"], weights))
+        if isinstance(point, tuple):  # a joint loss: its weights w1, w2 (w stays empty)
+            row.update(weight_params(loss, point))
         row.update({k: m.get(k) for k in ROW_METRICS})
         row["node_id"] = m.get("node_id")
         row["error"] = (str(r.error).strip().splitlines() or [""])[-1][:200] if r.error else \
@@ -101,7 +102,7 @@ def replicate_of(grid) -> dict[str, int]:
     ids = []
     for r in grid:
         c = r.config or {}
-        key = (c.get("role"), c.get("candidate"), c.get("with_mse", True), c.get("w"), joint_weights(c))
+        key = (c.get("role"), c.get("candidate"), *config_point(c))
         seed = (c.get("train") or {}).get("seed")
         trial_id = (r.metrics or {}).get("trial_id") or os.path.basename(str(r.path)).split("_")[0]
         seeds.setdefault(key, []).append(seed)
@@ -116,20 +117,20 @@ def _weights(row: dict) -> tuple | None:
 
 
 def _ok(row) -> bool:
-    return row["status"] == "COMPLETED" and row["value"] is not None and math.isfinite(row["value"])
+    return row["status"] == COMPLETED and row["value"] is not None and math.isfinite(row["value"])
 
 
 def _gain(reference: float | None, best: float, objective: str) -> dict | None:
     """How much better `best` is than `reference`: positive = better (in the metric's sense)."""
     if reference is None:
         return None
-    better = (best - reference) if higher_is_better(objective) else (reference - best)
+    better = objectives.get(objective).minimised(reference - best)
     return {"reference": reference, "absolute": better,
             "percent": 100 * better / abs(reference) if reference else None}
 
 
 def summarise(rows: list[dict], losses: list[str], objective: str) -> dict:
-    pick = max if higher_is_better(objective) else min
+    pick = min if objectives.get(objective).lower_is_better else max
     base = [r for r in rows if r["role"] == BASELINE and _ok(r)]
     # the mean over the baseline's seeds (--baseline-seeds); one run in older searches
     baseline = sum(r["value"] for r in base) / len(base) if base else None
@@ -162,8 +163,8 @@ def summarise(rows: list[dict], losses: list[str], objective: str) -> dict:
             _gain(best_paper["value"], best["value"], objective),
             "trials": sum(r["experiment"] == loss for r in rows),
             "completed": len(mine),
-            "stopped_early": sum(r["experiment"] == loss and r["status"] == "STOPPED" for r in rows),
-            "failed": sum(r["experiment"] == loss and r["status"] in ("ERROR", "DIVERGED") for r in rows),
+            "stopped_early": sum(r["experiment"] == loss and r["status"] == STOPPED for r in rows),
+            "failed": sum(r["experiment"] == loss and r["status"] in FAILED_STATUSES for r in rows),
         }
     return out
 
@@ -198,7 +199,7 @@ def format_table(rows: list[dict], summary: dict, objective: str, answer: dict |
     """The trials, then per loss the best single observation (a value, no gain: one run
     says nothing about a gain under run-to-run noise), then the answer as estimates."""
     test = any(r.get("test_value") is not None for r in rows)
-    test_head = f" {test_metric(objective):>10}" if test else ""
+    test_head = f" {objectives.get(objective).test_name:>10}" if test else ""
     lines = [f"{'loss':<9} {'role':<8} {'mode':<16} {'w':>9} {objective:>10}{test_head} {'status':<9} "
              f"{'epochs':>6}  trial"]
     for r in rows:
@@ -214,12 +215,12 @@ def format_table(rows: list[dict], summary: dict, objective: str, answer: dict |
         b = s["best"]
         text = f"{loss}: best {_point(b)} observed ({b['mode']}, one run): {objective} {_fmt(b['value'])}"
         if b.get("test_value") is not None:
-            text += f"; on test: {test_metric(objective)} {_fmt(b['test_value'])}"
+            text += f"; on test: {objectives.get(objective).test_name} {_fmt(b['test_value'])}"
         lines.append(text)
     if answer is not None:
         lines.append("")
         lines.append(format_answer(answer, objective))
-    lines.append(f"({objective}: {'higher' if higher_is_better(objective) else 'lower'} is better; "
+    lines.append(f"({objective}: {objectives.get(objective).direction}; "
                  f"intervals 95%, differences candidate - reference from fresh seeds)")
     return "\n".join(lines)
 
@@ -231,7 +232,8 @@ def write_results(layout: Layout, cfg: SearchConfig, objective: str, rows, summa
     buf = io.StringIO()
     pd.DataFrame(rows).to_csv(buf, index=False)
     atomic_write_text(layout.local / RESULTS_CSV, buf.getvalue())
-    doc = {"name": layout.name, "objective": objective, "lower_is_better": not higher_is_better(objective),
+    lower = objectives.get(objective).lower_is_better
+    doc = {"name": layout.name, "objective": objective, "lower_is_better": lower,
            "settings": dataclasses.asdict(cfg), "best": summary, "answer": answer, "trials": rows}
     atomic_write_text(layout.local / RESULTS_JSON, json.dumps(doc, indent=1, default=str))
     layout.upload([SETTINGS_FILE, RESULTS_CSV, RESULTS_JSON, JOURNAL_FILE])

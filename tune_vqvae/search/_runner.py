@@ -8,7 +8,6 @@ current thread.
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -16,8 +15,9 @@ from collections.abc import Callable
 import optuna
 from ray import tune
 
+from .. import objectives
 from ..errors import Terminated, UserError
-from ..vocab import config_label, metric_of
+from ..vocab import config_label
 from . import _compat
 
 _print_lock = threading.Lock()
@@ -34,12 +34,7 @@ def quiet_console() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # The GP fit runs inside the define-by-run space function (it samples w), not training.
     warnings.filterwarnings("ignore", message="Define-by-run function passed")
-    # Tune snapshots the experiment at every checkpoint when num_to_keep is set: wanted
-    # (a killed driver loses nothing), so its "may become a bottleneck" warning is noise.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Tune's newer console output prints per-experiment banners (and a TensorBoard hint
-    # pointing at a staging dir); the classic reporter with verbose=0 prints nothing.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    _compat.set_env_defaults(_compat.TUNE_QUIET_ENV)
 
 
 class ExperimentThread(threading.Thread):
@@ -94,7 +89,8 @@ class Progress(tune.Callback):
             return
         say(f"[{self.experiment}] {trial.trial_id} {config_label(trial.config)}: epoch "
             f"{int(result.get('epoch', 0))}/{self.epochs}  {self.objective} "
-            f"{metric_of(result, self.objective):.4g}  val_psnr {result.get('val_psnr', float('nan')):.2f}")
+            f"{objectives.get(self.objective).value_of(result):.4g}  "
+            f"val_psnr {result.get('val_psnr', float('nan')):.2f}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         say(f"[{self.experiment}] {trial.trial_id} {config_label(trial.config)}: ERROR "

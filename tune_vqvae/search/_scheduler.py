@@ -19,8 +19,8 @@ class ProtectedASHA(ASHAScheduler):
         self.space, self.time_attr, self.max_t = space, time_attr, max_t
 
     def protects(self, config: dict) -> bool:
-        return config.get("role") == BASELINE or self.space.is_point(
-            config.get("with_mse", True), config.get("w"))
+        # through the one config -> weights function: a joint loss's point is its (w1, w2)
+        return config.get("role") == BASELINE or self.space.is_config_point(config)
 
     def on_trial_result(self, tune_controller, trial, result):
         action = super().on_trial_result(tune_controller, trial, result)

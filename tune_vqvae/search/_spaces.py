@@ -24,7 +24,15 @@ import yaml
 
 from ..errors import UserError
 from ..losses import find_metrics
-from ..vocab import SPACES_DIR, loss_parts, paper_points, paper_weights, weight_keys
+from ..vocab import (
+    DEFAULT_W_BOUNDS,
+    SPACES_DIR,
+    config_weights,
+    loss_parts,
+    paper_points,
+    paper_weights,
+    weight_keys,
+)
 
 SPACE_KEYS = {"losses", "w", "with_mse", "points", "grid"}
 W_KEYS = {"low", "high", "log"}
@@ -50,6 +58,18 @@ class SearchSpace:
     @property
     def joint(self) -> bool:
         return len(self.keys) > 1
+
+    def bounds(self) -> tuple[float, float]:
+        """Every weight's (low, high): the file's range, else vocab.DEFAULT_W_BOUNDS (a grid
+        file need not give one). The one source of the bounds: Optuna's space, the answer's
+        surrogate and search.json (which the report reads) all take them from here."""
+        low, high = DEFAULT_W_BOUNDS
+        return (self.low if self.low is not None else low, self.high if self.high is not None else high)
+
+    def is_config_point(self, config: dict) -> bool:
+        """`is_point` of a trial config (its weights through vocab.config_weights)."""
+        with_mse, w = config_weights(config)
+        return self.is_point(with_mse, w)
 
     def is_point(self, with_mse: bool, w: float | tuple | None) -> bool:
         """Whether (with_mse, w) is one of the points evaluated first (the paper's grid; a
@@ -222,8 +242,8 @@ def space_for(loss: str) -> SearchSpace:
         return load_space(path)
     if len(loss_parts(loss)) > 1:
         return joint_default_space(loss)
-    return SearchSpace(path=f"default space of {loss}", losses=[loss], low=1e-3, high=10.0,
-                       points=[dict(p) for p in paper_points()])
+    return SearchSpace(path=f"default space of {loss}", losses=[loss], low=DEFAULT_W_BOUNDS[0],
+                       high=DEFAULT_W_BOUNDS[1], points=[dict(p) for p in paper_points()])
 
 
 def joint_default_space(loss: str) -> SearchSpace:
@@ -233,6 +253,6 @@ def joint_default_space(loss: str) -> SearchSpace:
     space) come from searching the parts alongside: --loss ssim --loss gmsd --loss ssim+gmsd."""
     keys = weight_keys(loss)
     find_metrics(loss)
-    return SearchSpace(path=f"default space of {loss}", losses=[loss], low=1e-3, high=10.0,
-                       with_mse=[True],
+    return SearchSpace(path=f"default space of {loss}", losses=[loss], low=DEFAULT_W_BOUNDS[0],
+                       high=DEFAULT_W_BOUNDS[1], with_mse=[True],
                        points=[{"with_mse": True, **{k: w for k in keys}} for w in paper_weights()])

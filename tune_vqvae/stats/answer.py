@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable
 
 import numpy as np
 
-from .estimates import (
+from ..vocab import BEST_OBSERVED, BEST_PAPER, CANDIDATES, CONFIRM, RECOMMENDED, point_name
+from .intervals import (
     Interval,
     detectable_effect,
     diff_interval,
@@ -42,90 +42,22 @@ from .estimates import (
     seeds_needed,
     verdict,
 )
-from .surrogate import SurrogateFit, fit_objective_curve
-from .vocab import (
-    BASELINE,
-    BEST_OBSERVED,
-    BEST_PAPER,
-    CONFIRM,
-    PAPER,
-    RECOMMENDED,
-    SEARCH,
-    is_joint,
-    point_name,
+from .runs import (  # noqa: F401  (is_full_length, merge_candidates: the answer's surface)
+    baseline_values,
+    best_paper_point,
+    candidate_names,
+    confirm_values,
+    finite,
+    is_full_length,
+    merge_candidates,
+    search_stage,
 )
+from .runs import candidates as named_candidates
+from .surrogate import SurrogateFit, fit_objective_curve
 
 EFFECT = 0.02  # the relative difference the noise line asks about: "to resolve 2% ..."
 BOOTSTRAP_FROM = 20  # runs per side from which a difference gets the bootstrap interval
 TOO_FEW = "too few runs for an interval"
-
-
-# --- which runs count --------------------------------------------------------------------
-
-
-def is_full_length(row: dict, epochs: int) -> bool:
-    """A run that trained all epochs and has a finite value (stopped, diverged, failed: no)."""
-    value = row.get("value")
-    trained = row.get("epochs_trained", row.get("epochs"))
-    return (
-        row.get("status") == "COMPLETED"
-        and trained is not None
-        and int(trained) >= epochs
-        and value is not None
-        and math.isfinite(float(value))
-    )
-
-
-def _joint_point(d: dict) -> tuple[float, ...]:
-    """A joint loss's weights w1, w2, ... of a point or row; () for a single loss."""
-    keys = sorted(k for k in d if k[:1] == "w" and k[1:].isdigit() and d[k] is not None)
-    return tuple(float(d[k]) for k in keys)
-
-
-def _same_point(row: dict, point: dict) -> bool:
-    if bool(row.get("with_mse", True)) != bool(point["with_mse"]):
-        return False
-    if _joint_point(row) or _joint_point(point):  # a joint loss: every weight equal
-        a, b = _joint_point(row), _joint_point(point)
-        return len(a) == len(b) and all(math.isclose(x, y, rel_tol=1e-9) for x, y in zip(a, b))
-    return not point["with_mse"] or math.isclose(float(row["w"]), float(point["w"]), rel_tol=1e-9)
-
-
-def search_stage(rows: Iterable[dict], loss: str, epochs: int) -> list[dict]:
-    """The loss's full-length runs of the search itself (paper points and searched w)."""
-    return [
-        r
-        for r in rows
-        if r.get("experiment") == loss and r.get("role") in (PAPER, SEARCH) and is_full_length(r, epochs)
-    ]
-
-
-def _finite(v) -> bool:
-    return v is not None and math.isfinite(float(v))
-
-
-def baseline_values(rows: Iterable[dict], epochs: int, key: str = "value") -> list[float]:
-    """The MSE baseline's full-length runs: `key` "value" (the objective) or "test_value"."""
-    return [
-        float(r[key])
-        for r in rows
-        if r.get("role") == BASELINE and is_full_length(r, epochs) and _finite(r.get(key))
-    ]
-
-
-def confirm_values(
-    rows: Iterable[dict], loss: str, candidate: str, epochs: int, key: str = "value"
-) -> list[float]:
-    """Values of the confirmation runs of `candidate` (a name in the row's "+"-joined list)."""
-    return [
-        float(r[key])
-        for r in rows
-        if r.get("role") == CONFIRM
-        and r.get("loss") == loss
-        and candidate in str(r.get("candidate") or "").split("+")
-        and is_full_length(r, epochs)
-        and _finite(r.get(key))
-    ]
 
 
 # --- the surrogate -----------------------------------------------------------------------
@@ -142,16 +74,11 @@ def _interval(iv: Interval) -> dict:
     }
 
 
-def fit_curve(w, values, epochs_trained, *, epochs: float, bounds: tuple[float, float],
-              lower_is_better: bool) -> SurrogateFit:
-    """`surrogate.fit_objective_curve` in the metric's own units and sign: the GP minimises,
-    so a higher-is-better metric is fitted negated and its mean, band and objective interval
-    turned back (the band's ends swap)."""
-    sign = 1.0 if lower_is_better else -1.0
-    y = sign * np.asarray(values, float)
-    fit = fit_objective_curve(w, y, epochs_trained, epochs=epochs, bounds=bounds,
-                              log_objective=bool(np.all(y > 0)))
-    if sign > 0:
+def in_metric_units(fit, lower_is_better: bool):
+    """A fit (`SurrogateFit` or `SurfaceFit`) of the minimised objective turned back into the
+    metric's own sign: the GP minimises, so a higher-is-better metric is fitted negated and
+    its mean, band and objective interval negated back (the band's ends swap)."""
+    if lower_is_better:
         return fit
     o = fit.objective
     return dataclasses.replace(
@@ -159,18 +86,21 @@ def fit_curve(w, values, epochs_trained, *, epochs: float, bounds: tuple[float, 
         objective=Interval(-o.estimate, -o.high, -o.low, o.level, o.method, o.n))
 
 
-def fit_surrogate(runs: list[dict], epochs: int, bounds: tuple[float, float], lower_is_better: bool) -> dict:
-    """`fit_curve` on full-length with-MSE runs, as plain JSON (metric units), or a note."""
-    mse_runs = [r for r in runs if r.get("with_mse", True) and r.get("w") is not None]
-    w = [float(r["w"]) for r in mse_runs]
-    if len(set(w)) < 3:
-        return {
-            "fitted": False,
-            "n_observations": len(w),
-            "note": f"{len(set(w))} distinct w with full-length runs; the surrogate needs 3",
-        }
-    fit = fit_curve(w, [float(r["value"]) for r in mse_runs], [epochs] * len(w), epochs=epochs,
-                    bounds=bounds, lower_is_better=lower_is_better)
+def minimised(values, lower_is_better: bool) -> np.ndarray:
+    """The values the GP minimises: the metric, negated where higher is better."""
+    return (1.0 if lower_is_better else -1.0) * np.asarray(values, float)
+
+
+def fit_curve(w, values, epochs_trained, *, epochs: float, bounds: tuple[float, float],
+              lower_is_better: bool) -> SurrogateFit:
+    """`surrogate.fit_objective_curve` in the metric's own units and sign."""
+    y = minimised(values, lower_is_better)
+    fit = fit_objective_curve(w, y, epochs_trained, epochs=epochs, bounds=bounds,
+                              log_objective=bool(np.all(y > 0)))
+    return in_metric_units(fit, lower_is_better)
+
+
+def surrogate_json(fit: SurrogateFit, bounds: tuple[float, float]) -> dict:
     return {
         "fitted": True,
         "n_observations": fit.n_observations,
@@ -188,53 +118,33 @@ def fit_surrogate(runs: list[dict], epochs: int, bounds: tuple[float, float], lo
     }
 
 
-# --- the candidates ----------------------------------------------------------------------
+def fit_surrogate(runs: list[dict], epochs: int, bounds: tuple[float, float], lower_is_better: bool,
+                  fits: dict | None = None, loss: str = "") -> dict:
+    """`fit_curve` on full-length with-MSE runs, as plain JSON (metric units), or a note;
+    the fit itself goes into `fits[loss]` when given (the report draws it)."""
+    mse_runs = [r for r in runs if r.get("with_mse", True) and finite(r.get("w"))]
+    w = [float(r["w"]) for r in mse_runs]
+    if len(set(w)) < 3:
+        return {
+            "fitted": False,
+            "n_observations": len(w),
+            "note": f"{len(set(w))} distinct w with full-length runs; the surrogate needs 3",
+        }
+    try:
+        fit = fit_curve(w, [float(r["value"]) for r in mse_runs], [epochs] * len(w), epochs=epochs,
+                        bounds=bounds, lower_is_better=lower_is_better)
+    except ValueError as e:  # the surrogate refuses (say, a w outside the bounds): said, not fatal
+        return {"fitted": False, "n_observations": len(w), "note": str(e)}
+    if fits is not None:
+        fits[loss] = fit
+    return surrogate_json(fit, bounds)
 
 
-def _point(with_mse, w) -> dict:
-    return {"with_mse": True, "w": float(w)} if with_mse else {"with_mse": False}
-
-
-def best_paper_point(runs: list[dict], lower_is_better: bool) -> dict | None:
-    """The paper point with the best mean over its full-length runs (replicates pooled)."""
-    groups: dict[tuple, list[float]] = {}
-    for r in runs:
-        if r.get("role") == PAPER:
-            key = (bool(r.get("with_mse", True)), None if not r.get("with_mse", True) else float(r["w"]))
-            groups.setdefault(key, []).append(float(r["value"]))
-    if not groups:
-        return None
-    pick = min if lower_is_better else max
-    key = pick(groups, key=lambda k: np.mean(groups[k]))
-    return {**_point(*key), "mean": float(np.mean(groups[key])), "n": len(groups[key])}
-
-
-def candidates(runs: list[dict], surrogate: dict, lower_is_better: bool) -> dict[str, dict]:
-    """{candidate name: point} of the confirmation stage (no recommended w without a fit)."""
-    out = {}
-    if surrogate.get("fitted"):
-        out[RECOMMENDED] = _point(True, surrogate["recommended_w"])
-    paper = best_paper_point(runs, lower_is_better)
-    if paper is not None:
-        out[BEST_PAPER] = _point(paper["with_mse"], paper.get("w"))
-    if runs:
-        pick = min if lower_is_better else max
-        best = pick(runs, key=lambda r: float(r["value"]))
-        out[BEST_OBSERVED] = _point(best.get("with_mse", True), best.get("w"))
-    return out
-
-
-def merge_candidates(named: dict[str, dict]) -> dict[str, dict]:
-    """One run list per distinct point: {"best_paper+best_observed": point, ...}."""
-    merged: dict[str, dict] = {}
-    for name, point in named.items():
-        for key, other in list(merged.items()):
-            if _same_point({"w": None, **point}, other):
-                merged[f"{key}+{name}"] = merged.pop(key)
-                break
-        else:
-            merged[name] = point
-    return merged
+def candidates(runs: list[dict], surrogate: dict, lower_is_better: bool, loss: str = "") -> dict[str, dict]:
+    """{candidate name: point} of one loss's confirmation stage, the recommended w read from
+    the surrogate's JSON (none without a fit)."""
+    recommended = {"with_mse": True, "w": surrogate["recommended_w"]} if surrogate.get("fitted") else None
+    return named_candidates(runs, loss, recommended, lower_is_better)
 
 
 # --- comparisons -------------------------------------------------------------------------
@@ -286,17 +196,14 @@ def comparisons(
     """'<candidate>_vs_<reference>' -> compare(...), from the confirmation runs; `key`
     "test_value" compares the same runs' test-split scores (searches with --holdout)."""
     base = baseline_values(rows, epochs, key)
-    conf = {c: confirm_values(rows, loss, c, epochs, key) for c in (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)}
+    conf = {c: confirm_values(rows, loss, c, epochs, key) for c in CANDIDATES}
     out = {}
-    for cand in (RECOMMENDED, BEST_PAPER, BEST_OBSERVED):
+    for cand in CANDIDATES:
         if conf[cand]:
             out[f"{cand}_vs_baseline"] = compare(conf[cand], base, lower_is_better)
     if conf[RECOMMENDED] and conf[BEST_PAPER]:
-        same = any(
-            {RECOMMENDED, BEST_PAPER} <= set(str(r.get("candidate") or "").split("+"))
-            for r in rows
-            if r.get("role") == CONFIRM and r.get("loss") == loss
-        )
+        same = any({RECOMMENDED, BEST_PAPER} <= set(candidate_names(r))
+                   for r in rows if r.get("role") == CONFIRM and r.get("loss") == loss)
         out[f"{RECOMMENDED}_vs_{BEST_PAPER}"] = (
             {"verdict": None, "note": "the recommended w is the best paper point"}
             if same
@@ -329,47 +236,21 @@ def baseline_summary(rows: list[dict], epochs: int, n_per_config: int) -> dict:
     return out
 
 
-def loss_answer(
-    rows: list[dict], loss: str, *, epochs: int, bounds: tuple[float, float], lower_is_better: bool
-) -> dict:
+def loss_answer(rows: list[dict], loss: str, *, epochs: int, bounds: tuple[float, float],
+                lower_is_better: bool, fits: dict | None = None) -> dict:
+    """A single loss's entry of results.json's "answer" (see the module docstring)."""
     runs = search_stage(rows, loss, epochs)
-    surrogate = fit_surrogate(runs, epochs, bounds, lower_is_better)
-    named = candidates(runs, surrogate, lower_is_better)
-    best_paper = best_paper_point(runs, lower_is_better)
+    surrogate = fit_surrogate(runs, epochs, bounds, lower_is_better, fits, loss)
     out = {
         "surrogate": surrogate,
-        "candidates": named,
-        "best_paper_point": best_paper,
+        "candidates": candidates(runs, surrogate, lower_is_better, loss),
+        "best_paper_point": best_paper_point(runs, loss, lower_is_better),
         "full_length_runs": len(runs),
         "comparisons": comparisons(rows, loss, epochs, lower_is_better),
     }
-    if any(_finite(r.get("test_value")) for r in rows if r.get("role") == CONFIRM):
+    if any(finite(r.get("test_value")) for r in rows if r.get("role") == CONFIRM):
         out["comparisons_test"] = comparisons(rows, loss, epochs, lower_is_better, "test_value")
     return out
-
-
-def answer(
-    rows: list[dict],
-    losses: list[str],
-    *,
-    epochs: int,
-    bounds: dict[str, tuple[float, float]],
-    lower_is_better: bool,
-    n_per_config: int,
-) -> dict:
-    """results.json's "answer": {"baseline": baseline_summary, "losses": {loss: loss_answer}}
-    (a joint loss's entry: `tune_vqvae.joint.loss_answer`)."""
-    from . import joint
-
-    return {
-        "baseline": baseline_summary(rows, epochs, n_per_config),
-        "losses": {
-            loss: (joint.loss_answer if is_joint(loss) else loss_answer)(
-                rows, loss, epochs=epochs, bounds=bounds[loss], lower_is_better=lower_is_better
-            )
-            for loss in losses
-        },
-    }
 
 
 # --- console -----------------------------------------------------------------------------
@@ -425,24 +306,3 @@ def format_loss(loss: str, a: dict, objective: str) -> list[str]:
     if not a["comparisons"]:
         lines.append("  no confirmation runs: no verdict (--confirm-seeds N re-runs the candidates)")
     return lines
-
-
-def format_answer(ans: dict, objective: str) -> str:
-    lines = []
-    from . import joint
-
-    for loss, a in ans["losses"].items():
-        lines.extend((joint.format_loss if a.get("joint") else format_loss)(loss, a, objective))
-    b = ans["baseline"]
-    if "cv" in b:
-        m = b["mean"]
-        lines.append(
-            f"MSE baseline: {objective} {_g(m['estimate'])} [{_g(m['low'])}, {_g(m['high'])}] "
-            f"over {b['n']} seeds; run-to-run noise {100 * b['cv']:.1f}% (std {_g(b['std'])}); with "
-            f"{b['n_per_config']} seeds per config the smallest resolvable difference is "
-            f"{100 * b['detectable_effect']:.0f}%; to resolve {100 * b['effect_asked']:g}% you need "
-            f"about {b['seeds_for_effect']} seeds per config"
-        )
-    else:
-        lines.append(f"MSE baseline: {b.get('note')}")
-    return "\n".join(lines)

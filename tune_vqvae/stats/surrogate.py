@@ -6,8 +6,8 @@ log10 w with a 95% band, the recommended w (the minimiser of the posterior mean,
 best single run, which is the winner's curse under 3.5% run-to-run noise), an interval on
 w, and an interval on the objective at the recommended w.
 
-The GP is Optuna's own (`optuna._gp`, the model behind `GPSampler`): Matérn-5/2 kernel on
-inputs scaled to [0, 1], standardised targets, kernel scale, length scale and observation
+The GP is Optuna's own (`optuna._gp` through tune_vqvae.compat, the model behind `GPSampler`):
+Matérn-5/2 kernel on inputs scaled to [0, 1], standardised targets, kernel scale, length scale and observation
 noise fitted by maximum a posteriori with L-BFGS-B. Two choices differ from GPSampler, both
 because our objective is noisy rather than near-deterministic:
 
@@ -41,7 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .estimates import Interval
+from .. import compat
+from .intervals import Interval
 
 MIN_OBSERVATIONS = 3
 
@@ -76,16 +77,10 @@ def _fit_optuna_gp(x01: np.ndarray, y: np.ndarray):
     """Optuna's GP fitted to (x01, y): x01 of shape (n,) or (n, d) (a joint loss's log
     weights) in [0, 1] units, y standardised. -> (GPRegressor, noise variance, length scales).
 
-    PRIVATE OPTUNA API: every use of `optuna._gp` is here and in `_gp_posterior` (checked by
-    tests/test_surrogate.py::test_optuna_gp_private_api_is_as_expected). It relies on
-    `gp.fit_kernel_params(X, Y, is_categorical, log_prior, minimum_noise,
-    deterministic_objective)` returning a `GPRegressor` with tensor attributes
-    `inverse_squared_lengthscales`, `kernel_scale`, `noise_var` and a method
-    `posterior(x, joint) -> (mean, covariance or variance)` (Optuna 4.x-5.0). Optuna's GP is
-    written in torch, so torch is imported here, on first use only.
+    Optuna's GP is private API: reached through tune_vqvae.compat (checked by
+    tests/test_search_compat.py). torch is imported on first use only.
     """
     import torch
-    from optuna._gp import gp
 
     def log_prior(gpr) -> torch.Tensor:
         # Optuna's default_log_prior for length scales and kernel scale; a weaker noise prior
@@ -95,16 +90,9 @@ def _fit_optuna_gp(x01: np.ndarray, y: np.ndarray):
         return -(0.1 / isl + 0.1 * isl).sum() + gamma(gpr.kernel_scale, 2, 1) + gamma(gpr.noise_var, 1.1, 1)
 
     X = x01[:, None] if x01.ndim == 1 else x01
-    gpr = gp.fit_kernel_params(
-        X=X,
-        Y=y,
-        is_categorical=np.zeros(X.shape[1], dtype=bool),
-        log_prior=log_prior,
-        # replicates sit at identical x: a noise floor of 1% of y's std keeps the kernel
-        # matrix well conditioned, where Optuna's 1e-6 can fail and fall back to defaults
-        minimum_noise=1e-4,
-        deterministic_objective=False,
-    )
+    # replicates sit at identical x: a noise floor of 1% of y's std keeps the kernel matrix
+    # well conditioned, where Optuna's 1e-6 can fail and fall back to defaults
+    gpr = compat.fit_gp(X, y, log_prior, minimum_noise=1e-4)
     lengths = gpr.inverse_squared_lengthscales.detach().numpy() ** -0.5
     return gpr, float(gpr.noise_var), lengths
 
@@ -118,13 +106,13 @@ def _gp_posterior(gpr, grid01: np.ndarray, joint: bool = True) -> tuple[np.ndarr
     x = torch.from_numpy(grid01[:, None] if grid01.ndim == 1 else grid01)
     if not joint:
         with torch.no_grad():
-            mean, var = gpr.posterior(x, joint=False)
+            mean, var = compat.gp_posterior(gpr, x, joint=False)
         return mean.numpy(), var.clamp_min(0).sqrt().numpy()[:, None]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small matrices: thread pools only contend (as in Optuna's own fit)
     try:
         with torch.no_grad():
-            mean, cov = gpr.posterior(x, joint=True)
+            mean, cov = compat.gp_posterior(gpr, x, joint=True)
             # eigh, not Cholesky: the covariance of a smooth curve on a fine grid is near-singular
             eigval, eigvec = torch.linalg.eigh(cov)
     finally:

@@ -1,5 +1,5 @@
 """The answer of a joint loss (`ssim+gmsd`: mse + w1 * ssim + w2 * gmsd, issue 13), from
-results rows, as `tune_vqvae.answer` gives it for one loss:
+results rows, as `stats.answer` gives it for one loss:
 
 - `surrogate`: the GP of objective(log10 w1, log10 w2) (`surrogate.fit_objective_surface`)
   fitted on the loss's full-length runs of the search stage; the recommended pair (minimiser
@@ -17,47 +17,46 @@ Plain Python and numpy (no ray); torch only when the GP is fitted.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .vocab import (
+from ..vocab import (
     BEST_OBSERVED,
     BEST_PAPER,
     CANDIDATES,
-    PAPER,
+    NOT_RESOLVED,
     RECOMMENDED,
-    joint_weights,
     loss_parts,
     point_name,
-    weight_keys,
     weight_params,
 )
+from .answer import _g, compare, comparisons, describe_comparison, in_metric_units, minimised
+from .runs import best_paper_point, candidates, confirm_rows, confirm_values, search_stage, weights_of
+from .surrogate import fit_objective_surface
 
-NOT_RESOLVED = "not resolved"
 BEST_SINGLE = "best_single"  # the reference of the question "does the pair beat its parts?"
-
-
-def _pair(row: dict) -> tuple[float, ...] | None:
-    return joint_weights(row)
+MIN_PAIRS = 4  # distinct (w1, w2) with full-length runs the surface needs
 
 
 def fit_surface(runs: list[dict], loss: str, epochs: int, bounds: tuple[float, float],
-                lower_is_better: bool) -> dict:
-    """The 2-D GP fit on full-length runs, as plain JSON (metric units), or a note."""
-    runs = [r for r in runs if _pair(r) is not None]
-    pairs = [_pair(r) for r in runs]
-    if len(set(pairs)) < 4:
+                lower_is_better: bool, fits: dict | None = None) -> dict:
+    """The 2-D GP fit on full-length runs, as plain JSON (metric units), or a note; the fit
+    itself goes into `fits[loss]` when given (the report draws it)."""
+    runs = [r for r in runs if len(weights_of(r)) == len(loss_parts(loss))]
+    pairs = [weights_of(r) for r in runs]
+    if len(set(pairs)) < MIN_PAIRS:
         return {"fitted": False, "n_observations": len(runs),
-                "note": f"{len(set(pairs))} distinct (w1, w2) with full-length runs; the surface needs 4"}
-    from .surrogate import fit_objective_surface
-
-    sign = 1.0 if lower_is_better else -1.0  # the GP minimises
-    y = [sign * float(r["value"]) for r in runs]
-    fit = fit_objective_surface(pairs, y, [epochs] * len(y), epochs=epochs, bounds=bounds,
-                                log_objective=all(v > 0 for v in y))
+                "note": f"{len(set(pairs))} distinct (w1, w2) with full-length runs; the surface "
+                        f"needs {MIN_PAIRS}"}
+    y = minimised([r["value"] for r in runs], lower_is_better)
+    try:
+        fit = fit_objective_surface(pairs, y, [epochs] * len(y), epochs=epochs, bounds=bounds,
+                                    log_objective=bool(np.all(y > 0)))
+    except ValueError as e:  # the surrogate refuses: said, not fatal
+        return {"fitted": False, "n_observations": len(runs), "note": str(e)}
+    fit = in_metric_units(fit, lower_is_better)
+    if fits is not None:
+        fits[loss] = fit
     o = fit.objective
-    low, high = sorted((sign * o.low, sign * o.high))
     return {
         "fitted": True,
         "n_observations": fit.n_observations,
@@ -66,76 +65,43 @@ def fit_surface(runs: list[dict], loss: str, epochs: int, bounds: tuple[float, f
         # 95% of the minimiser's posterior, each weight's marginal
         "recommended_intervals": dict(zip(weight_params(loss, fit.recommended),
                                           ([i.low, i.high] for i in fit.weight_intervals))),
-        "objective": {"estimate": sign * o.estimate, "low": low, "high": high, "level": o.level,
+        "objective": {"estimate": o.estimate, "low": o.low, "high": o.high, "level": o.level,
                       "method": o.method, "n": o.n},
         "noise_std": fit.noise_std,
         "length_scales": list(fit.length_scales),
     }
 
 
-def best_reference_point(runs: list[dict], loss: str, lower_is_better: bool) -> dict | None:
-    """The reference point (role paper) with the best mean over its full-length runs."""
-    groups: dict[tuple, list[float]] = {}
-    for r in runs:
-        if r.get("role") == PAPER and _pair(r) is not None:
-            groups.setdefault(_pair(r), []).append(float(r["value"]))
-    if not groups:
-        return None
-    pick = min if lower_is_better else max
-    key = pick(groups, key=lambda k: np.mean(groups[k]))
-    return {"with_mse": True, **weight_params(loss, key), "mean": float(np.mean(groups[key])),
-            "n": len(groups[key])}
-
-
-def candidates(runs: list[dict], loss: str, surface: dict, lower_is_better: bool) -> dict[str, dict]:
-    out = {}
-    if surface.get("fitted"):
-        out[RECOMMENDED] = {"with_mse": True, **surface["recommended"]}
-    ref = best_reference_point(runs, loss, lower_is_better)
-    if ref is not None:
-        out[BEST_PAPER] = {"with_mse": True, **weight_params(loss, [ref[k] for k in weight_keys(loss)])}
-    paired = [r for r in runs if _pair(r) is not None]
-    if paired:
-        pick = min if lower_is_better else max
-        best = pick(paired, key=lambda r: float(r["value"]))
-        out[BEST_OBSERVED] = {"with_mse": True, **weight_params(loss, _pair(best))}
-    return out
-
-
-def best_single(rows: list[dict], loss: str, epochs: int, lower_is_better: bool) -> tuple[str, list[float]]:
-    """(name, values) of the best confirmed candidate of the joint loss's parts searched alone
-    in this search: the candidate with the best mean over >= 2 confirmation runs; ("", [])
-    when no part has such runs."""
-    from .answer import confirm_values
-
-    best: tuple[str, list[float]] = ("", [])
-    sign = 1.0 if lower_is_better else -1.0
+def best_single(rows: list[dict], loss: str, epochs: int,
+                lower_is_better: bool) -> tuple[str, list[float], dict]:
+    """(name, values, {"loss": part, "candidate": name}) of the best confirmed candidate of the
+    joint loss's parts searched alone in this search: the candidate with the best mean over
+    >= 2 confirmation runs; ("", [], {}) when no part has such runs."""
+    best: tuple[str, list[float], dict] = ("", [], {})
     for part in loss_parts(loss):
         for cand in CANDIDATES:
             values = confirm_values(rows, part, cand, epochs)
             if len(values) < 2:
                 continue
-            if not best[1] or sign * np.mean(values) < sign * np.mean(best[1]):
-                point = next((r for r in rows if r.get("role") == "confirm" and r.get("loss") == part
-                              and cand in str(r.get("candidate") or "").split("+")), {})
+            mean = minimised(np.mean(values), lower_is_better)
+            if not best[1] or mean < minimised(np.mean(best[1]), lower_is_better):
+                point = next(iter(confirm_rows(rows, part, cand)), {})
                 name = f"{part} {point_name(point.get('with_mse', True), point.get('w'))}"
-                best = (name, values)
+                best = (name, values, {"loss": part, "candidate": cand})
     return best
 
 
 def vs_best_single(rows: list[dict], loss: str, epochs: int, lower_is_better: bool) -> dict:
     """The pair's confirmation runs (recommended, else best observed) against the best single
     loss's; `verdict` None and a note saying why when either side has fewer than 2 runs."""
-    from .answer import compare, confirm_values
-
-    name, single = best_single(rows, loss, epochs, lower_is_better)
+    name, single, which = best_single(rows, loss, epochs, lower_is_better)
     pair, who = [], RECOMMENDED
     for who in (RECOMMENDED, BEST_OBSERVED):
         pair = confirm_values(rows, loss, who, epochs)
         if pair:
             break
     c = compare(pair, single, lower_is_better)
-    c.update(reference=name, candidate=who)
+    c.update(reference=name, candidate=who, reference_runs=which)
     if c["verdict"] is None:
         parts = ", ".join(loss_parts(loss))
         flags = " ".join(f"--loss {p}" for p in (*loss_parts(loss), loss))
@@ -146,39 +112,32 @@ def vs_best_single(rows: list[dict], loss: str, epochs: int, lower_is_better: bo
 
 
 def loss_answer(rows: list[dict], loss: str, *, epochs: int, bounds: tuple[float, float],
-                lower_is_better: bool) -> dict:
+                lower_is_better: bool, fits: dict | None = None) -> dict:
     """A joint loss's entry of results.json's "answer" (see the module docstring)."""
-    from .answer import comparisons, search_stage
-
     runs = search_stage(rows, loss, epochs)
-    surface = fit_surface(runs, loss, epochs, bounds, lower_is_better)
+    surface = fit_surface(runs, loss, epochs, bounds, lower_is_better, fits)
+    recommended = {"with_mse": True, **surface["recommended"]} if surface["fitted"] else None
     comps = comparisons(rows, loss, epochs, lower_is_better)
     comps[f"{RECOMMENDED}_vs_{BEST_SINGLE}"] = vs_best_single(rows, loss, epochs, lower_is_better)
     return {
         "joint": True,
         "parts": list(loss_parts(loss)),
         "surrogate": surface,
-        "candidates": candidates(runs, loss, surface, lower_is_better),
-        "best_paper_point": best_reference_point(runs, loss, lower_is_better),
+        "candidates": candidates(runs, loss, recommended, lower_is_better),
+        "best_paper_point": best_paper_point(runs, loss, lower_is_better),
         "full_length_runs": len(runs),
         "comparisons": comps,
     }
 
 
-def _g(v) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
-
-
 def _name(point: dict | None) -> str:
     if not point:
         return "-"
-    return point_name(True, tuple(point[k] for k in sorted(point) if k[:1] == "w" and k[1:].isdigit()))
+    return point_name(True, weights_of(point))
 
 
 def format_loss(loss: str, a: dict, objective: str) -> list[str]:
     """Console lines of a joint loss's answer."""
-    from .answer import describe_comparison
-
     s, named = a["surrogate"], a["candidates"]
     if s.get("fitted"):
         o = s["objective"]

@@ -31,7 +31,9 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-Verdict = Literal["better", "indistinguishable", "worse"]
+from ..vocab import VERDICTS
+
+Verdict = Literal["better", "indistinguishable", "worse"]  # vocab.VERDICTS
 
 
 @dataclass(frozen=True)
@@ -143,11 +145,12 @@ def verdict(diff: Interval, lower_is_better: bool = True) -> Verdict:
     >>> verdict(Interval(-3.0, -5.0, -1.0))
     'better'
     """
+    better, same, worse = VERDICTS
     if diff.high < 0:
-        return "better" if lower_is_better else "worse"
+        return better if lower_is_better else worse
     if diff.low > 0:
-        return "worse" if lower_is_better else "better"
-    return "indistinguishable"
+        return worse if lower_is_better else better
+    return same
 
 
 # ----------------------------------------------------------------------------- noise and power
