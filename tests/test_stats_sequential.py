@@ -83,6 +83,13 @@ def test_a_candidate_worse_than_another_but_not_than_the_baseline_is_dropped_by_
     assert r.dropped.get("b") == "a" and r.best() == "a"
 
 
+def test_the_race_reports_the_measured_same_seed_correlation():
+    rng = np.random.default_rng(6)
+    r = race(_world(rng, {BASE: 70.0, "a": 70.0}, {BASE: 3.0, "a": 3.0}, 0.9), ["a"], 60, min_effect=0.5)
+    r_a = r.correlation("a")
+    assert r.rounds >= 10 and r_a is not None and r_a.low > 0.5 and r_a.contains(0.9)
+
+
 def test_too_small_a_budget_is_named():
     with pytest.raises(ValueError, match="budget of at least 9"):
         race(lambda k, names: {}, ["a", "b"], 8, min_effect=5.0)

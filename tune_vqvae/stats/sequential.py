@@ -37,7 +37,7 @@ from scipy import stats
 
 from ..estimates import Interval
 from .equivalence import NOT_RESOLVED, RESOLVED, WORSE, verdict
-from .paired import paired_interval, percent_of
+from .paired import correlation_interval, paired_interval, percent_of
 
 FIRST_LOOK = 3  # pairs before the first verdict: a t interval from 2 pairs has 1 df
 MC_PATHS = 200_000  # Monte Carlo paths for the boundaries (their alpha to about +-0.0005)
@@ -101,6 +101,15 @@ class Race:
     @property
     def baseline_runs(self) -> int:
         return len(self.values[BASE])
+
+    def correlation(self, name: str) -> Interval | None:
+        """The measured same-seed correlation of `name` with the baseline (Fisher interval),
+        from 4 pairs on: what the pairing bought in this race."""
+        own = self.values[name]
+        base = self.values[BASE][: len(own)]
+        if len(own) < 4 or np.std(own) == 0 or np.std(base) == 0:
+            return None
+        return correlation_interval(own, base)
 
     def best(self, lower_is_better: bool = True) -> str:
         pool = self.alive or list(self.verdicts)
