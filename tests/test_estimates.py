@@ -1,4 +1,4 @@
-"""Statistics of tune_vqvae.estimates on known inputs and on simulated data.
+"""Statistics of tune_vqvae.stats.intervals on known inputs and on simulated data.
 
 Coverage and power checks simulate with fixed seeds, so they are deterministic; each band is
 about three binomial standard errors around the nominal rate."""

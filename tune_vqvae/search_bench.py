@@ -18,12 +18,21 @@ verdicts). Strategies:
   "better".
 - `new_asha`: `new` with `--early-stop` (ASHA; stopped trials PRUNED, never fitted).
   Before 2026-11-26 these two were called `new_no_stop` and `new` (ASHA was the default).
+- `paired` (issue 21): `new`'s search stage with S trials, then the sequential paired
+  confirmation (`tune_vqvae.stats.sequential.race`) of the recommended w against the
+  baseline on common seeds under a budget of C runs (the baseline's included), verdicts
+  with the equivalence margin `min_effect`; reported per split "S+C" (`--paired-splits`),
+  so the benchmark shows where runs are better spent. A gain is claimed on "better".
 
 Per curve, strategy and budget (trials per loss, paper points included, as --num-samples):
 the regret of the recommended config (true objective there minus the true minimum over
 the space, absolute and in % of the baseline), its distance in log10 w from the nearest
-true minimiser, the rate of claimed gains, and the rate of false claims (a gain claimed
-where the recommended config is not truly better than MSE). Trials run one after another
+true minimiser, the rate of claimed gains (the power, where a gain exists) with its Wilson interval, the rate
+of false claims (a gain claimed where the recommended config is not truly better than MSE),
+the rate of "equivalent within min_effect%" verdicts, and the mean runs per search: of the
+loss and of the baseline apart (one baseline serves every loss of a search), and together.
+`new` and `paired` share each repeat's search stage (its first S trials are an S-trial
+search: trials run one after another). Trials run one after another
 (the search runs `--max-concurrent` at once, so its GP sees fewer finished trials).
 """
 
@@ -46,9 +55,21 @@ import numpy as np
 from .curves import Curve, load_curve
 from .errors import UserError, atomic_write_text, cli_entry, writable_dir_for_run
 from .stats import answer as ans
-from .vocab import BASELINE, BEST_OBSERVED, CONFIRM, PAPER, RECOMMENDED, SEARCH, paper_points
+from .stats import equivalence, sequential
+from .stats.intervals import Interval
+from .vocab import (
+    BASELINE,
+    BEST_OBSERVED,
+    CANDIDATES,
+    CONFIRM,
+    CONFIRM_SEED_OFFSET,
+    PAPER,
+    RECOMMENDED,
+    SEARCH,
+    paper_points,
+)
 
-STRATEGIES = ("paper_grid", "old", "new", "new_asha")
+STRATEGIES = ("paper_grid", "old", "new", "new_asha", "paired")
 
 
 @dataclass
@@ -66,6 +87,9 @@ class SearchBenchConfig:
     baseline_seeds: int = 3  # SearchConfig's defaults
     confirm_seeds: int = 3
     replicates: int = 1
+    paired_splits: list[str] = field(default_factory=lambda: ["8+24"])  # search trials + confirmation runs
+    paired_candidates: list[str] = field(default_factory=lambda: [RECOMMENDED])
+    min_effect: float = 5.0  # the equivalence margin, % of the baseline
     workers: int = 2
     seed: int = 0
     out_dir: str = "benchmarks/results"
@@ -80,6 +104,23 @@ class SearchBenchConfig:
             raise UserError(f"--grace must be in 1..epochs-1, got {self.grace}")
         for c in self.curves:
             load_curve(c)
+        if self.min_effect <= 0 or set(self.paired_candidates) - set(CANDIDATES):
+            raise UserError(f"--min-effect must be > 0 and --paired-candidates among {', '.join(CANDIDATES)}")
+        least = sequential.FIRST_LOOK * (1 + len(self.paired_candidates))
+        for split in self.paired_splits:
+            search, confirm = split_of(split)
+            if search < 5 or confirm < least:
+                raise UserError(f"--paired-splits {split}: need >= 5 search trials and >= {least} "
+                                "confirmation runs")
+
+
+def split_of(split: str) -> tuple[int, int]:
+    """"S+C" -> (search trials, confirmation runs)."""
+    try:
+        search, confirm = (int(v) for v in split.split("+"))
+    except ValueError:
+        raise UserError(f"--paired-splits {split!r}: give SEARCH+CONFIRM pairs, e.g. 8+24,12+20") from None
+    return search, confirm
 
 
 # --- the stopping rule -------------------------------------------------------------------
@@ -214,6 +255,13 @@ def _best(rows: list[dict], epochs: int) -> dict:
     return min((r for r in rows if ans.is_full_length(r, epochs)), key=lambda r: r["value"])
 
 
+def outcome(point: dict, verdict: str | None, loss_runs: int, baseline_runs: int) -> dict:
+    """What one strategy answered in one repeat, and what it cost."""
+    return {"point": point, "claimed": verdict == equivalence.BETTER,
+            "equivalent": verdict == equivalence.EQUIVALENT,
+            "loss_runs": loss_runs, "baseline_runs": baseline_runs}
+
+
 def old_answer(sim: Sim, rows: list[dict]) -> tuple[dict, bool]:
     """(recommended point, claimed): the best single full-length run; a claim when it beats
     the single baseline run."""
@@ -222,8 +270,8 @@ def old_answer(sim: Sim, rows: list[dict]) -> tuple[dict, bool]:
     return {"with_mse": best["with_mse"], "w": best["w"]}, best["value"] < base["value"]
 
 
-def new_answer(sim: Sim, rows: list[dict]) -> tuple[dict, bool, int]:
-    """(recommended point, claimed, confirmation runs) as the search answers."""
+def new_answer(sim: Sim, rows: list[dict]) -> dict:
+    """The shipped search's answer; "equivalent" read off its Welch interval with the margin."""
     bc = sim.bc
     runs = ans.search_stage(rows, bc.loss, bc.epochs)
     surrogate = ans.fit_surrogate(runs, bc.epochs, (bc.low, bc.high), lower_is_better=True)
@@ -232,29 +280,62 @@ def new_answer(sim: Sim, rows: list[dict]) -> tuple[dict, bool, int]:
     all_rows = rows + sim.baseline(bc.baseline_seeds) + confirm
     comps = ans.comparisons(all_rows, bc.loss, bc.epochs, lower_is_better=True)
     who = RECOMMENDED if RECOMMENDED in named else BEST_OBSERVED
-    verdict = comps.get(f"{who}_vs_baseline", {}).get("verdict")
-    return named[who], verdict == "better", len(confirm)
+    c = comps.get(f"{who}_vs_baseline", {})
+    said = c.get("verdict")
+    if said == "indistinguishable" and c.get("percent_low") is not None:
+        pct = Interval(c["percent"], c["percent_low"], c["percent_high"])
+        said = equivalence.verdict(pct, bc.min_effect)
+    return outcome(named[who], said, len(rows) + len(confirm), bc.baseline_seeds)
+
+
+def paired_answer(sim: Sim, rows: list[dict], confirm_budget: int) -> dict:
+    """`new`'s candidates, confirmed by the sequential paired race on common seeds."""
+    bc = sim.bc
+    runs = ans.search_stage(rows, bc.loss, bc.epochs)
+    surrogate = ans.fit_surrogate(runs, bc.epochs, (bc.low, bc.high), lower_is_better=True)
+    named = ans.candidates(runs, surrogate, lower_is_better=True)
+    chosen = {k: v for k, v in named.items() if k in bc.paired_candidates}
+    chosen = chosen or {BEST_OBSERVED: named[BEST_OBSERVED]}  # no surrogate fitted: the best run
+    merged = ans.merge_candidates(chosen)
+
+    def run_round(k: int, names: list[str]) -> dict[str, float]:
+        seed = sim.seed0 + CONFIRM_SEED_OFFSET + k  # one common seed for every config
+        out = {sequential.BASE: sim.run(True, None, seed, loss="mse")[0][-1]}
+        for name in names:
+            out[name] = sim.run(merged[name]["with_mse"], merged[name].get("w"), seed)[0][-1]
+        return out
+
+    r = sequential.race(run_round, list(merged), confirm_budget, bc.min_effect)
+    pick = r.best()
+    return outcome(merged[pick], r.verdicts[pick], len(rows) + r.runs, r.baseline_runs)
 
 
 def simulate(curve_spec: str, repeat: int, bc: SearchBenchConfig) -> dict:
-    """Every strategy and budget on one repeat: {strategy: {budget: (point, claimed, runs)}}."""
+    """Every strategy and budget on one repeat: {strategy: {budget or split: outcome}}."""
     sim = Sim(load_curve(curve_spec), bc, seed0=bc.seed + 10_000 * repeat)
     out: dict = {}
     if "paper_grid" in bc.strategies:
         point, claimed = old_answer(sim, sim.paper_grid())
-        out["paper_grid"] = {b: (point, claimed, 4 + 1) for b in bc.budgets}
-    for strategy in ("old", "new", "new_asha"):
-        if strategy not in bc.strategies:
-            continue
-        out[strategy] = {}
-        for budget in bc.budgets:
-            rows = sim.gp_search(budget, pruned=strategy != "old", early_stop=strategy != "new")
-            if strategy == "old":
-                point, claimed = old_answer(sim, rows)
-                out[strategy][budget] = (point, claimed, budget + 1)
-            else:
-                point, claimed, confirm_runs = new_answer(sim, rows)
-                out[strategy][budget] = (point, claimed, budget + bc.baseline_seeds + confirm_runs)
+        out["paper_grid"] = {b: outcome(point, "better" if claimed else None, 4, 1) for b in bc.budgets}
+    for strategy in ("old", "new_asha"):
+        if strategy in bc.strategies:
+            out[strategy] = {}
+            for budget in bc.budgets:
+                rows = sim.gp_search(budget, pruned=strategy != "old")
+                if strategy == "old":
+                    point, claimed = old_answer(sim, rows)
+                    out[strategy][budget] = outcome(point, "better" if claimed else None, budget, 1)
+                else:
+                    out[strategy][budget] = new_answer(sim, rows)
+    splits = [split_of(s) for s in bc.paired_splits] if "paired" in bc.strategies else []
+    longest = max([*(bc.budgets if "new" in bc.strategies else []), *(s for s, _ in splits)], default=0)
+    if longest:
+        # shared: its first b trials are a b-trial search (trials run one after another)
+        rows = sim.gp_search(longest, pruned=True, early_stop=False)
+        if "new" in bc.strategies:
+            out["new"] = {b: new_answer(sim, rows[:b]) for b in bc.budgets}
+        if splits:
+            out["paired"] = {f"{s}+{c}": paired_answer(sim, rows[:s], c) for s, c in splits}
     return out
 
 
@@ -281,7 +362,7 @@ class Truth:
         bc = self.bc
         return float(self.curve(bc.loss, point["with_mse"], point.get("w"), None, bc.epochs, bc.epochs))
 
-    def score(self, point: dict, claimed: bool) -> dict:
+    def score(self, point: dict, claimed: bool, equivalent: bool = False) -> dict:
         regret = self.value(point) - self.minimum
         distance = (
             float(np.min(np.abs(self.minimisers - math.log10(point["w"]))))
@@ -295,10 +376,11 @@ class Truth:
             "log10_distance": distance,
             "claimed": claimed,
             "false_claim": claimed and not truly_better,
+            "equivalent": equivalent,
         }
 
 
-def summarise(scores: list[dict], runs: list[int]) -> dict:
+def summarise(scores: list[dict], outcomes: list[dict]) -> dict:
     regret = np.array([s["regret"] for s in scores])
     dist = np.array([s["log10_distance"] for s in scores if s["log10_distance"] is not None])
     return {
@@ -311,8 +393,14 @@ def summarise(scores: list[dict], runs: list[int]) -> dict:
         "median_log10_distance": float(np.median(dist)) if dist.size else None,
         "no_mse_recommended": sum(s["log10_distance"] is None for s in scores),
         "claim_rate": float(np.mean([s["claimed"] for s in scores])),
+        "claim_interval95": rate_interval(sum(s["claimed"] for s in scores), len(scores)),
         "false_claim_rate": float(np.mean([s["false_claim"] for s in scores])),
-        "runs_per_search": float(np.mean(runs)),
+        "false_claim_interval95": rate_interval(sum(s["false_claim"] for s in scores), len(scores)),
+        "equivalent_rate": float(np.mean([s["equivalent"] for s in scores])),
+        "equivalent_interval95": rate_interval(sum(s["equivalent"] for s in scores), len(scores)),
+        "loss_runs": float(np.mean([o["loss_runs"] for o in outcomes])),
+        "baseline_runs": float(np.mean([o["baseline_runs"] for o in outcomes])),
+        "runs_per_search": float(np.mean([o["loss_runs"] + o["baseline_runs"] for o in outcomes])),
         "regrets": [round(float(r), 4) for r in regret],
     }
 
@@ -334,7 +422,7 @@ def _task(args):
 
 
 def run_bench(bc: SearchBenchConfig, progress=print) -> dict:
-    tasks = [(c, r, bc) for c in bc.curves for r in range(bc.repeats)]
+    tasks = [(c, r, bc) for r in range(bc.repeats) for c in bc.curves]  # curves interleaved
     raw: dict = {c: [] for c in bc.curves}
     start = time.perf_counter()
     if bc.workers == 1:
@@ -364,12 +452,11 @@ def score(bc: SearchBenchConfig, raw: dict) -> dict:
         }
         for strategy in bc.strategies:
             per[strategy] = {}
-            for budget in bc.budgets:
-                picks = [rep[strategy][budget] for rep in repeats]
-                per[strategy][str(budget)] = summarise(
-                    [truth.score(point, claimed) for point, claimed, _ in picks], [n for *_, n in picks]
-                )
-    return {"curves": results, "targets": targets(bc, results)}
+            for key in repeats[0][strategy]:
+                picks = [rep[strategy][key] for rep in repeats]
+                per[strategy][str(key)] = summarise(
+                    [truth.score(o["point"], o["claimed"], o["equivalent"]) for o in picks], picks)
+    return {"curves": results, "targets": targets(bc, results) | issue21_targets(bc, results)}
 
 
 def targets(bc: SearchBenchConfig, results: dict) -> dict:
@@ -382,6 +469,46 @@ def targets(bc: SearchBenchConfig, results: dict) -> dict:
         for new_name in ("new", "new_asha"):
             if "old" in per and new_name in per:
                 out.update(_targets(curve, per, per["old"], per[new_name], new_name, bc.budgets))
+    return out
+
+
+TODAY_RUNS = 26.9  # the shipped search's runs per one-loss search, baseline included (issue 21)
+
+
+def issue21_targets(bc: SearchBenchConfig, results: dict) -> dict:
+    """Issue 21's bars for `new` and every `paired` split, each judged with its 95% interval:
+    power >= 80% where a gain exists (and its mean runs, against TODAY_RUNS and, at rho > 0,
+    against 2/3 of the same split's runs at rho 0); where none exists false claims <= 5% and
+    "equivalent" >= 70%; on a narrow curve median regret <= the paper grid's."""
+    out = {}
+    for curve, per in results.items():
+        for strategy in ("new", "paired"):
+            for key, s in per.get(strategy, {}).items():
+                name = f"{curve}/{strategy}/{key}"
+                if per["gain_exists"]:
+                    low, high = s["claim_interval95"]
+                    out[f"{name}/power"] = {"value": s["claim_rate"], "interval95": [low, high],
+                                            "bar": ">= 0.8",
+                                            "met": True if low >= 0.8 else False if high < 0.8 else None,
+                                            "runs_per_search": s["runs_per_search"], "runs_bar": TODAY_RUNS}
+                    rho0 = results.get(curve.split("@")[0] + "@0", {}).get(strategy, {}).get(key)
+                    if "@" in curve and not curve.endswith("@0") and rho0:
+                        ratio = s["runs_per_search"] / rho0["runs_per_search"]
+                        out[f"{name}/runs_vs_rho0"] = {"value": ratio, "bar": "<= 2/3", "met": ratio <= 2 / 3}
+                else:
+                    low, high = s["false_claim_interval95"]
+                    out[f"{name}/false_claims"] = {"value": s["false_claim_rate"], "interval95": [low, high],
+                                                   "bar": "<= 0.05", "met": _judged(low, high, 0.05)}
+                    low, high = s["equivalent_interval95"]
+                    out[f"{name}/equivalent"] = {"value": s["equivalent_rate"], "interval95": [low, high],
+                                                 "bar": ">= 0.7",
+                                                 "met": True if low >= 0.7 else False if high < 0.7 else None}
+                grid = next(iter(per.get("paper_grid", {}).values()), None)
+                if curve.startswith("narrow") and grid and grid["median_regret"] > 0:
+                    low, high = median_ratio_interval(s["regrets"], grid["regrets"])
+                    out[f"{name}/regret_vs_paper_grid"] = {
+                        "value": s["median_regret"] / grid["median_regret"], "interval95": [low, high],
+                        "bar": "<= 1", "met": _judged(low, high, 1.0)}
     return out
 
 
@@ -434,19 +561,30 @@ def print_summary(doc: dict) -> None:
             f"{'a gain exists' if per['gain_exists'] else 'nothing beats MSE'})"
         )
         print(
-            f"  {'strategy':<11}{'budget':>7}{'runs':>7}{'med regret':>12}{'(% base)':>10}"
-            f"{'IQR':>18}{'med |dlog10 w|':>16}{'claims':>8}{'false':>8}"
+            f"  {'strategy':<11}{'budget':>7}{'runs':>7}{'(loss':>7}{'+ base)':>8}"
+            f"{'med regret':>12}{'(% base)':>10}"
+            f"{'IQR':>18}{'med |dlog10 w|':>16}{'claims':>8}{'false':>8}{'equiv':>7}"
         )
         for strategy in STRATEGIES:
             for budget, s in per.get(strategy, {}).items():
                 dist = "-" if s["median_log10_distance"] is None else f"{s['median_log10_distance']:.3f}"
                 print(
-                    f"  {strategy:<11}{budget:>7}{s['runs_per_search']:>7.1f}{s['median_regret']:>12.3f}"
+                    f"  {strategy:<11}{budget:>7}{s['runs_per_search']:>7.1f}{s['loss_runs']:>7.1f}"
+                    f"{s['baseline_runs']:>8.1f}{s['median_regret']:>12.3f}"
                     f"{s['median_regret_pct']:>9.2f}%  "
-                    f"[{s['regret_q25']:.2f}, {s['regret_q75']:.2f}]".ljust(68)
+                    f"[{s['regret_q25']:.2f}, {s['regret_q75']:.2f}]".ljust(82)
                     + f"{dist:>10}{100 * s['claim_rate']:>7.0f}%{100 * s['false_claim_rate']:>7.0f}%"
+                    f"{100 * s['equivalent_rate']:>6.0f}%"
                 )
     for key, t in doc["targets"].items():
+        if "bar" in t and isinstance(t["bar"], str):  # issue 21's
+            iv = t.get("interval95")
+            iv_text = f" [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else ""
+            runs = (f"; {t['runs_per_search']:.1f} runs (today {t['runs_bar']})"
+                    if "runs_per_search" in t else "")
+            verdict = {True: "met", False: "missed", None: "not resolved"}[t["met"]]
+            print(f"target {key}: {t['value']:.3g}{iv_text} vs {t['bar']}: {verdict}{runs}")
+            continue
         what = "new/old median regret" if "new_over_old_median_regret" in t else "false claim rate"
         value = t.get("new_over_old_median_regret", t.get("new_false_claim_rate"))
         if value is None:
@@ -463,7 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--curve",
         action="append",
-        help=f"built-in (realistic, no_gain) or module:function; repeatable (default {' '.join(d.curves)})",
+        help="built-in (realistic, no_gain, narrow; NAME@RHO: the measured noise, same-seed correlation "
+        f"RHO) or module:function; repeatable (default {' '.join(d.curves)})",
     )
     p.add_argument("--repeats", type=int, default=d.repeats, help="searches per curve")
     p.add_argument(
@@ -475,6 +614,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline-seeds", type=int, default=d.baseline_seeds)
     p.add_argument("--confirm-seeds", type=int, default=d.confirm_seeds)
     p.add_argument("--replicates", type=int, default=d.replicates)
+    p.add_argument("--paired-splits", default=",".join(d.paired_splits),
+                   help="paired: SEARCH+CONFIRM runs per split, comma-separated (e.g. 8+24,12+20)")
+    p.add_argument("--paired-candidates", default=",".join(d.paired_candidates),
+                   help="paired: which candidates race the baseline (recommended, best_paper, best_observed)")
+    p.add_argument("--min-effect", type=float, default=d.min_effect,
+                   help="equivalence margin, %% of the baseline")
     p.add_argument("--workers", type=int, default=min(d.workers, os.cpu_count() or 1))
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out-dir", default=d.out_dir)
@@ -496,6 +641,9 @@ def config_from_args(a) -> SearchBenchConfig:
         baseline_seeds=a.baseline_seeds,
         confirm_seeds=a.confirm_seeds,
         replicates=a.replicates,
+        paired_splits=a.paired_splits.split(","),
+        paired_candidates=a.paired_candidates.split(","),
+        min_effect=a.min_effect,
         workers=a.workers,
         seed=a.seed,
         out_dir=a.out_dir,

@@ -14,7 +14,7 @@ Per loss:
   the best paper point (best mean over its replicates) and the best single observation
   (what the search used to report).
 - `comparisons`: from those fresh seeds, `candidate - reference` with a 95% Welch interval
-  (`estimates.diff_interval`) and a verdict (better / indistinguishable / worse) against the
+  (`intervals.diff_interval`) and a verdict (better / indistinguishable / worse) against the
   MSE baseline's replicates and against the best paper point's confirmation runs. The
   search-stage runs of a candidate never enter: they were selected (the winner's curse).
 

@@ -201,7 +201,7 @@ def fit_objective_curve(
     correlation along the curve. It is wide when the curve is flat within the noise, which
     is the honest answer there. The objective interval is the pointwise 95% band at the
     recommended w; taking the minimum of a curve biases it slightly low, so compare with the
-    baseline by re-running the recommended w with fresh seeds (`estimates.diff_interval`).
+    baseline by re-running the recommended w with fresh seeds (`intervals.diff_interval`).
     """
     w, values = _check_full_length(w, values, epochs_trained, epochs, bounds)
     if log_objective and np.any(values <= 0):
