@@ -40,6 +40,17 @@ def builtin_data():
     return load_data(DataConfig(builtin_train=1024, builtin_test=256))
 
 
+@pytest.fixture
+def no_wandb_key(tmp_path, monkeypatch):
+    """No W&B API key anywhere wandb looks (environment, ~/.netrc of a `wandb login`, its
+    config dir), and W&B online."""
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_SETUP_API_KEY_HOOK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "cfg"))
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """One local 2-CPU Ray on 127.0.0.1 for a test module; `search.main` reuses it."""

@@ -111,12 +111,7 @@ def test_optuna_search_tells_an_early_stopped_trial_complete():
     assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == 9.0
 
 
-def test_ray_wandb_key_lookup_raises_without_a_key_and_passes_offline(tmp_path, monkeypatch, capsys):
-    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_SETUP_API_KEY_HOOK"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc of a `wandb login`
-    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "cfg"))
+def test_ray_wandb_key_lookup_raises_without_a_key_and_passes_offline(no_wandb_key, monkeypatch, capsys):
     assert _compat.wandb_api_key_found() is False
     assert capsys.readouterr().err == ""  # wandb's deprecation warning kept out
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)

@@ -50,12 +50,7 @@ def test_a_missing_tracker_package_says_how_to_install_it(tmp_path, capsys, monk
     assert not any(tmp_path.iterdir())
 
 
-def test_wandb_online_without_an_api_key_exits_2(tmp_path, capsys, monkeypatch):
-    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_SETUP_API_KEY_HOOK"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc of a `wandb login`
-    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "cfg"))
+def test_wandb_online_without_an_api_key_exits_2(no_wandb_key, tmp_path, capsys):
     assert run([*SMALL, "--storage-path", str(tmp_path / "out"), "--log-to", "wandb"]) == 2
     assert "WANDB_MODE=offline" in one_error_line(capsys)
     assert not (tmp_path / "out").exists()
