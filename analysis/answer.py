@@ -20,7 +20,7 @@ import pandas as pd
 
 from tune_vqvae import vocab
 from tune_vqvae.stats import search_answer
-from tune_vqvae.stats.answer import TOO_FEW
+from tune_vqvae.stats.answer import TOO_FEW, pairing_text
 from tune_vqvae.stats.intervals import Interval, mean_interval, run_noise
 from tune_vqvae.stats.runs import (
     baseline_values,
@@ -72,12 +72,19 @@ class Comparison:
     vs_paper: Interval | None = None
     verdict_paper: str = ""
     paper_config: str = ""  # the best paper point compared with
+    pairing: str = ""  # vs the baseline: "paired, r = 0.99 [0.90, 1.00]" / "unpaired" (stats' words)
+    pairing_paper: str = ""  # vs the best paper point, alike
 
 
 # --- the search's rows -----------------------------------------------------------------------
 
 def _num(v) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def _seed(v) -> int | None:
+    v = _num(v)
+    return None if v is None else int(v)
 
 
 def rows_of(trials: pd.DataFrame) -> list[dict]:
@@ -87,7 +94,8 @@ def rows_of(trials: pd.DataFrame) -> list[dict]:
         row = {"experiment": t["experiment"], "loss": t["loss"], "role": t["role"],
                "with_mse": bool(t["with_mse"]), "w": _num(t["w"]), "value": _num(t["value"]),
                "test_value": _num(t.get("test_value")), "status": STATUS.get(t["state"], t["state"]),
-               "epochs_trained": _num(t["epochs"]), "candidate": t.get("candidate") or None}
+               "epochs_trained": _num(t["epochs"]), "candidate": t.get("candidate") or None,
+               "seed": _seed(t.get("seed"))}  # same-seed runs pair up (stats.runs.by_seed)
         row.update({k: _num(v) for k, v in t.items()  # a joint loss's w1, w2, ...
                     if k[:1] == "w" and k[1:].isdigit() and _num(v) is not None})
         rows.append(row)
@@ -143,6 +151,11 @@ def interval(c: dict) -> Interval | None:
     return Interval(c["diff"], c["low"], c["high"], c["level"], c["method"], n)
 
 
+def pairing(c: dict | None) -> str:
+    """How the answer made a comparison's interval (`stats.answer.pairing_text`), "" for none."""
+    return pairing_text(c) if c and c.get("verdict") is not None else ""
+
+
 def said(c: dict | None) -> tuple[Interval | None, str]:
     """(interval, verdict or why none) of one of the answer's comparisons."""
     if c is None:
@@ -180,11 +193,13 @@ def comparisons_of(loss: str, a: dict, rows: list[dict], epochs: int) -> list[Co
                        mean_interval(values) if len(values) >= 2 else None, values)
         if values:
             c.vs_baseline, c.verdict_baseline = said(comps.get(f"{first}_vs_baseline"))
+            c.pairing = pairing(comps.get(f"{first}_vs_baseline"))
         else:
             c.verdict_baseline = "no confirmation runs (--confirm-seeds N re-runs the candidates)"
         if vocab.RECOMMENDED in names.split("+") and vocab.BEST_PAPER not in names.split("+") and paper:
             c.paper_config = point_name(paper["with_mse"], paper.get("w"))
             c.vs_paper, c.verdict_paper = said(comps.get(f"{vocab.RECOMMENDED}_vs_{vocab.BEST_PAPER}"))
+            c.pairing_paper = pairing(comps.get(f"{vocab.RECOMMENDED}_vs_{vocab.BEST_PAPER}"))
         out.append(c)
     return out
 
@@ -245,7 +260,7 @@ def comparisons_frame(rows: list[Comparison]) -> pd.DataFrame:
         "vs_baseline_high": iv(c.vs_baseline, "high"), "verdict_baseline": c.verdict_baseline,
         "paper_config": c.paper_config, "vs_paper": iv(c.vs_paper, "estimate"),
         "vs_paper_low": iv(c.vs_paper, "low"), "vs_paper_high": iv(c.vs_paper, "high"),
-        "verdict_paper": c.verdict_paper,
+        "verdict_paper": c.verdict_paper, "pairing": c.pairing, "pairing_paper": c.pairing_paper,
         "method": (c.vs_baseline or c.vs_paper).method if (c.vs_baseline or c.vs_paper) else "",
     } for c in rows])
 

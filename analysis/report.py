@@ -327,7 +327,8 @@ def _reason(c: Comparison | None, which: str) -> str:
     name = "the MSE baseline" if which == "baseline" else f"the best paper point ({c.paper_config})"
     if d is None:
         return f"vs {name}: {v}" if v else ""
-    return f"vs {name}: {v}, difference {_iv(d, '.3g', '+')}"
+    how = c.pairing if which == "baseline" else c.pairing_paper
+    return f"vs {name}: {v}, difference {_iv(d, '.3g', '+')}" + (f" ({how})" if how else "")
 
 
 def _verdicts_text(c: Comparison) -> str:
@@ -402,20 +403,21 @@ def verdict_table(a: Analysis) -> Table:
         mean = _iv(c.mean) if c.mean is not None else (f"{c.values[0]:.4g} (1 run)" if c.values else "–")
         vs_base = _iv(c.vs_baseline, ".3g", "+") if c.vs_baseline else "–"
         rows.append([c.loss, c.config, c.why, str(c.n), mean, vs_base,
-                     _iv_pct(c.vs_baseline, ref), c.verdict_baseline or "–", _vs_paper_cell(c),
-                     c.verdict_paper or "–"])
+                     _iv_pct(c.vs_baseline, ref), c.verdict_baseline or "–", c.pairing or "–",
+                     _vs_paper_cell(c), c.verdict_paper or "–"])
     return Table(
         "Verdicts from replicate runs",
         ["loss", "config", "candidate as", "runs", f"{a.objective}: mean [95% CI]",
-         "− MSE baseline [95% CI]", "as % of baseline", "verdict vs baseline",
+         "− MSE baseline [95% CI]", "as % of baseline", "verdict vs baseline", "pairing",
          "− best paper point [95% CI]", "verdict vs paper"], rows,
         caption=f"Differences are candidate − reference in {a.objective} "
-                f"({a.record.direction}), with 95% Welch t "
-                f"intervals from the full-length runs of each config (percentile bootstrap from "
-                f"20 runs each); the MSE baseline has {len(base)} run(s). `indistinguishable` "
-                f"means not resolved by these runs, not equal. `{TOO_FEW}`: fewer than 2 runs "
-                f"of a config, so no difference is stated. `recommended w`: the runs nearest to "
-                f"the surrogate's recommended w.")
+                f"({a.record.direction}), with 95% intervals from the full-length runs of each "
+                f"config: paired t over same-seed runs where the baseline ran the candidates' "
+                f"seeds (`pairing`: with their measured correlation r from 4 pairs), else Welch t "
+                f"(percentile bootstrap from 20 runs each); the MSE baseline has {len(base)} "
+                f"run(s). `indistinguishable` means not resolved by these runs, not equal. "
+                f"`{TOO_FEW}`: fewer than 2 runs of a config, so no difference is stated. "
+                f"`recommended w`: the runs nearest to the surrogate's recommended w.")
 
 
 def cost_sentence(a: Analysis) -> str:

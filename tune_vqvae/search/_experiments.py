@@ -1,7 +1,8 @@
 """The Tune experiments of a search: where they live, and one way to build or restore each.
 
     <storage-path>/<name>/   search.json, optuna_journal.log, results.csv, results.json,
-                             baseline/, <loss>/, <loss>-confirm/ (the confirmation stage),
+                             baseline/, <loss>/, <loss>-confirm/ and baseline-confirm/
+                             (the confirmation stage),
                              and with --seeds baseline-seeds/, <loss>-seeds/
 
 With a URI as storage (s3://BUCKET/PATH?endpoint_override=...) the experiments go to
@@ -335,7 +336,9 @@ class Experiments:
         """The confirmation stage: per loss, its candidates {name: point} (names of one point
         joined by "+", see `answer.merge_candidates`) each re-run with the fresh seeds
         --seed + CONFIRM_SEED_OFFSET + k, k < confirm_seeds, in the experiment <loss>-confirm:
-        each candidate a preset point of Tune's variant generator, crossed with a seed grid."""
+        each candidate a preset point of Tune's variant generator, crossed with a seed grid;
+        and the MSE baseline on the same seeds (baseline-confirm, shared by every loss), so a
+        verdict pairs same-seed runs (`stats.paired`)."""
         cfg = self.cfg
         seeds = [cfg.seed + CONFIRM_SEED_OFFSET + k for k in range(cfg.confirm_seeds)]
         jobs = {}
@@ -355,5 +358,11 @@ class Experiments:
                 exp, common, num_samples=len(preset),
                 search_alg=BasicVariantGenerator(points_to_evaluate=preset,
                                                  max_concurrent=cfg.max_concurrent)))
+        if jobs:  # common random numbers: the baseline on the same seeds pairs every verdict
+            exp = BASELINE_EXPERIMENT + CONFIRM_SUFFIX
+            say(f"confirmation of the MSE baseline with seeds {', '.join(map(str, seeds))}")
+            jobs[exp] = self.job(exp, lambda: self.tuner(
+                exp, {"role": BASELINE, "loss": "mse", "stage": "confirm", "train": self.seeds(seeds)},
+                max_concurrent_trials=cfg.max_concurrent))
         return jobs
 

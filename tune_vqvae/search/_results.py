@@ -65,7 +65,7 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
         w = point if isinstance(point, float) else None
         if seeds:
             role = SEED
-        if confirm:
+        if confirm and role != BASELINE:  # baseline-confirm's runs stay the baseline's
             role = CONFIRM
         status = statuses.get(trial_id, "TERMINATED")
         if r.error is not None or status == ERROR or m.get("failed"):

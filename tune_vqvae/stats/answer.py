@@ -13,9 +13,11 @@ Per loss:
 - `candidates`: what the confirmation stage re-runs with fresh seeds: the recommended w,
   the best paper point (best mean over its replicates) and the best single observation
   (what the search used to report).
-- `comparisons`: from those fresh seeds, `candidate - reference` with a 95% Welch interval
-  (`intervals.diff_interval`) and a verdict (better / indistinguishable / worse) against the
-  MSE baseline's replicates and against the best paper point's confirmation runs. The
+- `comparisons`: from those fresh seeds, `candidate - reference` with a 95% interval and a
+  verdict: paired over same-seed runs (the baseline runs the confirmation seeds too;
+  `paired.compare_runs`, with the measured same-seed r), Welch (`intervals.diff_interval`)
+  where runs do not pair (older searches); the verdict (better / indistinguishable / worse)
+  against the MSE baseline's replicates and against the best paper point's confirmation runs. The
   search-stage runs of a candidate never enter: they were selected (the winner's curse).
 
 For the whole search, `baseline`: the MSE baseline's replicates, their mean interval, the
@@ -42,10 +44,14 @@ from .intervals import (
     seeds_needed,
     verdict,
 )
+from .paired import Comparison, compare_runs
 from .runs import (  # noqa: F401  (is_full_length, merge_candidates: the answer's surface)
+    baseline_runs,
     baseline_values,
     best_paper_point,
+    by_seed,
     candidate_names,
+    confirm_runs,
     confirm_values,
     finite,
     is_full_length,
@@ -161,9 +167,17 @@ def difference(candidate, reference, lower_is_better: bool) -> tuple[Interval | 
     return d, verdict(d, lower_is_better)
 
 
-def compare(candidate: list[float], reference: list[float], lower_is_better: bool) -> dict:
-    """`difference` as JSON, with the difference relative to the reference mean, or a note."""
-    d, said = difference(candidate, reference, lower_is_better)
+def compare(candidate, reference, lower_is_better: bool) -> dict:
+    """`difference` as JSON, with the difference relative to the reference mean, or a note.
+    Given {seed: value} on both sides (`runs.by_seed`), same-seed runs are paired
+    (`paired.compare_runs`: on the common seeds, Welch where fewer than 2 pair up); "pairs"
+    says how many (0: unpaired) and "correlation" their measured r with its interval."""
+    pairing = _paired(candidate, reference)
+    candidate, reference = _values(candidate), _values(reference)
+    if pairing is None:
+        d, said = difference(candidate, reference, lower_is_better)
+    else:
+        d, said = pairing.diff, verdict(pairing.diff, lower_is_better)
     if d is None:
         return {
             "verdict": None,
@@ -187,7 +201,34 @@ def compare(candidate: list[float], reference: list[float], lower_is_better: boo
         "reference_mean": ref,
         "n_candidate": len(candidate),
         "n_reference": len(reference),
+        "pairs": pairing.pairs if pairing else 0,
+        "correlation": _interval(pairing.correlation) if pairing and pairing.correlation else None,
     }
+
+
+def _values(runs) -> list[float]:
+    return list(runs.values()) if isinstance(runs, dict) else list(runs)
+
+
+def _paired(candidate, reference) -> Comparison | None:
+    """`paired.compare_runs` of {seed: value} sides, or None where it does not pair them."""
+    if not (isinstance(candidate, dict) and isinstance(reference, dict)):
+        return None
+    if min(len(candidate), len(reference)) < 2:  # `difference` says "too few runs"
+        return None
+    c = compare_runs(candidate, reference)
+    return c if c.pairs else None
+
+
+def pairing_text(c: dict) -> str:
+    """How a comparison's interval was made: "paired, r = 0.99 [0.90, 1.00]", "paired (3
+    pairs)" (r needs 4) or "unpaired"; the console and the report say it alike."""
+    if not c.get("pairs"):
+        return "unpaired"
+    r = c.get("correlation")
+    if r is None:
+        return f"paired ({c['pairs']} pairs)"
+    return f"paired, r = {r['estimate']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
 
 
 def comparisons(
@@ -195,8 +236,8 @@ def comparisons(
 ) -> dict[str, dict]:
     """'<candidate>_vs_<reference>' -> compare(...), from the confirmation runs; `key`
     "test_value" compares the same runs' test-split scores (searches with --holdout)."""
-    base = baseline_values(rows, epochs, key)
-    conf = {c: confirm_values(rows, loss, c, epochs, key) for c in CANDIDATES}
+    base = by_seed(baseline_runs(rows, epochs, key), key)
+    conf = {c: by_seed(confirm_runs(rows, loss, c, epochs, key), key) for c in CANDIDATES}
     out = {}
     for cand in CANDIDATES:
         if conf[cand]:
@@ -275,7 +316,7 @@ def describe_comparison(c: dict, who: str, reference: str) -> str:
     )
     return (
         f"{who} vs {reference}: {c['verdict']}: diff {_g(c['diff'])} [{_g(c['low'])}, {_g(c['high'])}]"
-        f"{pct}, {c['n_candidate']} vs {c['n_reference']} runs"
+        f"{pct}, {c['n_candidate']} vs {c['n_reference']} runs, {pairing_text(c)}"
     )
 
 

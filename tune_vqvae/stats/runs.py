@@ -9,7 +9,8 @@ joint loss: `w1`, `w2`, ...), `value` (the objective metric itself), `test_value
   run's value is the objective at another fidelity, a diverged or failed run has none.
 - The *search stage* of a loss (paper points and searched weights) fits the surrogate and
   names the candidates; the *confirmation* runs (fresh seeds) judge them, never the runs that
-  selected them (the winner's curse).
+  selected them (the winner's curse). The MSE baseline also runs the confirmation seeds, so
+  a candidate's run and the baseline's of one seed are a pair (`by_seed`, `stats.paired`).
 - Two rows are the *same point* when with_mse agrees and every weight agrees to `REL_TOL`.
 
     >>> row = {"status": "COMPLETED", "epochs_trained": 6, "value": 70.0}
@@ -110,10 +111,31 @@ def search_stage(rows: Iterable[dict], loss: str, epochs: int) -> list[dict]:
                    and is_full_length(r, epochs)), key=_order)
 
 
+def baseline_runs(rows: Iterable[dict], epochs: int, key: str = "value") -> list[dict]:
+    """The MSE baseline's full-length rows with a finite `key`: its own seeds and, from the
+    confirmation stage on, the candidates' seeds (baseline-confirm)."""
+    return [r for r in rows
+            if r.get("role") == BASELINE and is_full_length(r, epochs) and finite(r.get(key))]
+
+
 def baseline_values(rows: Iterable[dict], epochs: int, key: str = "value") -> list[float]:
     """The MSE baseline's full-length runs: `key` "value" (the objective) or "test_value"."""
-    return [float(r[key]) for r in rows
-            if r.get("role") == BASELINE and is_full_length(r, epochs) and finite(r.get(key))]
+    return [float(r[key]) for r in baseline_runs(rows, epochs, key)]
+
+
+def by_seed(runs: list[dict], key: str = "value") -> dict | list[float]:
+    """{seed: value} of runs each with a seed of its own (same-seed runs of two configs can
+    be paired), else their values (older rows without seeds: unpaired).
+
+    >>> by_seed([{"seed": 1, "value": 2.0}, {"seed": 2, "value": 3.0}])
+    {1: 2.0, 2: 3.0}
+    >>> by_seed([{"seed": None, "value": 2.0}, {"seed": None, "value": 3.0}])
+    [2.0, 3.0]
+    """
+    seeds = [r.get("seed") for r in runs]
+    if all(finite(s) for s in seeds) and len({int(s) for s in seeds}) == len(seeds):
+        return {int(r["seed"]): float(r[key]) for r in runs}
+    return [float(r[key]) for r in runs]
 
 
 def confirm_rows(rows: Iterable[dict], loss: str, candidate: str) -> list[dict]:
@@ -122,11 +144,17 @@ def confirm_rows(rows: Iterable[dict], loss: str, candidate: str) -> list[dict]:
             if r.get("role") == CONFIRM and r.get("loss") == loss and candidate in candidate_names(r)]
 
 
+def confirm_runs(rows: Iterable[dict], loss: str, candidate: str, epochs: int,
+                 key: str = "value") -> list[dict]:
+    """The full-length confirmation rows of `candidate` with a finite `key`."""
+    return [r for r in confirm_rows(rows, loss, candidate)
+            if is_full_length(r, epochs) and finite(r.get(key))]
+
+
 def confirm_values(rows: Iterable[dict], loss: str, candidate: str, epochs: int,
                    key: str = "value") -> list[float]:
     """Values of the full-length confirmation runs of `candidate`."""
-    return [float(r[key]) for r in confirm_rows(rows, loss, candidate)
-            if is_full_length(r, epochs) and finite(r.get(key))]
+    return [float(r[key]) for r in confirm_runs(rows, loss, candidate, epochs, key)]
 
 
 def _better(lower_is_better: bool):
