@@ -76,7 +76,7 @@ def test_mock_search_finds_best_w_and_measures_paper_points(ray_cluster, tmp_pat
 
     # the baseline with its 3 seeds, the four paper points, the rest searched, then the
     # confirmation runs of the candidates (fresh seeds)
-    base = rows[rows.role == "baseline"]
+    base = rows[(rows.role == "baseline") & (rows.experiment == "baseline")]
     assert sorted(base.seed) == [0, 1, 2] and set(base.status) == {"COMPLETED"}
     assert base.iloc[0].value == pytest.approx(1.0)  # seed 0
     paper = rows[rows.role == "paper"]
@@ -86,6 +86,8 @@ def test_mock_search_finds_best_w_and_measures_paper_points(ray_cluster, tmp_pat
     assert rows.role.isin(["paper", "search"]).sum() == 14
     confirm = rows[rows.role == "confirm"]
     assert set(confirm.seed) == {1000, 1001, 1002} and set(confirm.experiment) == {"gmsd-confirm"}
+    base_confirm = rows[rows.experiment == "baseline-confirm"]  # the baseline on the same seeds
+    assert set(base_confirm.role) == {"baseline"} and sorted(base_confirm.seed) == [1000, 1001, 1002]
 
     # the GP finds the known optimum w* = 2 of the mock (to within 25%)
     best = doc["best"]["gmsd"]["best"]
@@ -137,8 +139,8 @@ def test_realistic_mock_replicates_pruned_stops_and_verdicts_from_confirmation(r
     for column in ("seed", "role", "epochs_trained", "stopped", "value", "objective", "candidate",
                    "replicate"):
         assert column in rows, column
-    base = rows[rows.role == "baseline"]
-    assert sorted(base.seed) == [0, 1, 2] and base.value.nunique() == 3  # noisy, reproducible
+    base = rows[rows.role == "baseline"]  # its own seeds and the confirmation's
+    assert sorted(base.seed) == [0, 1, 2, 1000, 1001] and base.value.nunique() == 5  # noisy, reproducible
     searched = rows[rows.role.isin(["paper", "search"])]
     assert len(searched) == 10 and set(searched.seed) == {0, 1}
     assert set(searched.replicate) == {0, 1} and (searched.stopped == (searched.status == "STOPPED")).all()
@@ -161,11 +163,12 @@ def test_realistic_mock_replicates_pruned_stops_and_verdicts_from_confirmation(r
     assert set(confirm.seed) == {1000, 1001} and set(confirm.status) == {"COMPLETED"}
     assert confirm.candidate.str.contains("recommended").any()
     answer = doc["answer"]
-    assert answer["baseline"]["n"] == 3 and 0 < answer["baseline"]["cv"] < 0.2
+    assert answer["baseline"]["n"] == 5 and 0 < answer["baseline"]["cv"] < 0.2
     gmsd = answer["losses"]["gmsd"]
     assert gmsd["surrogate"]["fitted"] and len(gmsd["surrogate"]["mean"]) == len(gmsd["surrogate"]["log10_w"])
     verdict = gmsd["comparisons"]["recommended_vs_baseline"]
     assert verdict["verdict"] in ("better", "indistinguishable", "worse") and verdict["n_candidate"] == 2
+    assert verdict["pairs"] == 2 and verdict["method"] == "paired-t"  # same-seed runs of the baseline
     assert verdict["low"] <= verdict["diff"] <= verdict["high"]
     assert "gmsd: recommended w=" in out and "vs MSE baseline: " in out and "run-to-run noise" in out
 

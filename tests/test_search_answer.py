@@ -94,6 +94,47 @@ def test_verdicts_come_from_confirmation_runs_against_the_baseline():
     assert ans.compare([80.0], [70.0, 71.0], lower_is_better=True)["verdict"] is None
 
 
+def _crn_rows(seeds, rho: float = 0.95):
+    """The baseline on its own seeds 0-2 and on the confirmation seeds, a candidate on the
+    latter: the measured noise model, same-seed runs correlated at rho (curves.seed_noise)."""
+    curve = realistic
+    base = [row("baseline", None, curve("mse", True, None, s, 6, 6, rho=rho), seed=s) for s in (0, 1, 2)]
+    base += [row("baseline", None, curve("mse", True, None, s, 6, 6, rho=rho), seed=s) for s in seeds]
+    cand = [row("confirm", 0.3, curve("gmsd", True, 0.3, s, 6, 6, rho=rho), seed=s, candidate="recommended")
+            for s in seeds]
+    return base, cand
+
+
+def test_verdicts_pair_same_seed_runs_and_say_their_correlation():
+    seeds = range(1000, 1008)
+    base, cand = _crn_rows(seeds)
+    c = ans.comparisons(base + cand, "gmsd", 6, lower_is_better=True)["recommended_vs_baseline"]
+    assert c["method"] == "paired-t" and c["pairs"] == 8 and c["n_reference"] == 11
+    r = c["correlation"]
+    assert r["low"] < r["estimate"] < r["high"] and r["estimate"] > 0.8
+    # the same runs, unpaired: Welch is wider (here the spreads differ, 5.2% vs ~2%, so the
+    # pairing removes only the shared part: sd(a - b) >= |sd(a) - sd(b)|)
+    welch = ans.compare([x["value"] for x in cand], [x["value"] for x in base[3:]], lower_is_better=True)
+    assert welch["method"] == "welch" and welch["pairs"] == 0 and welch["correlation"] is None
+    assert c["high"] - c["low"] < 0.8 * (welch["high"] - welch["low"])
+    diffs = [a["value"] - b["value"] for a, b in zip(cand, base[3:])]
+    assert c["diff"] == pytest.approx(np.mean(diffs))
+    assert ans.pairing_text(c) == f"paired, r = {r['estimate']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
+    assert ans.pairing_text(welch) == "unpaired"
+    assert ans.describe_comparison(c, "w=0.3", "MSE baseline").endswith(ans.pairing_text(c))
+
+
+def test_old_searches_without_the_baseline_on_the_confirmation_seeds_stay_unpaired():
+    base, cand = _crn_rows(range(1000, 1003))
+    c = ans.comparisons(base[:3] + cand, "gmsd", 6, lower_is_better=True)["recommended_vs_baseline"]
+    assert c["method"] == "welch" and c["pairs"] == 0  # seeds 0-2 vs 1000-1002: nothing pairs
+    few = ans.comparisons(base + cand, "gmsd", 6, lower_is_better=True)["recommended_vs_baseline"]
+    assert few["pairs"] == 3 and few["correlation"] is None  # r needs 4 pairs
+    assert ans.pairing_text(few) == "paired (3 pairs)"
+    no_seeds = [{**x, "seed": None} for x in base + cand]  # rows that never said their seed
+    assert ans.comparisons(no_seeds, "gmsd", 6, lower_is_better=True)["recommended_vs_baseline"]["pairs"] == 0
+
+
 def test_baseline_noise_and_the_console_answer():
     base = [67.1, 70.9, 64.8, 66.2, 66.5]
     rows = search_rows() + [row("baseline", None, v, seed=s) for s, v in enumerate(base)]
