@@ -228,6 +228,7 @@ def section(report, a) -> None:
     report.table(Table("", ["loss", "recommended (w1, w2) (95%)", f"{a.objective} there (95%)", "runs fitted",
                             "pair judged", "why", "pair − MSE baseline", "best single loss",
                             "pair − best single"], rows,
-                       caption="differences with their 95% Welch interval and verdict where both "
+                       caption="differences with their 95% interval (paired over same-seed runs, "
+                               "else Welch) and verdict where both "
                                "sides have >= 2 full-length runs (fresh-seed confirmation runs "
                                "where the search ran them); otherwise not resolved."))

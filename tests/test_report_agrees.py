@@ -38,7 +38,7 @@ def _same(mine, theirs, where="answer") -> None:
 def test_report_and_search_state_the_same_answer(ray_cluster, tmp_path, capsys):
     rc = run(["--mock", "--loss", "gmsd", "--loss", "ssim+gmsd", "--epochs", "3", "--num-samples", "14",
               "--replicates", "2", "--early-stop", "--grace-period", "1", "--max-concurrent", "2",
-              "--baseline-seeds", "2", "--confirm-seeds", "2", "--storage-path", str(tmp_path),
+              "--baseline-seeds", "2", "--confirm-seeds", "3", "--storage-path", str(tmp_path),
               "--name", "agree"])
     assert rc == 0
     exp = tmp_path / "agree"
@@ -49,6 +49,13 @@ def test_report_and_search_state_the_same_answer(ray_cluster, tmp_path, capsys):
     # what the rules are about: replicates, stopped trials, confirmation runs of both losses
     assert (rows.replicate == 1).any() and (rows.status == "STOPPED").any()
     assert set(rows[rows.role == "confirm"].loss) == {"gmsd", "ssim+gmsd"}
+    # the baseline ran the candidates' seeds (common random numbers): the verdicts are paired
+    confirm_seeds = set(rows[rows.role == "confirm"].seed)
+    assert confirm_seeds == {1000, 1001, 1002}
+    assert set(rows[rows.experiment == "baseline-confirm"].seed) == confirm_seeds
+    assert set(rows[rows.experiment == "baseline-confirm"].role) == {"baseline"}
+    vs_base = doc["answer"]["losses"]["gmsd"]["comparisons"]["recommended_vs_baseline"]
+    assert vs_base["pairs"] == 3 and vs_base["method"] == "paired-t" and "paired (3 pairs)" in console
     # with --early-stop the pair's reference points (and the baseline) train all epochs (issue 20 item 5)
     pair_points = rows[(rows.experiment == "ssim+gmsd") & (rows.role == "paper")]
     for ref in (pair_points, rows[rows.role == "baseline"]):
@@ -82,7 +89,7 @@ def test_report_and_search_state_the_same_answer(ray_cluster, tmp_path, capsys):
         first = {"recommended w": "recommended", "best paper point": "best_paper",
                  "best observed": "best_observed"}[v["why"].split(", ")[0]]
         c = comps[f"{first}_vs_baseline"]
-        assert v["verdict_baseline"] == c["verdict"]
+        assert v["verdict_baseline"] == c["verdict"] and v["pairing"] == stats.answer.pairing_text(c)
         assert (v["vs_baseline"], v["vs_baseline_low"], v["vs_baseline_high"]) == \
             pytest.approx((c["diff"], c["low"], c["high"]), rel=1e-9)
     pair = doc["answer"]["losses"]["ssim+gmsd"]["comparisons"]["recommended_vs_best_single"]

@@ -30,7 +30,16 @@ from ..vocab import (
     weight_params,
 )
 from .answer import _g, compare, comparisons, describe_comparison, in_metric_units, minimised
-from .runs import best_paper_point, candidates, confirm_rows, confirm_values, search_stage, weights_of
+from .runs import (
+    best_paper_point,
+    by_seed,
+    candidates,
+    confirm_rows,
+    confirm_runs,
+    confirm_values,
+    search_stage,
+    weights_of,
+)
 from .surrogate import fit_objective_surface
 
 BEST_SINGLE = "best_single"  # the reference of the question "does the pair beat its parts?"
@@ -100,7 +109,11 @@ def vs_best_single(rows: list[dict], loss: str, epochs: int, lower_is_better: bo
         pair = confirm_values(rows, loss, who, epochs)
         if pair:
             break
-    c = compare(pair, single, lower_is_better)
+    if which:  # confirmation runs on common seeds: paired where they pair up (answer.compare)
+        c = compare(by_seed(confirm_runs(rows, loss, who, epochs)),
+                    by_seed(confirm_runs(rows, which["loss"], which["candidate"], epochs)), lower_is_better)
+    else:
+        c = compare(pair, single, lower_is_better)
     c.update(reference=name, candidate=who, reference_runs=which)
     if c["verdict"] is None:
         parts = ", ".join(loss_parts(loss))
