@@ -93,11 +93,10 @@ class SearchConfig:
         if self.confirm_seeds < 0:
             raise UserError(f"--confirm-seeds must be >= 0 (0: no confirmation stage), "
                             f"got {self.confirm_seeds}")
-        if self.confirm_seeds and self.baseline_seeds < 2:  # refused before any run is spent
-            raise UserError(f"--baseline-seeds {self.baseline_seeds} with --confirm-seeds "
-                            f"{self.confirm_seeds}: one baseline run gives no run-to-run noise, so "
-                            f"no confirmation run could be judged against it; use --baseline-seeds 2 "
-                            f"or more, or --confirm-seeds 0 (no confirmation stage)")
+        if self.confirm_seeds == 1:  # refused before any run is spent
+            raise UserError("--confirm-seeds 1: one run per candidate and one baseline run on its "
+                            "seed give no interval, so no verdict; use --confirm-seeds 2 or more, "
+                            "or 0 (no confirmation stage)")
         if self.mock_curve != "known":
             if not self.mock:
                 raise UserError("--mock-curve needs --mock (it replaces training by a synthetic curve)")
