@@ -409,7 +409,7 @@ def test_every_trial_failed_after_some_epochs_is_said_in_the_report(search, tmp_
 
 
 def test_error_line_is_the_first_line_of_the_last_exception(tmp_path):
-    from analysis.load import _error_reason
+    from analysis.experiment import _error_reason
 
     (tmp_path / "error.txt").write_text(
         "Failure # 1 (occurred at 2026-01-01_00-00-00)\n"
