@@ -39,6 +39,7 @@ from tune_vqvae.vocab import (
 )
 
 from . import answer, plots
+from .document import Table, iv
 from .load import CONFIRM
 
 VIEW_MARGIN = 0.5  # decades shown around the weights that ran
@@ -179,10 +180,6 @@ def _pair_with_intervals(fit: SurfaceFit) -> str:
                      for k, i in enumerate(fit.weight_intervals, 1))
 
 
-def _iv(i: Interval | None) -> str:
-    return "–" if i is None else f"{i.estimate:+.4g} [{i.low:+.4g}, {i.high:+.4g}]"
-
-
 def verdict_sentence(a, r: JointResult) -> str:
     """Does the pair beat the best single loss? 'not resolved' unless replicates decide."""
     pair = point_name(True, r.pair) if r.pair else "–"
@@ -195,7 +192,7 @@ def verdict_sentence(a, r: JointResult) -> str:
                                       "no: it is worse")))[r.verdict_single]
     return (f"**Does {r.loss} beat the best single loss? {answer_word}.** The {r.pair_why} {pair} "
             f"({len(r.pair_values)} runs) minus {r.single} ({len(r.single_values)} runs): "
-            f"{_iv(r.vs_single)} {a.objective} (95%, {r.vs_single.method}).")
+            f"{iv(r.vs_single, sign='+')} {a.objective} (95%, {r.vs_single.method}).")
 
 
 def section(report, a) -> None:
@@ -221,10 +218,8 @@ def section(report, a) -> None:
         rows.append([loss, _pair_with_intervals(r.fit) if r.fit else "–",
                      "–" if o is None else f"{o.estimate:.4g} [{o.low:.4g}, {o.high:.4g}]",
                      str(len(r.runs)), point_name(True, r.pair) if r.pair else "–", r.pair_why or "–",
-                     f"{_iv(r.vs_baseline)} ({r.verdict_baseline})",
-                     r.single or "–", f"{_iv(r.vs_single)} ({r.verdict_single})"])
-    from .report import Table
-
+                     f"{iv(r.vs_baseline, sign='+')} ({r.verdict_baseline})",
+                     r.single or "–", f"{iv(r.vs_single, sign='+')} ({r.verdict_single})"])
     report.table(Table("", ["loss", "recommended (w1, w2) (95%)", f"{a.objective} there (95%)", "runs fitted",
                             "pair judged", "why", "pair − MSE baseline", "best single loss",
                             "pair − best single"], rows,

@@ -1,4 +1,5 @@
-"""Read Ray Tune experiment directories into one table of trials, with plain json/pandas.
+"""Read Ray Tune experiment directories into one table of trials, with plain json/pandas (the
+files by `analysis.experiment`, one row per trial here).
 
 Layout read (Ray Tune 2.x, local storage):
 
@@ -34,9 +35,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -55,12 +54,22 @@ from tune_vqvae.vocab import (
     SEEDS_SUFFIX,
     SETTINGS_FILE,
     TEST_METRICS,
-    TRIAL_STATE_FILE,
     config_point,
     joint_weights,
     label,
     on_paper_grid,
     weight_params,
+)
+
+from .experiment import (
+    Trial,
+    find_experiments,
+    is_experiment,
+    last_epoch,
+    last_value,
+    read_experiment,
+    read_json,
+    to_float,
 )
 
 CONFIRM = vocab.CONFIRM  # the confirmation stage's runs
@@ -73,227 +82,13 @@ COMPLETED, STOPPED, DIVERGED, FAILED, RUNNING, PENDING, DAMAGED = (
 IN_PROGRESS = (RUNNING, PENDING)
 
 
-@dataclass
-class Trial:
-    experiment: str
-    path: Path
-    config: dict
-    history: pd.DataFrame  # one row per reported result
-    ray_status: str | None = None  # from experiment_state-*.json, if listed there
-    error: str | None = None  # the exception line of error.txt
-    notes: list[str] = field(default_factory=list)
-    row: dict = field(default_factory=dict)  # the search's results.json row, if any
-    damage: list[str] = field(default_factory=list)  # damaged files, named (CLI warnings)
-    cut_line: int | None = None  # result.json's cut-off last line, where no checkpoint completed it
-    checkpoint_epoch: float | None = None  # the epoch of the newest checkpoint's trial_state.json
-
-
 # --- finding experiments -----------------------------------------------------------------
-
-def _trial_dirs(d: Path) -> list[Path]:
-    return sorted(p for p in d.iterdir() if p.is_dir() and (p / "params.json").exists())
-
-
-def _is_experiment(d: Path) -> bool:
-    return any(d.glob("experiment_state-*.json")) or bool(_trial_dirs(d))
-
-
-def find_experiments(paths: list[str]) -> list[Path]:
-    """Experiment dirs named, or found one level below a named storage dir."""
-    found: list[Path] = []
-    for raw in paths:
-        d = Path(raw).expanduser()
-        if not d.exists():
-            raise UserError(f"{raw}: no such directory; give a Ray Tune experiment directory "
-                            f"(the search prints it) or the storage directory holding several")
-        if not d.is_dir():
-            raise UserError(f"{raw} is a file, not a directory; give an experiment directory")
-        if (d / "params.json").exists() and (d / "result.json").exists():
-            raise UserError(f"{raw} is one trial's directory; give the experiment directory "
-                            f"above it ({d.resolve().parent}) or the search directory")
-        if _is_experiment(d):
-            found.append(d.resolve())
-            continue
-        subs = [s.resolve() for s in sorted(d.iterdir()) if s.is_dir() and _is_experiment(s)]
-        if not subs:  # the storage path holding several searches
-            subs = [x.resolve() for s in sorted(d.iterdir()) if s.is_dir()
-                    for x in sorted(s.iterdir()) if x.is_dir() and _is_experiment(x)]
-        if not subs:
-            raise UserError(f"{raw} is not a Ray Tune experiment directory (no experiment_state-*"
-                            f".json and no trial directories with params.json), nor a storage "
-                            f"directory holding some; point at what the search wrote")
-        found.extend(subs)
-    unique = list(dict.fromkeys(found))
-    return unique
 
 
 # --- reading one experiment --------------------------------------------------------------
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _read_results(path: Path) -> tuple[pd.DataFrame, int | None]:
-    """result.json lines -> (rows, the number of a cut-off last line or None). The last line
-    is cut off by a writer mid-flush, or by damage: the caller completes it from the checkpoint
-    or says so. A broken line before the last is damage that nothing can repair."""
-    rows, cut = [], None
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return pd.DataFrame(), None
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            if i == len(lines) - 1:
-                cut = i + 1
-                continue
-            raise UserError(f"{path}: line {i + 1} is not JSON; the experiment is damaged "
-                            f"(re-run the trial or remove its directory)") from None
-        row.pop("config", None)
-        rows.append({k: v for k, v in row.items() if not isinstance(v, (dict, list))})
-    return pd.DataFrame(rows), cut
-
-
-def _checkpointed_results(trial: Path) -> tuple[list[dict], Path | None, float | None]:
-    """Every result the trial reported up to its newest checkpoint (TRIAL_STATE_FILE):
-    (results, that file, its epoch); ([], None, None) without one."""
-    for c in sorted(trial.glob("checkpoint_*"), reverse=True):
-        state = _read_json(c / TRIAL_STATE_FILE)
-        if isinstance(state, dict) and isinstance(state.get("reported"), list):
-            reported = [r for r in state["reported"] if isinstance(r, dict) and "epoch" in r]
-            return reported, c / TRIAL_STATE_FILE, _num(state.get("epoch"))
-    return [], None, None
-
-
-def _with_checkpointed_results(trial: Path, history: pd.DataFrame, reported: list[dict]
-                               ) -> tuple[pd.DataFrame, list[int]]:
-    """result.json's rows plus the epochs only the checkpoint kept, in epoch order."""
-    have = set(history["epoch"].tolist()) if "epoch" in history else set()
-    missing = [r for r in reported if r["epoch"] not in have]
-    if not missing:
-        return history, []
-    merged = pd.concat([history, pd.DataFrame(missing)], ignore_index=True)
-    merged = merged.sort_values("epoch", kind="stable").reset_index(drop=True)
-    return merged, [int(r["epoch"]) for r in missing]
-
-
-def _last_epoch(history: pd.DataFrame) -> float:
-    return _last(history, "epoch") if "epoch" in history else _last(history, "training_iteration")
-
-
-def _experiment_state(d: Path) -> dict[str, dict]:
-    """relative_logdir -> {status, error_filename} from the newest experiment_state file."""
-    states = sorted(d.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
-    if not states:
-        return {}
-    data = _read_json(states[-1])
-    if not isinstance(data, dict):
-        return {}  # being rewritten or damaged: the trial files still say what happened
-    out = {}
-    for item in data.get("trial_data", []):
-        try:
-            meta = json.loads(item[0]) if isinstance(item[0], str) else item[0]
-            run = json.loads(item[1]) if isinstance(item[1], str) else item[1]
-        except (ValueError, IndexError, TypeError):
-            continue
-        logdir = meta.get("relative_logdir")
-        if logdir:
-            out[logdir] = {"status": meta.get("status"), "config": meta.get("config"),
-                           "num_failures": (run or {}).get("num_failures", 0)}
-    return out
-
-
-def _error_reason(path: Path) -> str | None:
-    """The first line of the exception in a trial's error.txt ("SomeError: message"): Ray
-    writes "Failure # k (...)", the actor line, the traceback (frames indented), then the
-    exception at column 0, whose message may go on over further lines."""
-    try:
-        raw = [re.sub(r"\x1b\[[0-9;]*m", "", ln) for ln in path.read_text().splitlines()]
-    except (OSError, UnicodeDecodeError):
-        return None
-    frames = [i for i, ln in enumerate(raw) if ln.lstrip().startswith('File "')]
-    if frames:  # the first unindented line after the last frame (of the last traceback)
-        for ln in raw[frames[-1] + 1:]:
-            if ln.strip() and not ln[0].isspace():
-                return ln.strip()[:300]
-    lines = [ln.strip() for ln in raw if ln.strip()]
-    for line in reversed(lines):
-        if re.match(r"^[A-Za-z_][\w.]*(: |$)", line) and not line.startswith("File "):
-            return line[:300]
-    return lines[-1][:300] if lines else None
-
-
-def _error_of(t: Path) -> str | None:
-    if (t / "error.txt").exists():
-        return _error_reason(t / "error.txt") or f"{t / 'error.txt'} is empty"
-    if (t / "error.pkl").exists():  # a pickled Ray exception: reading it would need ray
-        return f"Ray recorded an error in {t / 'error.pkl'} (no error.txt)"
-    return None
-
-
-def read_experiment(d: Path) -> list[Trial]:
-    state = _experiment_state(d)
-    trials = []
-    seen = set()
-    for t in _trial_dirs(d):
-        config = _read_json(t / "params.json")
-        notes = []
-        if not isinstance(config, dict):
-            config = (state.get(t.name) or {}).get("config")
-            if not isinstance(config, dict):
-                raise UserError(f"{t / 'params.json'} is unreadable and the trial is not in "
-                                f"{d.name}'s experiment state: the experiment is half-written; "
-                                f"wait for the search to write it or remove that trial directory")
-            notes.append("params.json unreadable; config taken from the experiment state")
-        results = t / "result.json"
-        history, cut = _read_results(results)
-        read_to = _last_epoch(history)
-        reported, state_file, checkpoint_epoch = _checkpointed_results(t)
-        history, recovered = _with_checkpointed_results(t, history, reported)
-        damage = []
-        if cut and any(e > read_to or math.isnan(read_to) for e in recovered):
-            damage.append(f"{results}: line {cut} is cut off; epochs {_epochs(recovered)} read from "
-                          f"{state_file.relative_to(t)} instead")
-            cut = None
-        elif cut:
-            damage.append(f"{results}: line {cut} is cut off (being written, or damaged) and no "
-                          f"checkpoint holds a later epoch than {read_to:g}")
-        if recovered and not damage:
-            notes.append(f"epoch(s) {recovered} missing from result.json, read from the last "
-                         f"checkpoint (a worker died before Ray saved the file)")
-        trials.append(Trial(
-            experiment=d.name, path=t, config=config, history=history,
-            ray_status=(state.get(t.name) or {}).get("status"),
-            error=_error_of(t), notes=notes + damage, damage=damage, cut_line=cut,
-            checkpoint_epoch=checkpoint_epoch))
-        seen.add(t.name)
-    for logdir, s in state.items():  # listed but no directory yet: pending
-        if logdir not in seen and isinstance(s.get("config"), dict):
-            trials.append(Trial(experiment=d.name, path=d / logdir, config=s["config"],
-                                history=pd.DataFrame(), ray_status=s.get("status") or "PENDING"))
-    return trials
-
-
-def _epochs(epochs: list[int]) -> str:
-    return f"{epochs[0]}-{epochs[-1]}" if len(epochs) > 2 and epochs == list(
-        range(epochs[0], epochs[-1] + 1)) else ", ".join(map(str, epochs))
-
 
 # --- one row per trial -------------------------------------------------------------------
-
-def _num(v) -> float:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return math.nan
-    return v
 
 
 def trial_settings(config: dict) -> tuple[str, str, bool, float]:
@@ -302,13 +97,6 @@ def trial_settings(config: dict) -> tuple[str, str, bool, float]:
     loss, with_mse, w = config_point(config)
     role = BASELINE if loss == "mse" else config.get("role", SEARCH)
     return str(loss), str(role), with_mse, w if isinstance(w, float) else math.nan
-
-
-def _last(history: pd.DataFrame, col: str) -> float:
-    if col not in history:
-        return math.nan
-    s = pd.to_numeric(history[col], errors="coerce").dropna()
-    return float(s.iloc[-1]) if len(s) else math.nan
 
 
 def _mean_after_first(history: pd.DataFrame, col: str) -> float:
@@ -339,7 +127,7 @@ def _state(t: Trial, epochs_planned: float, epochs_done: float, diverged: bool) 
     status = (t.ray_status or "").upper()
     if diverged:
         return DIVERGED, _last_str(t.history, "error") or f"loss not finite at epoch {epochs_done:g}"
-    if _last(t.history, "failed") == 1.0:  # the trial ended itself (a damaged checkpoint)
+    if last_value(t.history, "failed") == 1.0:  # the trial ended itself (a damaged checkpoint)
         return FAILED, _last_str(t.history, "error") or "the trial reported itself failed"
     finished = not math.isnan(epochs_planned) and epochs_done >= epochs_planned
     if finished and status != "ERROR":
@@ -367,7 +155,7 @@ def _damaged(t: Trial, read: float, planned: float, diverged: bool) -> str:
     if t.cut_line and ended and not read >= planned:  # a cut line after the last epoch loses nothing
         return (f"{results} is cut off at line {t.cut_line}, after epoch {read:g}/{planned:g}, and no "
                 f"checkpoint holds the later epochs: its final results are unknown; {fix}")
-    claimed = _num(t.row.get("epochs_trained", t.row.get("epochs")))
+    claimed = to_float(t.row.get("epochs_trained", t.row.get("epochs")))
     if claimed > read:
         return (f"{RESULTS_JSON} says {claimed:g} epochs were trained, but {results} and the "
                 f"checkpoints hold {read:g}: lines are missing; {fix}")
@@ -421,10 +209,10 @@ def _role(t: Trial, loss: str, with_mse: bool, w: float) -> str:
 
 
 def _epochs_trained(t: Trial) -> float:
-    trained = _num(_reported(t, "epochs_trained"))
+    trained = to_float(_reported(t, "epochs_trained"))
     for col in ("epoch", "training_iteration"):
         if math.isnan(trained):
-            trained = _last(t.history, col)
+            trained = last_value(t.history, col)
     return 0.0 if math.isnan(trained) else trained
 
 
@@ -442,10 +230,10 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
         loss, _, with_mse, w = trial_settings(t.config)
         train = t.config.get("train") if isinstance(t.config.get("train"), dict) else {}
         h = t.history
-        epochs_planned = _num(train.get("epochs"))
+        epochs_planned = to_float(train.get("epochs"))
         epochs_done = _epochs_trained(t)
-        diverged = _last(h, "diverged") == 1.0
-        read = _last_epoch(h)
+        diverged = last_value(h, "diverged") == 1.0
+        read = last_epoch(h)
         damage = _damaged(t, 0.0 if math.isnan(read) else read, epochs_planned, diverged)
         if damage:  # what was read is not the trial's result: no metrics
             state, reason, epochs_done, h = DAMAGED, damage, 0.0 if math.isnan(read) else read, h.iloc[:0]
@@ -454,7 +242,7 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
         if _stopped_flag(t) and state in (COMPLETED, RUNNING):  # the search said so
             state, reason = STOPPED, f"stopped by the scheduler at epoch {epochs_done:g}/{epochs_planned:g}"
         ckpt = _checkpoint(t) if not h.empty else None
-        seed = _num(_reported(t, "seed"))
+        seed = to_float(_reported(t, "seed"))
         rows.append({
             "experiment": t.experiment, "trial": t.path.name,
             "trial_id": _last_str(t.history, "trial_id") or t.path.name,
@@ -462,24 +250,25 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
             "label": label(loss, with_mse, joint_weights(t.config) or w),
             **weight_params(loss, joint_weights(t.config) or ()),  # a joint loss's w1, w2
             "candidate": str(_reported(t, "candidate") or ""),
-            "seed": seed if not math.isnan(seed) else _num(train.get("seed", 0)),
-            "holdout": _num((train.get("data") or {}).get("holdout", 0)),
+            "seed": seed if not math.isnan(seed) else to_float(train.get("seed", 0)),
+            "holdout": to_float((train.get("data") or {}).get("holdout", 0)),
             "paper_grid": on_paper_grid(loss, with_mse, w),
             "state": state, "reason": reason, "stopped": state == STOPPED,
             "epochs": epochs_done, "epochs_planned": epochs_planned,
-            **{k: _last(h, k) for k in (*EVAL_METRICS, "kid_std", "test_kid_std")},
-            "objective_reported": _last(h, "objective"),
+            **{k: last_value(h, k) for k in (*EVAL_METRICS, "kid_std", "test_kid_std")},
+            "objective_reported": last_value(h, "objective"),
             "objective_name": str(t.config.get("objective", "")),
-            "val_psnr": _last(h, "val_psnr"), "val_ssim": _last(h, "val_ssim"),
-            "val_mse": _last(h, "val_mse"), "val_recon": _last(h, "val_recon"),
-            "train_loss": _last(h, "train_loss"),
+            "val_psnr": last_value(h, "val_psnr"), "val_ssim": last_value(h, "val_ssim"),
+            "val_mse": last_value(h, "val_mse"), "val_recon": last_value(h, "val_recon"),
+            "train_loss": last_value(h, "train_loss"),
             # The test split's scores at the last epoch (searches with --holdout only).
-            **{k: _last(h, k) for k in TEST_METRICS},
+            **{k: last_value(h, k) for k in TEST_METRICS},
             "step_ms": _mean_after_first(h, "step_ms"),
             "recon_loss_ms": _mean_after_first(h, "recon_loss_ms"),
             "images_per_s": _mean_after_first(h, "images_per_s"),
             # Ray's clock, of the last result only: a result read from a checkpoint has none.
-            "time_total_s": _num(h["time_total_s"].iloc[-1]) if "time_total_s" in h and len(h) else math.nan,
+            "time_total_s": to_float(h["time_total_s"].iloc[-1]) if "time_total_s" in h and len(h)
+            else math.nan,
             "checkpoint": str(ckpt) if ckpt else "",
             "notes": "; ".join(t.notes), "damage": "; ".join(t.damage), "path": str(t.path),
         })
@@ -529,14 +318,14 @@ def _with_baseline(exps: list[Path], trials: list[Trial]) -> list[Path]:
     extra = []
     for parent in dict.fromkeys(e.parent for e in exps):
         b = parent / BASELINE_EXPERIMENT
-        if b.is_dir() and b.resolve() not in exps and _is_experiment(b):
+        if b.is_dir() and b.resolve() not in exps and is_experiment(b):
             extra.append(b.resolve())
     return extra
 
 
 def _results_rows(search_dir: Path) -> dict[str, dict]:
     """trial_id -> the search's results.json row (role, status, seed), where one was written."""
-    doc = _read_json(search_dir / RESULTS_JSON)
+    doc = read_json(search_dir / RESULTS_JSON)
     rows = doc.get("trials") if isinstance(doc, dict) else None
     return {str(r["trial_id"]): r for r in rows or [] if isinstance(r, dict) and r.get("trial_id")}
 

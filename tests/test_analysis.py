@@ -403,13 +403,13 @@ def test_every_trial_failed_after_some_epochs_is_said_in_the_report(search, tmp_
         state.write_text(state.read_text().replace("TERMINATED", "ERROR"))
     code, _, err = _run([exp, "--out", tmp_path / "r", "--no-reconstructions"], capsys)
     assert code == 0, err
-    said = "every trial failed (7 of 7): tune_vqvae.testing.InjectedCrash: injected crash at epoch 2"
+    said = "every trial failed (7 of 7): tune_vqvae.train.faults.InjectedCrash: injected crash at epoch 2"
     assert f"warning: {said}" in err
     assert said in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_error_line_is_the_first_line_of_the_last_exception(tmp_path):
-    from analysis.load import _error_reason
+    from analysis.experiment import _error_reason
 
     (tmp_path / "error.txt").write_text(
         "Failure # 1 (occurred at 2026-01-01_00-00-00)\n"
@@ -428,7 +428,7 @@ def test_error_line_is_the_first_line_of_the_last_exception(tmp_path):
                                              (12.0, 30.0, "above the paper's 10% claim"),
                                              (4.0, 16.0, "not resolved against the paper's 10% claim")])
 def test_overhead_verdict_on_the_10_percent_claim_needs_the_whole_interval(low, high, said):
-    from analysis.report import _against_claim, _pct_interval
+    from analysis.sections import _against_claim, _pct_interval
 
     row = {"overhead_pct": (low + high) / 2, "overhead_low_pct": low, "overhead_high_pct": high}
     assert _against_claim(row) == said

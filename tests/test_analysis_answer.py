@@ -193,7 +193,7 @@ def test_an_epoch_a_dead_worker_cut_from_result_json_is_read_from_the_checkpoint
     reported after the last sync; the checkpoint written with each report keeps it."""
     import json
 
-    from analysis.load import read_experiment
+    from analysis.experiment import read_experiment
     from tune_vqvae.vocab import TRIAL_STATE_FILE
 
     exp = tmp_path / "gmsd"

@@ -22,7 +22,7 @@ def test_quick_benchmark_writes_side_by_side_figures(tmp_path):
 
 
 def test_a_failing_benchmark_is_recorded_and_the_others_still_run(tmp_path, monkeypatch, capsys):
-    from tune_vqvae import bench
+    from tune_vqvae.bench import compute as bench
 
     def broken(bc, data):
         raise RuntimeError("no kernel image is available for execution on the device")
@@ -48,7 +48,7 @@ def _child(code: str):
 
 
 def test_packing_children_start_together_and_a_dead_child_is_an_error():
-    from tune_vqvae.bench import run_in_lockstep
+    from tune_vqvae.bench.compute import run_in_lockstep
 
     waits = "print('a library says hi'); print('ready', flush=True); input(); print('{\"images_per_s\": %d}')"
     assert run_in_lockstep([_child(waits % 5), _child(waits % 7)]) == [5, 7]

@@ -205,7 +205,7 @@ def test_s3_storage_killed_driver_resumed_and_analysed(s3_server, tmp_path):
     loss_rows = rows[rows.experiment == "gmsd"]
     assert len(loss_rows) == 6 and loss_rows.trial_id.is_unique  # every trial once
     assert set(rows.status) == {"COMPLETED"} and (rows.role == "baseline").sum() == 1
-    from analysis.load import read_experiment
+    from analysis.experiment import read_experiment
 
     trials = [t for exp in ("baseline", "gmsd") for t in read_experiment(copy / exp)]
     assert len(trials) == 7

@@ -22,7 +22,7 @@ os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private
 
 from processes import run, study  # noqa: E402
 
-from tune_vqvae.train_cli import main as train_main  # noqa: E402
+from tune_vqvae.train._cli import main as train_main  # noqa: E402
 
 TINY_CLI = ["--epochs", "2", "--hidden", "8", "--codebook-size", "16", "--train-images", "128",
             "--val-images", "32", "--batch-size", "32", "--device", "cpu"]

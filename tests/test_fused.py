@@ -5,10 +5,9 @@ import torch
 from conftest import tiny_config
 
 from tune_vqvae.errors import UserError
-from tune_vqvae.fused import FusedTrainer, fuse_state_dicts, member_state_dict
 from tune_vqvae.losses import LossConfig
 from tune_vqvae.model import VQVAE, ModelConfig
-from tune_vqvae.train import Trainer
+from tune_vqvae.train import FusedTrainer, Trainer, fuse_state_dicts, member_state_dict
 
 
 @pytest.mark.parametrize("train_mode", [False, True])

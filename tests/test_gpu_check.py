@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tune_vqvae import gpu_check
+from tune_vqvae.bench import gpu_check
 
 
 @pytest.mark.slow
@@ -43,7 +43,7 @@ def test_a_step_past_its_cap_or_failing_becomes_an_error_row_and_the_run_goes_on
 
 
 def test_the_cap_is_not_swallowed_by_a_benchmark_that_records_its_own_errors():
-    from tune_vqvae.bench import survive
+    from tune_vqvae.bench.timing import survive
 
     def bench_with_error_rows():
         return survive("variant", lambda: time.sleep(5))  # survive() catches Exception

@@ -21,7 +21,7 @@ from tune_vqvae.stats import joint, merge_candidates
 from tune_vqvae.stats import search_answer as answer
 from tune_vqvae.stats.surrogate import fit_objective_surface
 from tune_vqvae.train import TrainConfig
-from tune_vqvae.train_cli import build_parser, config_from_args
+from tune_vqvae.train._cli import build_parser, config_from_args
 from tune_vqvae.vocab import config_label, dir_tag, joint_weights, label, mode, point_name, run_label
 
 
@@ -80,7 +80,7 @@ def test_train_cli_weight_syntax():
 
 
 def test_train_cli_bad_joint_weights_exit_2_with_one_line(tmp_path, capsys):
-    from tune_vqvae.train_cli import main
+    from tune_vqvae.train._cli import main
 
     with pytest.raises(SystemExit) as e:
         main(["--loss", "ssim+gmsd", "--weight", "0.5,0.25,1", "--out", str(tmp_path / "r")])

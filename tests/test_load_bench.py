@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tune_vqvae import load_bench
+from tune_vqvae.bench import load as load_bench
 
 
 @pytest.mark.slow

@@ -257,7 +257,7 @@ def test_a_damaged_lpips_weights_file_is_one_line(lpips_weights):
 
 
 def test_train_cli_refuses_lpips_without_weights(tmp_path, monkeypatch, capsys):
-    from tune_vqvae.train_cli import main
+    from tune_vqvae.train._cli import main
 
     monkeypatch.setenv("TUNE_VQVAE_LPIPS_WEIGHTS", str(tmp_path))
     with pytest.raises(SystemExit) as e:

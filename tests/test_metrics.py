@@ -14,7 +14,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from pytorch_fid.inception import FID_WEIGHTS_URL
 from torch import nn
 
-from tune_vqvae.bench import benchmark_features
+from tune_vqvae.bench.compute import benchmark_features
 from tune_vqvae.data import ImageData
 from tune_vqvae.errors import UserError, cli_entry
 from tune_vqvae.metrics import (

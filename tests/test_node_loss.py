@@ -99,7 +99,7 @@ def test_lost_worker_node_trial_resumes_on_another_node(cluster, tmp_path):
 
     rows = pd.read_csv(exp / RESULTS_CSV)
     assert len(rows) == 5 and rows.trial_id.is_unique and set(rows.status) == {"COMPLETED"}
-    from analysis.load import read_experiment
+    from analysis.experiment import read_experiment
 
     trials = {t.path: t for e in ("baseline", "gmsd") for t in read_experiment(exp / e)}
     assert len(trials) == 5

@@ -50,7 +50,7 @@ def snapshot(d: Path) -> dict[str, bytes]:
 
 def analysed_epochs(trial_dir: Path) -> list[int]:
     """The epochs `python -m analysis` reads for a trial (result.json + its checkpoint)."""
-    from analysis.load import read_experiment
+    from analysis.experiment import read_experiment
 
     (trial,) = [t for t in read_experiment(trial_dir.parent) if t.path.name == trial_dir.name]
     return [int(e) for e in trial.history["epoch"]]

@@ -14,7 +14,7 @@ import pytest
 os.environ["RAY_AUTH_MODE"] = "disabled"
 
 from tune_vqvae.bench import main as bench_main  # noqa: E402
-from tune_vqvae.search_bench import AsyncHalving  # noqa: E402
+from tune_vqvae.bench.search_sim import AsyncHalving  # noqa: E402
 
 
 @pytest.mark.parametrize("grace, max_t, rf", [(1, 3, 3), (2, 6, 3), (1, 9, 3), (1, 8, 2), (3, 30, 3),
@@ -90,7 +90,7 @@ def test_search_bench_bad_input_exits_2_with_one_line(tmp_path, capsys):
 def test_targets_are_judged_with_their_interval():
     """A ratio of medians or a rate over a few repeats is an estimate: the bar is met only
     where its whole 95% interval meets it, missed where none does, else not resolved."""
-    from tune_vqvae.search_bench import _judged, median_ratio_interval, rate_interval
+    from tune_vqvae.bench.search_score import _judged, median_ratio_interval, rate_interval
 
     rng = np.random.default_rng(0)
     old = rng.exponential(1.0, 400)

@@ -1,4 +1,4 @@
-"""Test support (tune_vqvae.testing): the mock's known optimum, and fault injection."""
+"""Test support (tune_vqvae.testing, train.faults): the mock's known optimum, and fault injection."""
 
 from __future__ import annotations
 
@@ -20,13 +20,12 @@ from tune_vqvae.testing import (  # noqa: E402
     MOCK_TEST_BEST_W,
     MOCK_TEST_FACTOR,
     MOCK_WARMUP,
-    InjectedCrash,
-    inject_faults,
     mock_final_objective,
     mock_objective,
     mock_step_ms,
     mock_test_objective,
 )
+from tune_vqvae.train.faults import InjectedCrash, inject_faults  # noqa: E402
 
 
 def test_mock_has_its_known_optimum():

@@ -1,4 +1,4 @@
-"""The command line of one training run (tune_vqvae.train_cli): run directories, TensorBoard,
+"""The command line of one training run (tune_vqvae.train._cli): run directories, TensorBoard,
 resume, and bad input as one line with exit status 2."""
 
 import json
@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tune_vqvae.train_cli import main
+from tune_vqvae.train._cli import main
 
 TINY_CLI = ["--epochs", "1", "--hidden", "8", "--codebook-size", "16", "--train-images", "256",
             "--val-images", "64", "--batch-size", "32", "--device", "cpu"]
@@ -100,7 +100,7 @@ def test_resume_refuses_changed_flags_naming_each(tmp_path, capsys):
 
 
 def test_every_train_flag_is_a_resume_override_or_a_saved_setting():
-    from tune_vqvae.train_cli import RESUME_OVERRIDES, SAVED_BY_FLAG, build_parser
+    from tune_vqvae.train._cli import RESUME_OVERRIDES, SAVED_BY_FLAG, build_parser
 
     overrides = {"epochs", "device", "no_amp", "no_channels_last", "compile", "compile_mode"}
     assert {d.replace("no_", "") for d in overrides} == set(RESUME_OVERRIDES)

@@ -17,7 +17,7 @@ A trial's config (built by `tune_vqvae.search`):
                on the test split as test_fid, test_swd, test_mse, test_psnr, test_ssim,
                test_recon (vocab.TEST_METRICS).
     cpus       torch threads of the trial
-    faults     fault injection for the reliability tests, see `tune_vqvae.testing`
+    faults     fault injection for the reliability tests, see `tune_vqvae.train.faults`
 
 Every epoch is reported once with a checkpoint (Ray's checkpoint API), so a trial can be
 paused, stopped early by ASHA, retried after a crash from its last epoch (FailureConfig)
@@ -132,8 +132,8 @@ def train_vqvae(config: dict, data=None) -> None:
     from .errors import DivergedError, check_finite
     from .losses import LossConfig
     from .metrics import FIDConfig, FIDEvaluator
-    from .testing import inject_faults
     from .train import TrainConfig, Trainer
+    from .train.faults import inject_faults
 
     quiet_logs()
     torch.set_num_threads(max(1, int(config.get("cpus", 1))))

@@ -60,7 +60,7 @@ class SearchConfig:
     mock_curve: str = "known"  # --mock: "known" (the sharp known optimum), a tune_vqvae.curves
     # name (realistic, no_gain) or module:function
     smoke: bool = False
-    # Test support (tune_vqvae.testing.inject_faults), never set by users: kept in the
+    # Test support (tune_vqvae.train.faults.inject_faults), never set by users: kept in the
     # settings so that a resumed test search injects the same faults.
     faults: dict | list | None = None
 

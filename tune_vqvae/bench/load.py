@@ -31,9 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import UserError, atomic_write_text, cli_entry
-from .sessions import kill_session
-from .vocab import JOURNAL_FILE, RESULTS_CSV
+from ..errors import UserError, atomic_write_text, cli_entry
+from ..sessions import kill_session
+from ..vocab import JOURNAL_FILE, RESULTS_CSV
 
 LOSS = "gmsd"
 # The driver under a wrapper that records its peak resident memory when it exits.

@@ -1,4 +1,4 @@
-"""The GPU check: `python -m tune_vqvae.gpu_check [--quick] [--out-dir DIR]`.
+"""The GPU check: `python -m tune_vqvae.bench.gpu_check [--quick] [--out-dir DIR]`.
 
 One command for the first minutes on a lent GPU: is every CUDA path correct, and how
 fast is it? Correctness first (each fast path against the plain fp32 path, every loss
@@ -33,13 +33,12 @@ from pathlib import Path
 
 import torch
 
-from . import bench
-from .data import DataConfig, load_data, to_model_range
-from .errors import UserError, atomic_write_text, cli_entry
-from .fused import fuse_state_dicts
-from .losses import LOSSES, PERCEPTUAL_LOSSES, LossConfig
-from .model import VQVAE
-from .train import TrainConfig, Trainer, pick_device
+from ..data import DataConfig, load_data, to_model_range
+from ..errors import UserError, atomic_write_text, cli_entry
+from ..losses import LOSSES, PERCEPTUAL_LOSSES, LossConfig
+from ..model import VQVAE
+from ..train import TrainConfig, Trainer, fuse_state_dicts, pick_device
+from . import compute, timing
 
 FIRST_STEP_TOL = {"bf16": 0.02, "fp32": 0.005}
 TAIL_TOL = 0.05
@@ -191,7 +190,7 @@ def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def check_inception(device: torch.device, data, images: int) -> dict:
     """Inception pool3 features of the same images on the device and on the CPU."""
-    extractor = bench.random_weight_inception()
+    extractor = compute.random_weight_inception()
     x = data.x_test[:images].float() / 255
     with torch.inference_mode():
         cpu = extractor(x)
@@ -216,7 +215,7 @@ def capped(cap: float, run) -> dict:
         return {"error": f"{type(e).__name__}: {str(e)[:500]}", "ok": False}
 
 
-def plan(a, base: TrainConfig, data, bc: bench.BenchConfig, device: torch.device) -> dict:
+def plan(a, base: TrainConfig, data, bc: timing.BenchConfig, device: torch.device) -> dict:
     """Step name -> (cap in seconds, thunk), in the order of what matters most."""
     fast = FastPaths(base, data, a.steps or (6 if a.quick else 200))
     steps = {"losses_under_autocast": (60, lambda: check_losses_under_autocast(base, data)),
@@ -228,11 +227,12 @@ def plan(a, base: TrainConfig, data, bc: bench.BenchConfig, device: torch.device
     steps.update({
         "fused_model": (30, lambda: check_fused_model(base, data)),
         "inception_cuda_vs_cpu": (45, lambda: check_inception(device, data, 8 if a.quick else 64)),
-        "train": (150, lambda: bench.bench_train(bc, data)),
-        "overhead": (60 * compiles, lambda: bench.bench_overhead(bc, data)),
-        "fid": (45, lambda: bench.bench_fid(bc, data)),
-        "packing": (90 * compiles, lambda: bench.bench_packing(bc)),
-        "fused": (60 * compiles, lambda: bench.bench_fused(bc, data, groups=(2,) if a.quick else (2, 4, 8))),
+        "train": (150, lambda: compute.bench_train(bc, data)),
+        "overhead": (60 * compiles, lambda: compute.bench_overhead(bc, data)),
+        "fid": (45, lambda: compute.bench_fid(bc, data)),
+        "packing": (90 * compiles, lambda: compute.bench_packing(bc)),
+        "fused": (60 * compiles,
+                  lambda: compute.bench_fused(bc, data, groups=(2,) if a.quick else (2, 4, 8))),
     })
     return steps
 
@@ -249,7 +249,8 @@ def verdicts(results: dict) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tune_vqvae.gpu_check", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tune_vqvae.bench.gpu_check",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small model, few steps (the CPU test)")
     p.add_argument("--device", default="auto")
     p.add_argument("--steps", type=int, help="training steps per fast-path curve (default 300)")
@@ -265,13 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     a = build_parser().parse_args(argv)
     device = pick_device(a.device)
-    bc = bench.BenchConfig(quick=a.quick, device=a.device, repeats=1 if a.quick else 3,
+    bc = timing.BenchConfig(quick=a.quick, device=a.device, repeats=1 if a.quick else 3,
                            steps=2 if a.quick else 20, fid_images=20 if a.quick else None,
                            compile=a.compile)
     base = TrainConfig(model=bc.model(device) if not a.quick else replace(bc.model(device), hidden=16,
                        codebook_size=32), device=a.device, batch_size=32 if a.quick else 128)
     data = load_data(DataConfig(train_images=2048 if a.quick else None))
-    env = bench.environment(device)
+    env = timing.environment(device)
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tag = "cpu" if device.type == "cpu" else env["device"].replace(" ", "_")
@@ -295,7 +296,7 @@ def main(argv=None):
         results["verdicts"] = verdicts(results)
         atomic_write_text(path, json.dumps(results, indent=2))
         rows = results[name]
-        bench.print_table(name, rows if all(isinstance(r, dict) for r in rows.values()) else {"": rows})
+        timing.print_table(name, rows if all(isinstance(r, dict) for r in rows.values()) else {"": rows})
     print(f"\nverdicts: {results.get('verdicts')}\nwrote {path}")
     return 0 if all(v == "pass" for v in results.get("verdicts", {}).values()) else 1
 

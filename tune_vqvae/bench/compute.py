@@ -11,78 +11,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .data import DataConfig, ImageData, load_data, to_model_range
-from .errors import UserError, atomic_write_text, cli_entry
-from .losses import LOSSES, LossConfig, lpips
-from .metrics.frechet import StreamingStats
-from .metrics.inception import FID_WEIGHTS_FILE, InceptionFeatures
-from .metrics.scorer import to_unit_range
-from .model import VQVAE, ModelConfig
-from .train import TrainConfig, Trainer, pick_device
-
-
-@dataclass
-class BenchConfig:
-    quick: bool = False  # small model and few steps: under two minutes on a 2-core CPU
-    device: str = "auto"
-    data: str = "builtin"
-    repeats: int = 5
-    steps: int = 20  # training steps per timed repeat
-    out_dir: str = "benchmarks/results"
-    fid_images: int | None = None  # default 10,000 (100 with --quick)
-    compile: bool | None = None  # TrainConfig.compile of overhead/fused/packing (None: on CUDA)
-
-    def train_config(self, device: torch.device, **fields) -> TrainConfig:
-        """The trainer settings every benchmark shares: model, device, compile."""
-        return TrainConfig(model=self.model(device), device=self.device,
-                           **{"compile": self.compile, **fields})
-
-    def model(self, device: torch.device) -> ModelConfig:
-        # The paper's model on a GPU; a small one where a CPU would take minutes per step.
-        if self.quick or device.type == "cpu":
-            return ModelConfig(hidden=64, codebook_size=128)
-        return ModelConfig()
-
-
-class Timer:
-    """Wall time of a block; on CUDA measured with events, which time the GPU work."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-
-    def __enter__(self):
-        if self.cuda:
-            self.start, self.end = torch.cuda.Event(True), torch.cuda.Event(True)
-            self.start.record()
-        else:
-            self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        if self.cuda:
-            self.end.record()
-            self.end.synchronize()
-            self.seconds = self.start.elapsed_time(self.end) / 1000
-        else:
-            self.seconds = time.perf_counter() - self.t0
-
-
-def summary(seconds: list[float], images: int) -> dict:
-    """Median/min/max seconds of the repeats and the images/s of the median."""
-    med = statistics.median(seconds)
-    return {"median_s": med, "min_s": min(seconds), "max_s": max(seconds),
-            "images_per_s": images / med, "repeats": len(seconds)}
+from ..data import DataConfig, ImageData, load_data, to_model_range
+from ..errors import UserError, atomic_write_text, cli_entry
+from ..losses import LOSSES, LossConfig, lpips
+from ..metrics.frechet import StreamingStats
+from ..metrics.inception import FID_WEIGHTS_FILE, InceptionFeatures
+from ..metrics.scorer import to_unit_range
+from ..model import VQVAE
+from ..train import TrainConfig, Trainer, pick_device
+from .timing import BenchConfig, compare, environment, print_table, survive, time_interleaved
 
 
 def trainer_steps(trainer: Trainer, steps: int):
@@ -123,55 +69,6 @@ def reference_steps(cfg: TrainConfig, data: ImageData, steps: int):
             loss.item()  # the reference logs every step: a host sync
 
     return run
-
-
-def time_interleaved(runs: dict, device: torch.device, repeats: int, images: int) -> dict:
-    """Median/min/max of each warmed-up run over `repeats`; the repeats interleave the runs,
-    so drift of the machine (clocks, other load) hits every run alike."""
-    times, failed = {name: [] for name in runs}, {}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            if name in failed:
-                continue
-            seconds = survive(name, lambda: time_once(run, device))
-            if isinstance(seconds, dict):  # failed in a timed repeat (out of memory...): drop it
-                failed[name] = seconds
-            else:
-                times[name].append(seconds)
-    return {**{name: summary(t, images) for name, t in times.items() if name not in failed}, **failed}
-
-
-def time_once(run, device: torch.device) -> float:
-    with Timer(device) as t:
-        run()
-    return t.seconds
-
-
-def compare(builds: dict, device: torch.device, repeats: int, images: int) -> dict:
-    """Build every run and warm it up once (cuDNN autotuning, compilation), then time them
-    interleaved. A run that fails becomes an error row: on a lent GPU one variant that fails
-    (a compiler that does not support the GPU, out of memory) must not cost the others."""
-    runs, failed = {}, {}
-    for name, build in builds.items():
-        run = survive(name, lambda: warm(build()))
-        (failed if isinstance(run, dict) else runs)[name] = run
-    return {**time_interleaved(runs, device, repeats, images), **failed}
-
-
-def warm(run):
-    run()
-    return run
-
-
-def survive(name: str, run):
-    """run(), or its error as a row {"error": ...}, recorded in the JSON and printed."""
-    try:
-        return run()
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001 - recorded and printed, not hidden
-        print(f"  {name} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-        return {"error": f"{type(e).__name__}: {str(e)[:500]}"}
 
 
 def bench_train(bc: BenchConfig, data: ImageData) -> dict:
@@ -291,7 +188,7 @@ def bench_fid(bc: BenchConfig, data: ImageData) -> dict:
 def bench_kid(n: int, device: torch.device, dims: int = 2048) -> dict:
     """KID of two sets of `n` pool3-sized features (the scorer's 100 subsets of up to 1,000):
     its cost is the float64 kernel, so features are random; the kernel does not care."""
-    from .metrics.kid import kid
+    from ..metrics.kid import kid
 
     gen = torch.Generator().manual_seed(0)
     a, b = (torch.rand(n, dims, generator=gen, dtype=torch.float64) for _ in range(2))
@@ -307,7 +204,7 @@ def bench_fused(bc: BenchConfig, data: ImageData, groups=(2, 4, 8)) -> dict:
 
     Same device, same batches, interleaved repeats; images count every model's batch.
     """
-    from .fused import FusedTrainer
+    from ..train import FusedTrainer
 
     device = pick_device(bc.device)
     cfg = bc.train_config(device, loss=LossConfig("gmsd"))
@@ -378,47 +275,11 @@ def packing_child(bc: BenchConfig, data: ImageData, device: torch.device) -> dic
     return time_interleaved({"child": run}, device, bc.repeats, bc.steps * TrainConfig.batch_size)["child"]
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
-
-
-def environment(device: torch.device) -> dict:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
-    return {"device": name, "device_type": device.type, "torch": torch.__version__,
-            "cuda": torch.version.cuda, "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
-
-
-def print_table(title: str, rows: dict):
-    print(f"\n{title}")
-    if "error" in rows:
-        print(f"  failed: {rows['error']}")
-        return
-    for name, row in rows.items():
-        cells = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-        print(f"  {name:18s} {cells}")
-
-
 BENCHES = {"train": bench_train, "overhead": bench_overhead, "fused": bench_fused, "fid": bench_fid}
 
 
 @cli_entry
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["search"]:  # the search benchmark has options of its own (and needs no torch model)
-        from .search_bench import main as search_main
-
-        return search_main(argv[1:])
-    if argv[:1] == ["load"]:  # whole mock searches at once, as subprocesses (see load_bench)
-        from .load_bench import main as load_main
-
-        return load_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m tune_vqvae.bench", description=__doc__.split("\n")[0])
     p.add_argument("what", nargs="?", default="all",
                    choices=[*BENCHES, "packing", "all", "child", "search", "load"])
@@ -466,6 +327,3 @@ def main(argv=None):
         print("some benchmarks failed: see 'error' in the table and the JSON", file=sys.stderr)
     return 1 if failed else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,11 +18,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .data import ImageData
-from .errors import UserError
-from .losses import ReconstructionLoss
-from .model import VQVAE
-from .train import TRAIN_STATS, TrainConfig, Trainer
+from ..data import ImageData
+from ..errors import UserError
+from ..losses import ReconstructionLoss
+from ..model import VQVAE
+from ._trainer import TRAIN_STATS, TrainConfig, Trainer
 
 
 def fuse_state_dicts(states: list[dict]) -> dict:

@@ -1,5 +1,5 @@
 """One real VQ-VAE training run: `TrainConfig` and the `Trainer` (its command line, `python -m
-tune_vqvae.train --loss gmsd --weight 0.5`, is in train_cli.py).
+tune_vqvae.train --loss gmsd --weight 0.5`, is in _cli.py).
 
 The loop follows airbench's shape: the dataset lives on the device, batches are index
 gathers, and the host syncs once per epoch (to read the summed losses), not per step.
@@ -21,17 +21,17 @@ import piqa
 import torch
 import torchvision
 
-from .data import DataConfig, DeviceBatches, ImageData, load_data, to_model_range
-from .errors import (
+from ..data import DataConfig, DeviceBatches, ImageData, load_data, to_model_range
+from ..errors import (
     DivergedError,
     UnsafeFileError,
     UserError,
     atomic_write_bytes,
     check_finite,
 )
-from .losses import METRICS, LossConfig, ReconstructionLoss, find_metrics
-from .losses.builtin import SSIM_WINDOW
-from .model import DOWNSAMPLING, VQVAE, ModelConfig, codebook_usage
+from ..losses import METRICS, LossConfig, ReconstructionLoss, find_metrics
+from ..losses.builtin import SSIM_WINDOW
+from ..model import DOWNSAMPLING, VQVAE, ModelConfig, codebook_usage
 
 TRAIN_STATS = ("train_loss", "train_recon", "train_mse", "train_vq", "train_commit")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -385,9 +385,3 @@ def load_state(path, map_location="cpu") -> dict:
     if not isinstance(state, dict) or not {"config", "model"} <= state.keys():
         raise UserError(f"checkpoint {path} is not a tune_vqvae trainer state (no config/model)")
     return state
-
-
-if __name__ == "__main__":  # python -m tune_vqvae.train: the command line is train_cli's
-    from tune_vqvae.train_cli import main
-
-    sys.exit(main())

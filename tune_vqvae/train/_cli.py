@@ -9,15 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
-from .data import DataConfig, load_data
-from .errors import DivergedError, UserError, atomic_write_text, cli_entry, writable_dir_for_run
-from .losses import LOSSES, LossConfig, lpips
-from .model import ModelConfig
-from .train import COMPILE_MODES, TrainConfig, Trainer
+from ..data import DataConfig, load_data
+from ..errors import DivergedError, UserError, atomic_write_text, cli_entry, writable_dir_for_run
+from ..losses import LOSSES, LossConfig, lpips
+from ..model import ModelConfig
+from ._trainer import COMPILE_MODES, TrainConfig, Trainer
 
 
 def weights_arg(text: str) -> list[float]:
@@ -189,7 +188,3 @@ def _train(a: argparse.Namespace, cfg: TrainConfig, out: Path) -> int:
     finally:
         trainer.close()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,330 @@
+"""A benchmark of the search itself (`python -m tune_vqvae.bench search`): what it simulates.
+
+Repeats whole searches in-process, without Ray, on synthetic objective curves
+(`tune_vqvae.curves`: a run's value is `curve(loss, with_mse, w, seed, epoch, epochs)`),
+driving the code the search runs: the sampler (`tune_vqvae.sampler.WeightSampler`, Optuna's
+GPSampler as the search configures it, the paper points enqueued first), the stopping rule
+(`AsyncHalving`, Ray's ASHA as `ProtectedASHA` configures it, checked against Ray's in
+tests/test_search_bench.py) and the answer (`tune_vqvae.stats`: surrogate, candidates,
+verdicts). Strategies:
+
+- `paper_grid`: the paper's 4 points and one baseline run; answer: the best point.
+- `old`: the search before issue 12: GP on log w, early-stopped trials told COMPLETE with
+  their early value, one baseline run; answer: the best single full-length run, and a gain
+  "claimed" whenever that run beats the baseline run (the console printed it as a gain).
+- `new`: the search as shipped: every trial trains all epochs, `baseline_seeds` baseline
+  runs, the surrogate's recommended w, the confirmation stage (`confirm_seeds` fresh seeds
+  for each candidate); a gain is claimed when the verdict of recommended vs baseline is
+  "better".
+- `new_asha`: `new` with `--early-stop` (ASHA; stopped trials PRUNED, never fitted).
+  Before 2026-11-26 these two were called `new_no_stop` and `new` (ASHA was the default).
+- `paired` (issue 21): `new`'s search stage with S trials, then the sequential paired
+  confirmation (`tune_vqvae.stats.sequential.race`) of the recommended w against the
+  baseline on common seeds under a budget of C runs (the baseline's included), verdicts
+  with the equivalence margin `min_effect`; reported per split "S+C" (`--paired-splits`),
+  so the benchmark shows where runs are better spent. A gain is claimed on "better".
+
+Per curve, strategy and budget (trials per loss, paper points included, as --num-samples):
+the regret of the recommended config (true objective there minus the true minimum over
+the space, absolute and in % of the baseline), its distance in log10 w from the nearest
+true minimiser, the rate of claimed gains (the power, where a gain exists) with its Wilson interval, the rate
+of false claims (a gain claimed where the recommended config is not truly better than MSE),
+the rate of "equivalent within min_effect%" verdicts, and the mean runs per search: of the
+loss and of the baseline apart (one baseline serves every loss of a search), and together.
+`new` and `paired` share each repeat's search stage (its first S trials are an S-trial
+search: trials run one after another). Trials run one after another
+(the search runs `--max-concurrent` at once, so its GP sees fewer finished trials).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..curves import Curve, load_curve
+from ..errors import UserError
+from ..stats import answer as ans
+from ..stats import equivalence, sequential
+from ..stats.intervals import Interval
+from ..vocab import (
+    BASELINE,
+    BEST_OBSERVED,
+    CANDIDATES,
+    CONFIRM,
+    CONFIRM_SEED_OFFSET,
+    PAPER,
+    RECOMMENDED,
+    SEARCH,
+    paper_points,
+)
+
+STRATEGIES = ("paper_grid", "old", "new", "new_asha", "paired")
+
+
+@dataclass
+class SearchBenchConfig:
+    curves: list[str] = field(default_factory=lambda: ["realistic", "no_gain"])
+    repeats: int = 100
+    budgets: list[int] = field(default_factory=lambda: [16])
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
+    loss: str = "gmsd"
+    low: float = 1e-3  # the search space of w (search_spaces/<loss>.yaml)
+    high: float = 10.0
+    epochs: int = 6
+    grace: int = 2  # ASHA as the search configures it: epochs // 3, reduction factor 3
+    reduction_factor: int = 3
+    baseline_seeds: int = 3  # SearchConfig's defaults
+    confirm_seeds: int = 3
+    replicates: int = 1
+    paired_splits: list[str] = field(default_factory=lambda: ["8+24"])  # search trials + confirmation runs
+    paired_candidates: list[str] = field(default_factory=lambda: [RECOMMENDED])
+    min_effect: float = 5.0  # the equivalence margin, % of the baseline
+    workers: int = 2
+    seed: int = 0
+    out_dir: str = "benchmarks/results"
+
+    def validate(self) -> None:
+        if self.repeats < 1 or self.workers < 1 or not self.budgets or min(self.budgets) < 5:
+            raise UserError("--repeats and --workers must be >= 1, every budget >= 5 (4 paper points + 1)")
+        unknown = sorted(set(self.strategies) - set(STRATEGIES))
+        if unknown:
+            raise UserError(f"unknown strategy {unknown[0]!r}; valid: {', '.join(STRATEGIES)}")
+        if not 1 <= self.grace < self.epochs:
+            raise UserError(f"--grace must be in 1..epochs-1, got {self.grace}")
+        for c in self.curves:
+            load_curve(c)
+        if self.min_effect <= 0 or set(self.paired_candidates) - set(CANDIDATES):
+            raise UserError(f"--min-effect must be > 0 and --paired-candidates among {', '.join(CANDIDATES)}")
+        least = sequential.FIRST_LOOK * (1 + len(self.paired_candidates))
+        for split in self.paired_splits:
+            search, confirm = split_of(split)
+            if search < 5 or confirm < least:
+                raise UserError(f"--paired-splits {split}: need >= 5 search trials and >= {least} "
+                                "confirmation runs")
+
+
+def split_of(split: str) -> tuple[int, int]:
+    """"S+C" -> (search trials, confirmation runs)."""
+    try:
+        search, confirm = (int(v) for v in split.split("+"))
+    except ValueError:
+        raise UserError(f"--paired-splits {split!r}: give SEARCH+CONFIRM pairs, e.g. 8+24,12+20") from None
+    return search, confirm
+
+
+# --- the stopping rule -------------------------------------------------------------------
+
+
+class AsyncHalving:
+    """Ray's asynchronous successive halving, one bracket (`ASHAScheduler` with its defaults,
+    `ray.tune.schedulers.async_hyperband._Bracket`): rungs at grace * rf^k epochs; a trial
+    reaching a rung is stopped when its value is worse than the (1 - 1/rf) quantile of the
+    values recorded there so far, and is recorded either way. Values are minimised."""
+
+    def __init__(self, grace: int, max_t: int, rf: int = 3):
+        n = int(np.log(max_t / grace) / np.log(rf) + 1)
+        self.rungs = [(grace * rf**k, {}) for k in reversed(range(n))]
+        self.rf = rf
+
+    def stops(self, key, epoch: int, value: float) -> bool:
+        reward = -value  # Ray's ASHA maximises metric_op * value; mode "min": -value
+        for milestone, recorded in self.rungs:
+            if epoch < milestone or key in recorded:
+                continue
+            cutoff = np.nanpercentile(list(recorded.values()), (1 - 1 / self.rf) * 100) if recorded else None
+            recorded[key] = reward
+            return cutoff is not None and reward < cutoff
+        return False
+
+
+# --- one simulated search ----------------------------------------------------------------
+
+
+@dataclass
+class Sim:
+    """One repeat: the curve, the settings, and the seed base of its runs."""
+
+    curve: Curve
+    bc: SearchBenchConfig
+    seed0: int
+
+    def run(
+        self,
+        with_mse: bool,
+        w: float | None,
+        seed: int,
+        asha=None,
+        key=None,
+        protected=False,
+        loss: str | None = None,
+    ):
+        """One training run of the loss (or of `loss`), epoch by epoch under ASHA: (values, stopped)."""
+        loss, epochs = loss or self.bc.loss, self.bc.epochs
+        values = []
+        for epoch in range(1, epochs + 1):
+            values.append(float(self.curve(loss, with_mse, w if with_mse else None, seed, epoch, epochs)))
+            if asha is not None and asha.stops(key, epoch, values[-1]) and not protected and epoch < epochs:
+                return values, True
+        return values, False
+
+    def row(self, role, with_mse, w, values, stopped, seed, candidate=None) -> dict:
+        loss = "mse" if role == BASELINE else self.bc.loss
+        return {
+            "experiment": {BASELINE: "baseline", CONFIRM: loss + "-confirm"}.get(role, loss),
+            "loss": loss,
+            "role": role,
+            "with_mse": with_mse,
+            "w": w if with_mse else None,
+            "value": values[-1],
+            "status": "STOPPED" if stopped else "COMPLETED",
+            "epochs_trained": len(values),
+            "stopped": stopped,
+            "seed": seed,
+            "candidate": candidate,
+        }
+
+    def baseline(self, n: int) -> list[dict]:
+        seeds = [self.seed0 + k for k in range(n)]
+        return [self.row(BASELINE, True, None, *self.run(True, None, s, loss="mse"), s) for s in seeds]
+
+    def paper_grid(self) -> list[dict]:
+        return [
+            self.row(
+                PAPER, p["with_mse"], p.get("w"), *self.run(p["with_mse"], p.get("w"), self.seed0), self.seed0
+            )
+            for p in paper_points()
+        ]
+
+    def gp_search(self, budget: int, pruned: bool, early_stop: bool = True) -> list[dict]:
+        """The loss's Optuna study as WeightSearch drives it, trials one after another.
+        pruned=False is the old behaviour: stopped trials told COMPLETE (optuna/optuna#3100)."""
+        import optuna
+
+        from ..sampler import WeightSampler
+
+        study = optuna.create_study(sampler=WeightSampler(seed=self.seed0 // 10_000))  # the repeat
+        for p in paper_points():
+            study.enqueue_trial(dict(p))
+        asha = AsyncHalving(self.bc.grace, self.bc.epochs, self.bc.reduction_factor) if early_stop else None
+        rows = []
+        for i in range(budget):
+            t = study.ask()
+            replicate = t.user_attrs.get("replicate")
+            with_mse = t.suggest_categorical("with_mse", [True, False])
+            w = t.suggest_float("w", self.bc.low, self.bc.high, log=True) if with_mse else None
+            if replicate is None:  # a proposal: its replicates next, as WeightSearch queues them
+                replicate = 0
+                for k in range(1, self.bc.replicates):
+                    study.enqueue_trial(dict(t.params), user_attrs={"replicate": k})
+            is_paper = any(
+                p["with_mse"] == with_mse and (not with_mse or math.isclose(p["w"], w))
+                for p in paper_points()
+            )
+            seed = self.seed0 + int(replicate)
+            values, stopped = self.run(with_mse, w, seed, asha, i, protected=is_paper)
+            for step, v in enumerate(values, 1):
+                t.report(v, step)
+            if stopped and pruned:
+                study.tell(t, state=optuna.trial.TrialState.PRUNED)
+            else:
+                study.tell(t, values[-1])
+            rows.append(self.row(PAPER if is_paper else SEARCH, with_mse, w, values, stopped, seed))
+        return rows
+
+    def confirm(self, named: dict[str, dict]) -> list[dict]:
+        seeds = [self.seed0 + 1000 + k for k in range(self.bc.confirm_seeds)]
+        return [
+            self.row(CONFIRM, p["with_mse"], p.get("w"), *self.run(p["with_mse"], p.get("w"), s), s, name)
+            for name, p in named.items()
+            for s in seeds
+        ]
+
+
+def _best(rows: list[dict], epochs: int) -> dict:
+    return min((r for r in rows if ans.is_full_length(r, epochs)), key=lambda r: r["value"])
+
+
+def outcome(point: dict, verdict: str | None, loss_runs: int, baseline_runs: int) -> dict:
+    """What one strategy answered in one repeat, and what it cost."""
+    return {"point": point, "claimed": verdict == equivalence.BETTER,
+            "equivalent": verdict == equivalence.EQUIVALENT,
+            "loss_runs": loss_runs, "baseline_runs": baseline_runs}
+
+
+def old_answer(sim: Sim, rows: list[dict]) -> tuple[dict, bool]:
+    """(recommended point, claimed): the best single full-length run; a claim when it beats
+    the single baseline run."""
+    base = sim.baseline(1)[0]
+    best = _best(rows, sim.bc.epochs)
+    return {"with_mse": best["with_mse"], "w": best["w"]}, best["value"] < base["value"]
+
+
+def new_answer(sim: Sim, rows: list[dict]) -> dict:
+    """The shipped search's answer; "equivalent" read off its Welch interval with the margin."""
+    bc = sim.bc
+    runs = ans.search_stage(rows, bc.loss, bc.epochs)
+    surrogate = ans.fit_surrogate(runs, bc.epochs, (bc.low, bc.high), lower_is_better=True)
+    named = ans.candidates(runs, surrogate, lower_is_better=True)
+    confirm = sim.confirm(ans.merge_candidates(named))
+    all_rows = rows + sim.baseline(bc.baseline_seeds) + confirm
+    comps = ans.comparisons(all_rows, bc.loss, bc.epochs, lower_is_better=True)
+    who = RECOMMENDED if RECOMMENDED in named else BEST_OBSERVED
+    c = comps.get(f"{who}_vs_baseline", {})
+    said = c.get("verdict")
+    if said == "indistinguishable" and c.get("percent_low") is not None:
+        pct = Interval(c["percent"], c["percent_low"], c["percent_high"])
+        said = equivalence.verdict(pct, bc.min_effect)
+    return outcome(named[who], said, len(rows) + len(confirm), bc.baseline_seeds)
+
+
+def paired_answer(sim: Sim, rows: list[dict], confirm_budget: int) -> dict:
+    """`new`'s candidates, confirmed by the sequential paired race on common seeds."""
+    bc = sim.bc
+    runs = ans.search_stage(rows, bc.loss, bc.epochs)
+    surrogate = ans.fit_surrogate(runs, bc.epochs, (bc.low, bc.high), lower_is_better=True)
+    named = ans.candidates(runs, surrogate, lower_is_better=True)
+    chosen = {k: v for k, v in named.items() if k in bc.paired_candidates}
+    chosen = chosen or {BEST_OBSERVED: named[BEST_OBSERVED]}  # no surrogate fitted: the best run
+    merged = ans.merge_candidates(chosen)
+
+    def run_round(k: int, names: list[str]) -> dict[str, float]:
+        seed = sim.seed0 + CONFIRM_SEED_OFFSET + k  # one common seed for every config
+        out = {sequential.BASE: sim.run(True, None, seed, loss="mse")[0][-1]}
+        for name in names:
+            out[name] = sim.run(merged[name]["with_mse"], merged[name].get("w"), seed)[0][-1]
+        return out
+
+    r = sequential.race(run_round, list(merged), confirm_budget, bc.min_effect)
+    pick = r.best()
+    return outcome(merged[pick], r.verdicts[pick], len(rows) + r.runs, r.baseline_runs)
+
+
+def simulate(curve_spec: str, repeat: int, bc: SearchBenchConfig) -> dict:
+    """Every strategy and budget on one repeat: {strategy: {budget or split: outcome}}."""
+    sim = Sim(load_curve(curve_spec), bc, seed0=bc.seed + 10_000 * repeat)
+    out: dict = {}
+    if "paper_grid" in bc.strategies:
+        point, claimed = old_answer(sim, sim.paper_grid())
+        out["paper_grid"] = {b: outcome(point, "better" if claimed else None, 4, 1) for b in bc.budgets}
+    for strategy in ("old", "new_asha"):
+        if strategy in bc.strategies:
+            out[strategy] = {}
+            for budget in bc.budgets:
+                rows = sim.gp_search(budget, pruned=strategy != "old")
+                if strategy == "old":
+                    point, claimed = old_answer(sim, rows)
+                    out[strategy][budget] = outcome(point, "better" if claimed else None, budget, 1)
+                else:
+                    out[strategy][budget] = new_answer(sim, rows)
+    splits = [split_of(s) for s in bc.paired_splits] if "paired" in bc.strategies else []
+    longest = max([*(bc.budgets if "new" in bc.strategies else []), *(s for s, _ in splits)], default=0)
+    if longest:
+        # shared: its first b trials are a b-trial search (trials run one after another)
+        rows = sim.gp_search(longest, pruned=True, early_stop=False)
+        if "new" in bc.strategies:
+            out["new"] = {b: new_answer(sim, rows[:b]) for b in bc.budgets}
+        if splits:
+            out["paired"] = {f"{s}+{c}": paired_answer(sim, rows[:s], c) for s, c in splits}
+    return out
