@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -121,3 +122,22 @@ def test_local_search_listens_on_loopback_only_and_leaves_nothing_running(tmp_pa
             shutil.rmtree(ray_tmp, ignore_errors=True)
         assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
         assert "COMPLETED" in resumed.stdout
+
+
+@pytest.mark.slow
+def test_an_in_process_search_gives_its_caller_the_sigterm_handler_back(tmp_path, monkeypatch):
+    """The search takes SIGTERM for its graceful stop only while it runs: a test or a notebook
+    that called it in-process gets its own handler back."""
+    from processes import run
+
+    monkeypatch.setenv("RAY_TMPDIR", tempfile.mkdtemp(prefix="rh", dir="/tmp"))
+    mine = lambda signum, frame: None  # noqa: E731
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert run(["--mock", "--loss", "gmsd", "--epochs", "1", "--num-samples", "4", "--num-cpus", "2",
+                    "--storage-path", str(tmp_path), "--name", "h", "--confirm-seeds", "0",
+                    "--baseline-seeds", "1"]) == 0
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(os.environ["RAY_TMPDIR"], ignore_errors=True)

@@ -11,6 +11,7 @@ import dataclasses
 import errno
 import json
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,6 +286,7 @@ def main(argv=None):
 
 def _connect_and_run(plan: Plan) -> int:
     quiet_console()
+    caller_sigterm = signal.getsignal(signal.SIGTERM)
     started = _cluster.connect(plan.address, plan.num_cpus, worker_env(plan.cfg))
     terminate_like_ctrl_c()  # after ray.init, which sets a SIGTERM handler of its own
     layout = plan.layout
@@ -306,6 +308,8 @@ def _connect_and_run(plan: Plan) -> int:
     finally:
         if started:
             ray.shutdown()
+        if caller_sigterm is not None:  # a caller in this process (a test, a notebook) gets its own back
+            signal.signal(signal.SIGTERM, caller_sigterm)
 
 
 def run(plan: Plan) -> int:
