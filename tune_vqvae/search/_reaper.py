@@ -29,6 +29,8 @@ def start() -> None:
     hold it), so its end of file means that this process is gone."""
     if getattr(start, "write_end", None) is not None:
         return  # one watcher per process: it watches every cluster this process starts
+    if not os.path.isdir("/proc"):
+        return  # it reads the process table from /proc (Linux); elsewhere Ray's own clean-up only
     read_end, write_end = os.pipe()
     subprocess.Popen([sys.executable, "-I", __file__, str(read_end), str(os.getpid())],
                      pass_fds=(read_end,), stdin=subprocess.DEVNULL, close_fds=True)
