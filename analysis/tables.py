@@ -291,7 +291,7 @@ def _overhead(a: Analysis) -> pd.DataFrame:
         step, base_step = timed["step_ms"].mean(), base["step_ms"].mean()
         recon = timed["recon_loss_ms"].mean()
         # the interval of the step-time difference, relative to the baseline's mean: the same
-        # rule as every other comparison (tune_vqvae.answer.compare); NaN below 2 trials a side
+        # rule as every other comparison (tune_vqvae.stats.compare); NaN below 2 trials a side
         cost = compare(list(timed["step_ms"]), list(base["step_ms"]), lower_is_better=True)
         row = {"loss": loss, "step_ms": step, "step_ms_std": _std(timed["step_ms"]),
                    "baseline_step_ms": base_step,

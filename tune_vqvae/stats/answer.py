@@ -6,7 +6,7 @@ analysis state every number the same way and the report can recompute it from fi
 
 Per loss:
 
-- `surrogate`: the GP of objective(log10 w) (`tune_vqvae.surrogate`) fitted on the loss's
+- `surrogate`: the GP of objective(log10 w) (`stats.surrogate`) fitted on the loss's
   full-length with-MSE runs of the search stage (early-stopped, diverged and failed runs,
   and the confirmation runs, stay out); its posterior mean and 95% band on a grid, the
   recommended w (minimiser of the posterior mean) with an interval, and the objective there.
