@@ -14,12 +14,17 @@ def test_quick_cpu_check_runs_every_step_and_passes(tmp_path):
     (path,) = tmp_path.glob("cpu-*-gpu_check-quick.json")
     results = json.loads(path.read_text())
     steps = ["losses_under_autocast", "fast_path_reference", "fused_model", "inception_cuda_vs_cpu",
-             "train", "overhead", "fid", "packing", "fused"]
+             "train", "overhead", "fid", "packing", "fused", "profile", "epoch_phases", "reused_worker",
+             "trial_cost"]
     steps += [f"fast_path {name}" for name in gpu_check.FAST_PATHS]
     assert set(steps) <= set(results["seconds"])
     assert not [s for s in steps if "error" in results[s]]
     assert set(results["verdicts"].values()) == {"pass"} and len(results["verdicts"]) == 3 + 6
     assert len(results["losses_under_autocast"]) == 13  # mse and six losses with and without MSE
+    assert "lpips" in results["overhead"]  # timed with random weights where the real ones are missing
+    for row in [*results["trial_cost"].values(), *results["reused_worker"].values()]:
+        assert 0 < row["trial_efficiency"] < 1 and row["step_s"] > 0
+    assert results["profile"]["(all)"]["self_ms_per_step"] > 0 and len(results["profile"]) > 5
 
 
 def test_a_path_that_trains_differently_fails_the_curve_check():

@@ -186,7 +186,7 @@ def train_vqvae(config: dict, data=None) -> None:
             report_epoch(
                 {**{k: float(v) for k, v in metrics.items()}, "node_id": node_id()},
                 {"epoch": epoch, "last_eval": last_eval, "reported": reported},
-                lambda d: trainer.save_checkpoint(os.path.join(d, CHECKPOINT_FILE)),
+                lambda d: trainer.save_checkpoint(os.path.join(d, CHECKPOINT_FILE), durable=False),
             )
     finally:
         trainer.close()

@@ -25,8 +25,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -35,10 +37,10 @@ import torch
 
 from ..data import DataConfig, load_data, to_model_range
 from ..errors import UserError, atomic_write_text, cli_entry
-from ..losses import LOSSES, PERCEPTUAL_LOSSES, LossConfig
+from ..losses import LOSSES, PERCEPTUAL_LOSSES, LossConfig, lpips
 from ..model import VQVAE
 from ..train import TrainConfig, Trainer, fuse_state_dicts, pick_device
-from . import compute, timing
+from . import compute, timing, trial
 
 FIRST_STEP_TOL = {"bf16": 0.02, "fp32": 0.005}
 TAIL_TOL = 0.05
@@ -233,8 +235,22 @@ def plan(a, base: TrainConfig, data, bc: timing.BenchConfig, device: torch.devic
         "packing": (90 * compiles, lambda: compute.bench_packing(bc)),
         "fused": (60 * compiles,
                   lambda: compute.bench_fused(bc, data, groups=(2,) if a.quick else (2, 4, 8))),
+        "profile": (30 * compiles, lambda: trial.profile_step(base, data, 5 if a.quick else 20)),
+        "epoch_phases": (30 * compiles, lambda: trial.epoch_phases(base, data)),
+        "reused_worker": (60 * compiles, lambda: trial.reused_worker(
+            base, trial.sized_data(data, 512 if a.quick else 50_000), 2 if a.quick else 20)),
+        "trial_cost": (120 * compiles, lambda: trial.trial_cost(data, trial_args(a, base), *(
+            (512, 2) if a.quick else (50_000, 20)))),  # a CIFAR-sized 20-epoch trial on a GPU
     })
     return steps
+
+
+def trial_args(a, base: TrainConfig) -> list[str]:
+    """The train CLI's flags for the model and device this check times."""
+    m = base.model
+    return ["--device", a.device, "--hidden", str(m.hidden), "--codebook-size", str(m.codebook_size),
+            "--batch-size", str(base.batch_size)] + ([] if a.compile is None else
+                                                     ["--compile" if a.compile else "--no-compile"])
 
 
 def verdicts(results: dict) -> dict:
@@ -272,6 +288,8 @@ def main(argv=None):
     base = TrainConfig(model=bc.model(device) if not a.quick else replace(bc.model(device), hidden=16,
                        codebook_size=32), device=a.device, batch_size=32 if a.quick else 128)
     data = load_data(DataConfig(train_images=2048 if a.quick else None))
+    if not lpips.weights_available(download=False):  # random weights: LPIPS's cost, not its values
+        os.environ[lpips.WEIGHTS_ENV] = str(lpips.write_random_weights(tempfile.mkdtemp()))
     env = timing.environment(device)
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
