@@ -14,8 +14,8 @@ def test_quick_cpu_check_runs_every_step_and_passes(tmp_path):
     (path,) = tmp_path.glob("cpu-*-gpu_check-quick.json")
     results = json.loads(path.read_text())
     steps = ["losses_under_autocast", "fast_path_reference", "fused_model", "inception_cuda_vs_cpu",
-             "train", "overhead", "fid", "packing", "fused", "profile", "epoch_phases", "reused_worker",
-             "trial_cost"]
+             "train", "overhead", "fid", "packing", "fused", "profile", "batch_sweep", "epoch_phases",
+             "reused_worker", "trial_cost"]
     steps += [f"fast_path {name}" for name in gpu_check.FAST_PATHS]
     assert set(steps) <= set(results["seconds"])
     assert not [s for s in steps if "error" in results[s]]

@@ -236,6 +236,9 @@ def plan(a, base: TrainConfig, data, bc: timing.BenchConfig, device: torch.devic
         "fused": (60 * compiles,
                   lambda: compute.bench_fused(bc, data, groups=(2,) if a.quick else (2, 4, 8))),
         "profile": (30 * compiles, lambda: trial.profile_step(base, data, 5 if a.quick else 20)),
+        "batch_sweep": (40 * compiles, lambda: trial.batch_sweep(
+            base, trial.sized_data(data, 50_000), (32, 64) if a.quick else (128, 256, 512, 1024),
+            steps=2 if a.quick else 20)),
         "epoch_phases": (30 * compiles, lambda: trial.epoch_phases(base, data)),
         "reused_worker": (60 * compiles, lambda: trial.reused_worker(
             base, trial.sized_data(data, 512 if a.quick else 50_000), 2 if a.quick else 20)),

@@ -165,3 +165,21 @@ def reused_worker(cfg: TrainConfig, data: ImageData, epochs: int, trials: int = 
                 "trial_efficiency": sum(epoch_s) / wall,
                 "steady_images_per_s": len(trainer.batches) * trainer.batches.batch_size / steady}
     return rows
+
+
+def batch_sweep(cfg: TrainConfig, data: ImageData, sizes=(128, 256, 512, 1024), steps: int = 20,
+                repeats: int = 3) -> dict:
+    """Images/s of the training step at several batch sizes, interleaved: if small batches
+    leave the device idle, images/s climbs with the batch; if the step is compute-bound, it
+    stays flat."""
+    from .compute import trainer_steps
+    from .timing import compare
+
+    builds = {f"batch {b}": (lambda b=b: trainer_steps(Trainer(replace(cfg, batch_size=b), data), steps))
+              for b in sizes}
+    rows = compare(builds, Trainer(cfg, data).device, repeats, images=1)
+    for b in sizes:
+        row = rows[f"batch {b}"]
+        if "median_s" in row:  # an epoch may hold fewer than `steps` batches
+            row["images_per_s"] = min(steps, len(data.x_train) // b) * b / row["median_s"]
+    return rows
