@@ -20,7 +20,8 @@ import pandas as pd
 
 from tune_vqvae import vocab
 from tune_vqvae.stats import search_answer
-from tune_vqvae.stats.answer import TOO_FEW, pairing_text
+from tune_vqvae.stats.answer import TOO_FEW, pairing_text, percent_interval, verdict_text
+from tune_vqvae.stats.equivalence import DEFAULT_MIN_EFFECT
 from tune_vqvae.stats.intervals import Interval, mean_interval, run_noise
 from tune_vqvae.stats.runs import (
     baseline_values,
@@ -68,7 +69,11 @@ class Comparison:
     mean: Interval | None  # t interval of the candidate's mean (None below 2 runs)
     values: list[float] = field(default_factory=list)
     vs_baseline: Interval | None = None
-    verdict_baseline: str = ""
+    verdict_baseline: str = ""  # better / worse / equivalent / not resolved (stats.equivalence)
+    said_baseline: str = ""  # that verdict as the console says it (stats.answer.verdict_text)
+    percent: Interval | None = None  # vs_baseline in % of the baseline mean, as the answer has it
+    largest_gain: float | None = None  # % of the baseline mean the runs leave possible
+    min_effect: float | None = None  # the equivalence margin it was judged with
     vs_paper: Interval | None = None
     verdict_paper: str = ""
     paper_config: str = ""  # the best paper point compared with
@@ -108,19 +113,32 @@ def epochs_of(trials: pd.DataFrame) -> int:
     return int(planned) if np.isfinite(planned) else 0
 
 
+def _settings(d: Path) -> dict:
+    """A search's search.json, {} where it is missing or unreadable."""
+    try:
+        saved = json.loads((d / SETTINGS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
 def saved_bounds(search_dirs: list[Path]) -> dict[str, tuple[float, float]]:
     """Each loss's w bounds as the search saved them in search.json (`bounds`); {} for a search
     from before they were saved."""
     out: dict[str, tuple[float, float]] = {}
     for d in search_dirs:
-        try:
-            saved = json.loads((d / SETTINGS_FILE).read_text()).get("bounds") or {}
-        except (OSError, ValueError, AttributeError):
-            continue
-        for loss, (low, high) in saved.items():
+        for loss, (low, high) in (_settings(d).get("bounds") or {}).items():
             old = out.get(loss, (math.inf, -math.inf))
             out[loss] = (min(old[0], float(low)), max(old[1], float(high)))
     return out
+
+
+def saved_min_effect(search_dirs: list[Path]) -> float:
+    """The equivalence margin the search judged with (search.json's `min_effect`, --min-effect);
+    the default for a search from before it was saved. Searches analysed together that differ:
+    the smallest, so that "equivalent" holds for each of them."""
+    saved = [float(_settings(d).get("min_effect") or DEFAULT_MIN_EFFECT) for d in search_dirs]
+    return min(saved, default=DEFAULT_MIN_EFFECT)
 
 
 def bounds_for(saved: dict, loss: str, rows: list[dict]) -> tuple[float, float]:
@@ -192,8 +210,12 @@ def comparisons_of(loss: str, a: dict, rows: list[dict], epochs: int) -> list[Co
                        ", ".join(REASONS[n] for n in names.split("+")), len(values),
                        mean_interval(values) if len(values) >= 2 else None, values)
         if values:
-            c.vs_baseline, c.verdict_baseline = said(comps.get(f"{first}_vs_baseline"))
-            c.pairing = pairing(comps.get(f"{first}_vs_baseline"))
+            base = comps.get(f"{first}_vs_baseline")
+            c.vs_baseline, c.verdict_baseline = said(base)
+            c.pairing = pairing(base)
+            if c.vs_baseline is not None:
+                c.said_baseline, c.percent = verdict_text(base), percent_interval(base)
+                c.largest_gain, c.min_effect = base.get("largest_gain"), base.get("min_effect")
         else:
             c.verdict_baseline = "no confirmation runs (--confirm-seeds N re-runs the candidates)"
         if vocab.RECOMMENDED in names.split("+") and vocab.BEST_PAPER not in names.split("+") and paper:
@@ -209,13 +231,15 @@ def analyse_answer(a) -> None:
     `a.fits`, the curves, the verdict rows, the baseline's noise."""
     rows = rows_of(a.trials)
     epochs = epochs_of(a.trials)
-    saved = saved_bounds([Path(s) for s in dict.fromkeys(a.trials["search"])])
+    searches = [Path(s) for s in dict.fromkeys(a.trials["search"])]
+    saved = saved_bounds(searches)
     losses = a.losses + a.joint_losses
     bounds = {loss: bounds_for(saved, loss, rows) for loss in losses}
     a.rows, a.epochs, a.fits = rows, epochs, {}
     a.answer = search_answer(rows, losses, epochs=epochs, bounds=bounds,
                              lower_is_better=a.lower_is_better,
-                             n_per_config=max(2, a.replicates), fits=a.fits)
+                             n_per_config=max(2, a.replicates), fits=a.fits,
+                             min_effect=saved_min_effect(searches))
     values = baseline_values(rows, epochs)
     a.noise = run_noise(values) if len(values) >= 2 else None
     for loss in a.losses:
@@ -258,6 +282,8 @@ def comparisons_frame(rows: list[Comparison]) -> pd.DataFrame:
         "mean_low": iv(c.mean, "low"), "mean_high": iv(c.mean, "high"),
         "vs_baseline": iv(c.vs_baseline, "estimate"), "vs_baseline_low": iv(c.vs_baseline, "low"),
         "vs_baseline_high": iv(c.vs_baseline, "high"), "verdict_baseline": c.verdict_baseline,
+        "largest_gain_pct": math.nan if c.largest_gain is None else c.largest_gain,
+        "min_effect_pct": math.nan if c.min_effect is None else c.min_effect,
         "paper_config": c.paper_config, "vs_paper": iv(c.vs_paper, "estimate"),
         "vs_paper_low": iv(c.vs_paper, "low"), "vs_paper_high": iv(c.vs_paper, "high"),
         "verdict_paper": c.verdict_paper, "pairing": c.pairing, "pairing_paper": c.pairing_paper,

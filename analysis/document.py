@@ -39,14 +39,6 @@ def iv(i: Interval | None, spec=".4g", sign="") -> str:
     return f"{i.estimate:{sign}{spec}} [{i.low:{sign}{spec}}, {i.high:{sign}{spec}}]"
 
 
-def iv_pct(i: Interval | None, reference: float) -> str:
-    """A difference as a percentage of the reference mean, with its interval."""
-    if i is None or not reference:
-        return "–"
-    r = abs(reference) / 100
-    return f"{i.estimate / r:+.1f}% [{i.low / r:+.1f}%, {i.high / r:+.1f}%]"
-
-
 def times(v) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}×"
 

@@ -23,6 +23,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from tune_vqvae.stats.answer import verdict_text
 from tune_vqvae.stats.intervals import Interval
 from tune_vqvae.stats.joint import BEST_SINGLE
 from tune_vqvae.stats.runs import confirm_values, weights_of
@@ -92,6 +93,8 @@ def analyse_joint(a, loss: str) -> JointResult:
     base = comps.get(f"{who}_vs_{BASELINE}")
     res.vs_baseline, res.verdict_baseline = answer.said(base) \
         if base else (None, "no confirmation runs of the pair")
+    if res.vs_baseline is not None:  # against the baseline: the console's words and ruled-out gain
+        res.verdict_baseline = verdict_text(base)
     return res
 
 

@@ -11,11 +11,12 @@ import math
 import pandas as pd
 
 from tune_vqvae.stats.answer import TOO_FEW
+from tune_vqvae.stats.equivalence import DEFAULT_MIN_EFFECT, headline, ruled_out
 from tune_vqvae.stats.intervals import describe_noise, seeds_needed
 from tune_vqvae.vocab import RECOMMENDED, paper_weights, point_name
 
 from .answer import REASONS, Comparison
-from .document import Table, iv, iv_pct, num, pct, pm, times
+from .document import Table, iv, num, pct, pm, times
 from .tables import Analysis, best_group, best_trial
 
 EFFECT = 0.02  # the relative difference the noise line asks about ("to resolve 2% ...")
@@ -150,10 +151,13 @@ def noise_sentence(a: Analysis) -> str:
 
 
 def _reason(c: Comparison | None, which: str) -> str:
-    """One comparison in words: "vs MSE baseline -1.2 [-3.4, 0.95] (indistinguishable)"."""
+    """One comparison in words: "vs the MSE baseline: equivalent within 5% (-0.4% [-3.1%, 2.3%]);
+    a gain over 3.1% is ruled out at 95%, difference -0.28 [-2.1, +1.6] (unpaired)" (the
+    console's words), "vs the best paper point (w=0.5): indistinguishable, difference ..."."""
     if c is None:
         return ""
-    d, v = (c.vs_baseline, c.verdict_baseline) if which == "baseline" else (c.vs_paper, c.verdict_paper)
+    d, v = (c.vs_baseline, c.said_baseline or c.verdict_baseline) if which == "baseline" \
+        else (c.vs_paper, c.verdict_paper)
     name = "the MSE baseline" if which == "baseline" else f"the best paper point ({c.paper_config})"
     if d is None:
         return f"vs {name}: {v}" if v else ""
@@ -228,26 +232,50 @@ def verdict_table(a: Analysis) -> Table:
     base = a.baseline_values.get("mse", [])
     rows = []
     for c in a.comparisons:
-        ref = float(sum(a.baseline_values[c.loss]) / len(a.baseline_values[c.loss])) \
-            if len(a.baseline_values.get(c.loss, [])) else 0.0
         mean = iv(c.mean) if c.mean is not None else (f"{c.values[0]:.4g} (1 run)" if c.values else "–")
         vs_base = iv(c.vs_baseline, ".3g", "+") if c.vs_baseline else "–"
-        rows.append([c.loss, c.config, c.why, str(c.n), mean, vs_base,
-                     iv_pct(c.vs_baseline, ref), c.verdict_baseline or "–", c.pairing or "–",
+        rows.append([c.loss, c.config, c.why, str(c.n), mean, vs_base, _percent_cell(c),
+                     _verdict_cell(c), _ruled_out_cell(c), c.pairing or "–",
                      _vs_paper_cell(c), c.verdict_paper or "–"])
+    margin = a.answer.get("min_effect", DEFAULT_MIN_EFFECT)
     return Table(
         "Verdicts from replicate runs",
         ["loss", "config", "candidate as", "runs", f"{a.objective}: mean [95% CI]",
-         "− MSE baseline [95% CI]", "as % of baseline", "verdict vs baseline", "pairing",
-         "− best paper point [95% CI]", "verdict vs paper"], rows,
+         "− MSE baseline [95% CI]", "as % of baseline", "verdict vs baseline", "largest possible gain",
+         "pairing", "− best paper point [95% CI]", "verdict vs paper"], rows,
         caption=f"Differences are candidate − reference in {a.objective} "
                 f"({a.record.direction}), with 95% intervals from the full-length runs of each "
                 f"config: paired t over same-seed runs where the baseline ran the candidates' "
                 f"seeds (`pairing`: with their measured correlation r from 4 pairs), else Welch t "
                 f"(percentile bootstrap from 20 runs each); the MSE baseline has {len(base)} "
-                f"run(s). `indistinguishable` means not resolved by these runs, not equal. "
+                f"run(s). Against the baseline: `better` / `worse` when the whole interval lies on "
+                f"one side of 0, `equivalent within {margin:g}%` when it lies inside ±{margin:g}% of "
+                f"the baseline's mean (the margin, --min-effect), else `not resolved` (more runs "
+                f"needed); `largest possible gain`: the interval's good end, beyond which a gain "
+                f"is ruled out. Against the best paper point `indistinguishable` means not "
+                f"resolved by these runs, not equal. "
                 f"`{TOO_FEW}`: fewer than 2 runs of a config, so no difference is stated. "
                 f"`recommended w`: the runs nearest to the surrogate's recommended w.")
+
+
+def _percent_cell(c: Comparison) -> str:
+    """vs the baseline in % of its mean: the answer's own interval (the one judged)."""
+    p = c.percent
+    return "–" if p is None else f"{p.estimate:+.1f}% [{p.low:+.1f}%, {p.high:+.1f}%]"
+
+
+def _verdict_cell(c: Comparison) -> str:
+    """"equivalent within 5%" (the margin is part of the claim), else the verdict or why none."""
+    if c.min_effect is None:
+        return c.verdict_baseline or "–"
+    return headline(c.verdict_baseline, c.min_effect)
+
+
+def _ruled_out_cell(c: Comparison) -> str:
+    """"a gain over 3.1% is ruled out at 95%" (stats.equivalence's words), "–" without a verdict."""
+    if c.largest_gain is None or c.vs_baseline is None:
+        return "–"
+    return ruled_out(c.largest_gain, c.vs_baseline.level)
 
 
 def cost_sentence(a: Analysis) -> str:

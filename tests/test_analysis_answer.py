@@ -90,6 +90,10 @@ def test_verdicts_on_known_inputs(known):
     md = (out / "report.md").read_text()
     assert "| gmsd | w=0.5 | best paper point" in md and "| better |" in md
     assert f"{d.estimate:+.3g} [{d.low:+.3g}, {d.high:+.3g}]" in md  # the interval is printed
+    # the largest gain the runs leave possible, in % of the baseline mean, as the console says it
+    gain = -100 * d.low / np.mean(BASELINE)
+    assert paper["largest_gain_pct"] == pytest.approx(gain) and paper["min_effect_pct"] == 5.0
+    assert f"a gain over {gain:.3g}% is ruled out at 95%" in md
 
 
 def test_stopped_trial_never_enters_the_surrogate_and_is_marked(known):
@@ -170,7 +174,7 @@ def test_older_search_analyses_as_a_new_one(tmp_path):
     searched = t[(t.role == "search") & (t.loss == "gmsd") & np.isclose(t.w, 0.3)].swd
     baseline = t[t.role == "baseline"].swd
     assert len(confirm) == 3 and len(searched) == 2
-    said = compare(list(confirm), list(baseline), lower_is_better=True)["verdict"]
+    said = compare(list(confirm), list(baseline), lower_is_better=True, min_effect=5.0)["verdict"]
     assert v.loc[("gmsd", "w=0.3"), "verdict_baseline"] == said
     # the surrogate is fitted on the search stage only, as the search fits it: not on the
     # confirmation runs (they judge the candidates the surrogate chose)

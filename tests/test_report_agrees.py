@@ -1,7 +1,8 @@
 """The report and the search give the same answer (issue 20): one mock search with replicates,
 early stopping (stopped trials), a joint pair and its part searched alongside, confirmation
 runs; the report recomputes the answer from the trial directories through tune_vqvae.stats,
-and its recommended w, intervals and verdicts equal results.json's and the console's."""
+and its recommended w, intervals and verdicts equal results.json's and the console's, with the
+equivalence margin the search saved (--min-effect 3, not the default: read from search.json)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ def _same(mine, theirs, where="answer") -> None:
 def test_report_and_search_state_the_same_answer(ray_cluster, tmp_path, capsys):
     rc = run(["--mock", "--loss", "gmsd", "--loss", "ssim+gmsd", "--epochs", "3", "--num-samples", "14",
               "--replicates", "2", "--early-stop", "--grace-period", "1", "--max-concurrent", "2",
-              "--baseline-seeds", "2", "--confirm-seeds", "3", "--storage-path", str(tmp_path),
-              "--name", "agree"])
+              "--baseline-seeds", "2", "--confirm-seeds", "3", "--min-effect", "3",
+              "--storage-path", str(tmp_path), "--name", "agree"])
     assert rc == 0
     exp = tmp_path / "agree"
     doc = json.loads((exp / "results.json").read_text())
@@ -60,7 +61,9 @@ def test_report_and_search_state_the_same_answer(ray_cluster, tmp_path, capsys):
     pair_points = rows[(rows.experiment == "ssim+gmsd") & (rows.role == "paper")]
     for ref in (pair_points, rows[rows.role == "baseline"]):
         assert len(ref) and set(ref.status) == {"COMPLETED"} and (ref.epochs == 3).all()
-    assert json.loads((exp / "search.json").read_text())["objective"] == doc["objective"]  # resolved, saved
+    saved = json.loads((exp / "search.json").read_text())
+    assert saved["objective"] == doc["objective"]  # resolved, saved
+    assert saved["min_effect"] == doc["answer"]["min_effect"] == vs_base["min_effect"] == 3.0
 
     from analysis.load import choose_objective, load, saved_objective
     from analysis.tables import analyse
@@ -75,6 +78,7 @@ def test_report_and_search_state_the_same_answer(ray_cluster, tmp_path, capsys):
         _same(mine, theirs, loss)
     for key in ("values", "mean", "std", "cv"):
         _same(a.answer["baseline"][key], doc["answer"]["baseline"][key], f"baseline.{key}")
+    assert a.answer["min_effect"] == 3.0
     for line in stats.format_answer(a.answer, objective).splitlines():
         if not line.startswith("MSE baseline"):  # (its seeds-per-config figure is the report's own)
             assert line in console, line
@@ -90,6 +94,8 @@ def test_report_and_search_state_the_same_answer(ray_cluster, tmp_path, capsys):
                  "best observed": "best_observed"}[v["why"].split(", ")[0]]
         c = comps[f"{first}_vs_baseline"]
         assert v["verdict_baseline"] == c["verdict"] and v["pairing"] == stats.answer.pairing_text(c)
+        assert v["verdict_baseline"] in stats.equivalence.VERDICTS and v["min_effect_pct"] == 3.0
+        assert v["largest_gain_pct"] == pytest.approx(c["largest_gain"], rel=1e-9)
         assert (v["vs_baseline"], v["vs_baseline_low"], v["vs_baseline_high"]) == \
             pytest.approx((c["diff"], c["low"], c["high"]), rel=1e-9)
     pair = doc["answer"]["losses"]["ssim+gmsd"]["comparisons"]["recommended_vs_best_single"]
@@ -98,3 +104,6 @@ def test_report_and_search_state_the_same_answer(ray_cluster, tmp_path, capsys):
         assert f"{pair['diff']:+.4g} [{pair['low']:+.4g}, {pair['high']:+.4g}]" in md
     rec = doc["answer"]["losses"]["gmsd"]["surrogate"]["recommended_w"]
     assert f"recommended w = {rec:.3g}" in md and not math.isnan(rec)
+    # the recommended w's verdict against the baseline in the console's words, gain ruled out included
+    said = stats.answer.verdict_text(comps["recommended_vs_baseline"])
+    assert said in console and said in md and ("is ruled out at 95%" in said or "a loss of at least" in said)

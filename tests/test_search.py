@@ -25,6 +25,7 @@ import ray  # noqa: E402
 from processes import free_port, run, search_env, study  # noqa: E402
 from waiting import Lines, wait_until  # noqa: E402
 
+from tune_vqvae.stats import equivalence  # noqa: E402
 from tune_vqvae.testing import MOCK_BEST_W, MOCK_TEST_FACTOR, mock_test_objective  # noqa: E402
 from tune_vqvae.vocab import JOURNAL_FILE  # noqa: E402
 
@@ -167,7 +168,8 @@ def test_realistic_mock_replicates_pruned_stops_and_verdicts_from_confirmation(r
     gmsd = answer["losses"]["gmsd"]
     assert gmsd["surrogate"]["fitted"] and len(gmsd["surrogate"]["mean"]) == len(gmsd["surrogate"]["log10_w"])
     verdict = gmsd["comparisons"]["recommended_vs_baseline"]
-    assert verdict["verdict"] in ("better", "indistinguishable", "worse") and verdict["n_candidate"] == 2
+    assert verdict["verdict"] in equivalence.VERDICTS and verdict["n_candidate"] == 2
+    assert verdict["min_effect"] == 5.0 and verdict["largest_gain"] == pytest.approx(-verdict["percent_low"])
     assert verdict["pairs"] == 2 and verdict["method"] == "paired-t"  # same-seed runs of the baseline
     assert verdict["low"] <= verdict["diff"] <= verdict["high"]
     assert "gmsd: recommended w=" in out and "vs MSE baseline: " in out and "run-to-run noise" in out

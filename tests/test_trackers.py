@@ -19,6 +19,7 @@ from processes import run  # noqa: E402
 from tune_vqvae.search import SearchConfig  # noqa: E402
 from tune_vqvae.search._cli import build_parser, settings  # noqa: E402
 from tune_vqvae.search._trackers import answer_summary  # noqa: E402
+from tune_vqvae.stats import equivalence  # noqa: E402
 
 SMALL = ["--mock", "--loss", "gmsd", "--epochs", "2", "--num-samples", "4", "--max-concurrent", "2"]
 
@@ -126,7 +127,7 @@ def test_mlflow_file_store_gets_one_run_per_trial_and_the_answer(ray_cluster, tm
 
     (answer,) = [r for r in runs if r.info.run_name == "answer"]
     metrics, verdicts = answer_summary(doc["answer"])
-    assert verdicts["gmsd.recommended_vs_baseline"] in ("better", "indistinguishable", "worse")
+    assert verdicts["gmsd.recommended_vs_baseline"] in equivalence.VERDICTS  # against the baseline
     assert {k: answer.data.tags[k] for k in verdicts} == verdicts
     assert answer.data.metrics["gmsd.recommended_w"] == pytest.approx(
         doc["answer"]["losses"]["gmsd"]["surrogate"]["recommended_w"])

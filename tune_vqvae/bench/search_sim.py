@@ -47,7 +47,6 @@ from ..curves import Curve, load_curve
 from ..errors import UserError
 from ..stats import answer as ans
 from ..stats import equivalence, sequential
-from ..stats.intervals import Interval
 from ..vocab import (
     BASELINE,
     BEST_OBSERVED,
@@ -262,20 +261,16 @@ def old_answer(sim: Sim, rows: list[dict]) -> tuple[dict, bool]:
 
 
 def new_answer(sim: Sim, rows: list[dict]) -> dict:
-    """The shipped search's answer; "equivalent" read off its Welch interval with the margin."""
+    """The shipped search's answer; its verdict with the margin (better / equivalent / ...)."""
     bc = sim.bc
     runs = ans.search_stage(rows, bc.loss, bc.epochs)
     surrogate = ans.fit_surrogate(runs, bc.epochs, (bc.low, bc.high), lower_is_better=True)
     named = ans.candidates(runs, surrogate, lower_is_better=True)
     confirm = sim.confirm(ans.merge_candidates(named))
     all_rows = rows + sim.baseline(bc.baseline_seeds) + confirm
-    comps = ans.comparisons(all_rows, bc.loss, bc.epochs, lower_is_better=True)
+    comps = ans.comparisons(all_rows, bc.loss, bc.epochs, lower_is_better=True, min_effect=bc.min_effect)
     who = RECOMMENDED if RECOMMENDED in named else BEST_OBSERVED
-    c = comps.get(f"{who}_vs_baseline", {})
-    said = c.get("verdict")
-    if said == "indistinguishable" and c.get("percent_low") is not None:
-        pct = Interval(c["percent"], c["percent_low"], c["percent_high"])
-        said = equivalence.verdict(pct, bc.min_effect)
+    said = comps.get(f"{who}_vs_baseline", {}).get("verdict")  # the answer's own, with the margin
     return outcome(named[who], said, len(rows) + len(confirm), bc.baseline_seeds)
 
 

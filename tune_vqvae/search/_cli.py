@@ -33,7 +33,7 @@ from ..vocab import (
     SETTINGS_FILE,
 )
 from . import _cluster, _trackers
-from ._config import SearchConfig, resolve_objective, resolve_spaces, train_config_dict
+from ._config import SearchConfig, number, resolve_objective, resolve_spaces, train_config_dict
 from ._experiments import Experiments, Layout, trainable_for
 from ._optuna import journal_storage
 from ._results import collect_rows, format_table, summarise, write_results
@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"after the search, re-run the surrogate's recommended w, the best paper point "
                    f"and the best observed w with N fresh seeds each; the verdicts come from them "
                    f"(default {d.confirm_seeds}; 0: no confirmation, no verdicts)")
+    p.add_argument("--min-effect", metavar="P",
+                   help=f"equivalence margin of the verdicts against the MSE baseline, in %% of its "
+                   f"mean: a candidate whose interval lies within +-P%% is \"equivalent\" (default "
+                   f"{d.min_effect:g})")
     p.add_argument("--log-to", action="append", metavar="TRACKER",
                    help="also log every trial's config and per-epoch metrics, and the search's answer, to "
                    "an experiment tracker (repeatable): mlflow, wandb (pip install 'tune_vqvae[trackers]')")
@@ -147,6 +151,8 @@ def config_from_args(a: argparse.Namespace) -> SearchConfig:
     values = {k: v for k, v in vars(a).items() if v is not None and k in
               {f.name for f in dataclasses.fields(SearchConfig)}}
     values["losses"] = list(dict.fromkeys(losses))
+    if a.min_effect is not None:  # read by `number`, not argparse: a bad value is one line, exit 2
+        values["min_effect"] = number("--min-effect", a.min_effect)
     values["log_to"] = list(dict.fromkeys(a.log_to or []))
     if "mlflow" in values["log_to"] and not a.mlflow_uri and os.environ.get("MLFLOW_TRACKING_URI"):
         values["mlflow_uri"] = os.environ["MLFLOW_TRACKING_URI"]  # saved: --resume logs there too
@@ -365,7 +371,8 @@ def search_answer(cfg: SearchConfig, spaces: dict[str, SearchSpace], rows: list[
     bounds = {loss: s.bounds() for loss, s in spaces.items()}
     n = cfg.confirm_seeds if cfg.confirm_seeds >= 2 else cfg.baseline_seeds
     return answer_of(rows, cfg.losses, epochs=cfg.epochs, bounds=bounds,
-                     lower_is_better=objectives.get(objective).lower_is_better, n_per_config=n)
+                     lower_is_better=objectives.get(objective).lower_is_better, n_per_config=n,
+                     min_effect=cfg.min_effect)
 
 
 def confirm(cfg: SearchConfig, experiments: Experiments, plan: Plan, rows: list[dict],

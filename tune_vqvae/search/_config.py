@@ -4,6 +4,7 @@ from them: the TrainConfig, the objective and the FID set-up, the search spaces.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ..errors import UserError
 from ..losses import PERCEPTUAL_LOSSES, LossConfig, find_metrics, lpips
 from ..metrics import FIDConfig, check_fid_weights, require_fid_weights, verify_fid_weights
 from ..model import ModelConfig
+from ..stats.equivalence import DEFAULT_MIN_EFFECT
 from ..train import TrainConfig
 from . import _trackers
 from ._spaces import SearchSpace, load_space, space_for
@@ -54,6 +56,9 @@ class SearchConfig:
     replicates: int = 1  # runs (seeds) of each w the sampler proposes, paper points included
     baseline_seeds: int = 3  # runs of the MSE baseline (every comparison leans on it)
     confirm_seeds: int = 3  # fresh-seed runs of each top candidate after the search (0: none)
+    # The equivalence margin of the verdicts against the MSE baseline, % of its mean: saved
+    # here (search.json) so that the report states the verdicts the search stated.
+    min_effect: float = DEFAULT_MIN_EFFECT
     log_to: list[str] = field(default_factory=list)  # experiment trackers: mlflow, wandb
     mlflow_uri: str | None = None  # None: mlruns/ beside the search directories
     mock: bool = False
@@ -97,6 +102,9 @@ class SearchConfig:
             raise UserError("--confirm-seeds 1: one run per candidate and one baseline run on its "
                             "seed give no interval, so no verdict; use --confirm-seeds 2 or more, "
                             "or 0 (no confirmation stage)")
+        if not (self.min_effect > 0 and math.isfinite(self.min_effect)):
+            raise UserError(f"--min-effect must be a percentage > 0 of the MSE baseline's mean "
+                            f"(the equivalence margin), got {self.min_effect:g}")
         if self.mock_curve != "known":
             if not self.mock:
                 raise UserError("--mock-curve needs --mock (it replaces training by a synthetic curve)")
@@ -124,6 +132,14 @@ class SearchConfig:
     def from_dict(cls, d: dict) -> "SearchConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def number(flag: str, text: str) -> float:
+    """A flag's number read by us, not argparse: a bad one is one line and exit 2 (UserError)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"{flag} must be a number, got {text!r}") from None
 
 
 def resolve_spaces(cfg: SearchConfig) -> dict[str, SearchSpace]:

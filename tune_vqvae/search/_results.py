@@ -220,8 +220,10 @@ def format_table(rows: list[dict], summary: dict, objective: str, answer: dict |
     if answer is not None:
         lines.append("")
         lines.append(format_answer(answer, objective))
+    margin = (f"; equivalent: within +-{answer['min_effect']:g}% of the MSE baseline's mean (--min-effect)"
+              if answer and answer.get("min_effect") else "")
     lines.append(f"({objective}: {objectives.get(objective).direction}; "
-                 f"intervals 95%, differences candidate - reference from fresh seeds)")
+                 f"intervals 95%, differences candidate - reference from fresh seeds{margin})")
     return "\n".join(lines)
 
 

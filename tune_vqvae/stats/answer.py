@@ -16,8 +16,11 @@ Per loss:
 - `comparisons`: from those fresh seeds, `candidate - reference` with a 95% interval and a
   verdict: paired over same-seed runs (the baseline runs the confirmation seeds too;
   `paired.compare_runs`, with the measured same-seed r), Welch (`intervals.diff_interval`)
-  where runs do not pair (older searches); the verdict (better / indistinguishable / worse)
-  against the MSE baseline's replicates and against the best paper point's confirmation runs. The
+  where runs do not pair (older searches). Against the MSE baseline's replicates the verdict
+  is `equivalence.verdict` of the difference in % of the baseline mean with the margin
+  `min_effect` (better / worse / equivalent / not resolved), with the largest gain the runs
+  leave possible; against the best paper point's confirmation runs it stays
+  better / indistinguishable / worse (`intervals.verdict`: no margin is set for it). The
   search-stage runs of a candidate never enter: they were selected (the winner's curse).
 
 For the whole search, `baseline`: the MSE baseline's replicates, their mean interval, the
@@ -35,6 +38,7 @@ import math
 import numpy as np
 
 from ..vocab import BEST_OBSERVED, BEST_PAPER, CANDIDATES, CONFIRM, RECOMMENDED, point_name
+from . import equivalence
 from .intervals import (
     Interval,
     detectable_effect,
@@ -167,11 +171,13 @@ def difference(candidate, reference, lower_is_better: bool) -> tuple[Interval | 
     return d, verdict(d, lower_is_better)
 
 
-def compare(candidate, reference, lower_is_better: bool) -> dict:
+def compare(candidate, reference, lower_is_better: bool, min_effect: float | None = None) -> dict:
     """`difference` as JSON, with the difference relative to the reference mean, or a note.
     Given {seed: value} on both sides (`runs.by_seed`), same-seed runs are paired
     (`paired.compare_runs`: on the common seeds, Welch where fewer than 2 pair up); "pairs"
-    says how many (0: unpaired) and "correlation" their measured r with its interval."""
+    says how many (0: unpaired) and "correlation" their measured r with its interval.
+    With `min_effect` (% of the reference mean; the reference is the MSE baseline) the
+    verdict is the equivalence verdict (`equivalence.judged`) and "largest_gain" is added."""
     pairing = _paired(candidate, reference)
     candidate, reference = _values(candidate), _values(reference)
     if pairing is None:
@@ -187,8 +193,9 @@ def compare(candidate, reference, lower_is_better: bool) -> dict:
         }
     ref = float(np.mean(reference))
     pct = (lambda v: 100 * v / abs(ref)) if ref else (lambda v: None)
+    margin = {} if min_effect is None else equivalence.judged(d, ref, min_effect, lower_is_better)
     return {
-        "verdict": said,
+        "verdict": margin.get("verdict", said),
         "diff": d.estimate,
         "low": d.low,
         "high": d.high,
@@ -203,7 +210,25 @@ def compare(candidate, reference, lower_is_better: bool) -> dict:
         "n_reference": len(reference),
         "pairs": pairing.pairs if pairing else 0,
         "correlation": _interval(pairing.correlation) if pairing and pairing.correlation else None,
+        **{k: v for k, v in margin.items() if k != "verdict"},
     }
+
+
+def percent_interval(c: dict) -> Interval | None:
+    """A comparison's difference in % of its reference mean, as an Interval (None without one)."""
+    if c.get("verdict") is None or c.get("percent") is None:
+        return None
+    return Interval(c["percent"], c["percent_low"], c["percent_high"], c["level"], c["method"])
+
+
+def verdict_text(c: dict) -> str:
+    """A comparison's verdict as the console and the report say it: against the MSE baseline
+    `equivalence.sentence` ("equivalent within 5% (-0.4% [-3.1%, 2.3%]); a gain over 3.1% is
+    ruled out at 95%"), else the word."""
+    p = percent_interval(c)
+    if "min_effect" not in c or p is None or c.get("largest_gain") is None:
+        return str(c.get("verdict"))
+    return equivalence.sentence(c["verdict"], p, c["min_effect"], c["largest_gain"])
 
 
 def _values(runs) -> list[float]:
@@ -232,16 +257,18 @@ def pairing_text(c: dict) -> str:
 
 
 def comparisons(
-    rows: list[dict], loss: str, epochs: int, lower_is_better: bool, key: str = "value"
+    rows: list[dict], loss: str, epochs: int, lower_is_better: bool, key: str = "value",
+    min_effect: float = equivalence.DEFAULT_MIN_EFFECT,
 ) -> dict[str, dict]:
     """'<candidate>_vs_<reference>' -> compare(...), from the confirmation runs; `key`
-    "test_value" compares the same runs' test-split scores (searches with --holdout)."""
+    "test_value" compares the same runs' test-split scores (searches with --holdout);
+    `min_effect`: the equivalence margin of the verdicts against the baseline."""
     base = by_seed(baseline_runs(rows, epochs, key), key)
     conf = {c: by_seed(confirm_runs(rows, loss, c, epochs, key), key) for c in CANDIDATES}
     out = {}
     for cand in CANDIDATES:
         if conf[cand]:
-            out[f"{cand}_vs_baseline"] = compare(conf[cand], base, lower_is_better)
+            out[f"{cand}_vs_baseline"] = compare(conf[cand], base, lower_is_better, min_effect)
     if conf[RECOMMENDED] and conf[BEST_PAPER]:
         same = any({RECOMMENDED, BEST_PAPER} <= set(candidate_names(r))
                    for r in rows if r.get("role") == CONFIRM and r.get("loss") == loss)
@@ -278,7 +305,8 @@ def baseline_summary(rows: list[dict], epochs: int, n_per_config: int) -> dict:
 
 
 def loss_answer(rows: list[dict], loss: str, *, epochs: int, bounds: tuple[float, float],
-                lower_is_better: bool, fits: dict | None = None) -> dict:
+                lower_is_better: bool, fits: dict | None = None,
+                min_effect: float = equivalence.DEFAULT_MIN_EFFECT) -> dict:
     """A single loss's entry of results.json's "answer" (see the module docstring)."""
     runs = search_stage(rows, loss, epochs)
     surrogate = fit_surrogate(runs, epochs, bounds, lower_is_better, fits, loss)
@@ -287,10 +315,10 @@ def loss_answer(rows: list[dict], loss: str, *, epochs: int, bounds: tuple[float
         "candidates": candidates(runs, surrogate, lower_is_better, loss),
         "best_paper_point": best_paper_point(runs, loss, lower_is_better),
         "full_length_runs": len(runs),
-        "comparisons": comparisons(rows, loss, epochs, lower_is_better),
+        "comparisons": comparisons(rows, loss, epochs, lower_is_better, min_effect=min_effect),
     }
     if any(finite(r.get("test_value")) for r in rows if r.get("role") == CONFIRM):
-        out["comparisons_test"] = comparisons(rows, loss, epochs, lower_is_better, "test_value")
+        out["comparisons_test"] = comparisons(rows, loss, epochs, lower_is_better, "test_value", min_effect)
     return out
 
 
@@ -306,9 +334,14 @@ def _name(point: dict | None) -> str:
 
 
 def describe_comparison(c: dict, who: str, reference: str) -> str:
-    """'recommended w=0.3 vs MSE baseline: better: diff -3.1 [-5.2, -1.0] (-4.4%), 3 vs 3 runs'."""
+    """'recommended w=0.3 vs MSE baseline: better (-4.4% [-7.4%, -1.4%]); a gain over 7.4% is
+    ruled out at 95%; diff -3.1 [-5.2, -1.0], 3 vs 3 runs, unpaired' (against the baseline:
+    `verdict_text`); between candidates 'better: diff ... (-4.4% [-7.4, -1.4]), ...'."""
     if c.get("verdict") is None:
         return f"{who} vs {reference}: no verdict ({c.get('note')})"
+    if "min_effect" in c:
+        return (f"{who} vs {reference}: {verdict_text(c)}; diff {_g(c['diff'])} [{_g(c['low'])}, "
+                f"{_g(c['high'])}], {c['n_candidate']} vs {c['n_reference']} runs, {pairing_text(c)}")
     pct = (
         f" ({c['percent']:+.1f}% [{c['percent_low']:+.1f}, {c['percent_high']:+.1f}])"
         if c.get("percent") is not None

@@ -23,8 +23,11 @@ better / indistinguishable / worse of `intervals.verdict`).
 from __future__ import annotations
 
 from .intervals import Interval
+from .intervals import verdict as sided
+from .paired import percent_of
 
 BETTER, WORSE, EQUIVALENT, NOT_RESOLVED = "better", "worse", "equivalent", "not resolved"
+DEFAULT_MIN_EFFECT = 5.0  # the margin of `--min-effect`: 5% of the MSE baseline's mean
 VERDICTS = (BETTER, WORSE, EQUIVALENT, NOT_RESOLVED)
 RESOLVED = (BETTER, WORSE, EQUIVALENT)
 
@@ -51,12 +54,41 @@ def largest_gain(percent: Interval, lower_is_better: bool = True) -> float:
     return -percent.low if lower_is_better else percent.high
 
 
+def judged(d: Interval, reference_mean: float, min_effect: float, lower_is_better: bool) -> dict:
+    """The decision against the MSE baseline, made here once: {"verdict": `verdict` of the
+    difference d in % of the baseline mean, "min_effect", "largest_gain" (% of the baseline, positive
+    = better)}. A baseline mean of 0 has no percentages: better / worse where d resolves a
+    side, else not resolved, and no largest gain."""
+    if reference_mean == 0:
+        said = sided(d, lower_is_better)
+        return {"verdict": said if said in (BETTER, WORSE) else NOT_RESOLVED,
+                "min_effect": min_effect, "largest_gain": None}
+    p = percent_of(d, reference_mean)
+    return {"verdict": verdict(p, min_effect, lower_is_better), "min_effect": min_effect,
+            "largest_gain": largest_gain(p, lower_is_better)}
+
+
 def describe(percent: Interval, min_effect: float, lower_is_better: bool = True) -> str:
     """One line: the verdict, the interval, and the gain ruled out at the interval's level."""
-    said = verdict(percent, min_effect, lower_is_better)
-    head = f"equivalent within {min_effect:g}%" if said == EQUIVALENT else said
-    gain = largest_gain(percent, lower_is_better)
-    level = f"{100 * percent.level:.4g}%"
-    bound = (f"a gain over {gain:.3g}% is ruled out at {level}" if gain > 0
-             else f"a loss of at least {-gain:.3g}% at {level}")
-    return (f"{head} ({percent.estimate:.3g}% [{percent.low:.3g}%, {percent.high:.3g}%]); {bound}")
+    return sentence(verdict(percent, min_effect, lower_is_better), percent, min_effect,
+                    largest_gain(percent, lower_is_better))
+
+
+def sentence(said: str, percent: Interval, min_effect: float, gain: float) -> str:
+    """`describe`'s line from a verdict and largest gain already decided (a saved answer's)."""
+    return (f"{headline(said, min_effect)} ({percent.estimate:.3g}% [{percent.low:.3g}%, "
+            f"{percent.high:.3g}%]); {ruled_out(gain, percent.level)}")
+
+
+def headline(said: str, min_effect: float) -> str:
+    """The verdict as said: "equivalent within 5%" (the margin is part of the claim), else the word."""
+    return f"equivalent within {min_effect:g}%" if said == EQUIVALENT else said
+
+
+def ruled_out(gain: float, level: float = 0.95) -> str:
+    """What the interval excludes: "a gain over 3.1% is ruled out at 95%", or, when even its
+    good end is a loss, "a loss of at least 1% at 95%"."""
+    at = f"{100 * level:.4g}%"
+    if gain > 0:
+        return f"a gain over {gain:.3g}% is ruled out at {at}"
+    return f"a loss of at least {-gain:.3g}% at {at}"

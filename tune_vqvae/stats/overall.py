@@ -7,19 +7,24 @@ from __future__ import annotations
 from ..vocab import is_joint
 from . import joint
 from .answer import _g, baseline_summary, format_loss, loss_answer
+from .equivalence import DEFAULT_MIN_EFFECT
 
 
 def search_answer(rows: list[dict], losses: list[str], *, epochs: int, bounds: dict[str, tuple[float, float]],
-           lower_is_better: bool, n_per_config: int, fits: dict | None = None) -> dict:
-    """results.json's "answer": {"baseline": baseline_summary, "losses": {loss: its answer}};
+           lower_is_better: bool, n_per_config: int, fits: dict | None = None,
+           min_effect: float = DEFAULT_MIN_EFFECT) -> dict:
+    """results.json's "answer": {"baseline": baseline_summary, "losses": {loss: its answer},
+    "min_effect": the equivalence margin of the verdicts against the baseline (--min-effect)};
     the surrogates' fits go into `fits` (loss -> SurrogateFit / SurfaceFit) when given."""
     return {
         "baseline": baseline_summary(rows, epochs, n_per_config),
         "losses": {
             loss: (joint.loss_answer if is_joint(loss) else loss_answer)(
-                rows, loss, epochs=epochs, bounds=bounds[loss], lower_is_better=lower_is_better, fits=fits)
+                rows, loss, epochs=epochs, bounds=bounds[loss], lower_is_better=lower_is_better, fits=fits,
+                min_effect=min_effect)
             for loss in losses
         },
+        "min_effect": min_effect,
     }
 
 
