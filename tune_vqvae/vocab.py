@@ -46,7 +46,8 @@ CONFIRM_SEED_OFFSET = 1000  # confirmation seeds: --seed + 1000 + k, never used 
 # --- a trial's status in results.csv / results.json (the search's rows; the report's too) ---
 COMPLETED, STOPPED, DIVERGED, ERROR = "COMPLETED", "STOPPED", "DIVERGED", "ERROR"
 FAILED_STATUSES = (ERROR, DIVERGED)
-# Verdicts of a comparison (tune_vqvae.stats.intervals.verdict), as the results files spell them.
+# Verdicts of a comparison (tune_vqvae.stats.intervals.verdict), as the results files spell them
+# between candidates; against the MSE baseline they spell stats.equivalence.VERDICTS (issue 21).
 VERDICTS = ("better", "indistinguishable", "worse")
 NOT_RESOLVED = "not resolved"  # a question the runs cannot answer (too few replicates)
 
