@@ -48,6 +48,11 @@ def cluster(monkeypatch):
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # inherited by the nodes' processes
     monkeypatch.setenv("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "0")
     ray_tmp = tempfile.mkdtemp(prefix="rn", dir="/tmp")  # short: Ray's socket paths must fit
+    # Cluster writes the head's address to $RAY_TMPDIR/ray/ray_current_cluster whatever
+    # temp_dir says, and fails where that directory does not exist yet (a fresh machine where
+    # no Ray ran before this test): keep that file in this test's own directory too.
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    os.makedirs(os.path.join(ray_tmp, "ray"))
     common = dict(node_ip_address="127.0.0.1", temp_dir=ray_tmp)
     c = Cluster(initialize_head=True, connect=False, shutdown_at_exit=False,
                 head_node_args=dict(num_cpus=0, include_dashboard=False, **common))
