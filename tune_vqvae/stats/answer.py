@@ -48,7 +48,7 @@ from .intervals import (
     seeds_needed,
     verdict,
 )
-from .paired import Comparison, compare_runs
+from .paired import Comparison, compare_runs, percent_of
 from .runs import (  # noqa: F401  (is_full_length, merge_candidates: the answer's surface)
     baseline_runs,
     baseline_values,
@@ -192,8 +192,8 @@ def compare(candidate, reference, lower_is_better: bool, min_effect: float | Non
             "note": "needs at least 2 full-length runs on each side",
         }
     ref = float(np.mean(reference))
-    pct = (lambda v: 100 * v / abs(ref)) if ref else (lambda v: None)
-    margin = {} if min_effect is None else equivalence.judged(d, ref, min_effect, lower_is_better)
+    p = percent_of(d, ref) if ref else None  # the one % interval: stated and judged alike
+    margin = {} if min_effect is None else equivalence.judged(d, p, min_effect, lower_is_better)
     return {
         "verdict": margin.get("verdict", said),
         "diff": d.estimate,
@@ -201,9 +201,9 @@ def compare(candidate, reference, lower_is_better: bool, min_effect: float | Non
         "high": d.high,
         "level": d.level,
         "method": d.method,
-        "percent": pct(d.estimate),
-        "percent_low": pct(d.low),
-        "percent_high": pct(d.high),
+        "percent": p and p.estimate,
+        "percent_low": p and p.low,
+        "percent_high": p and p.high,
         "candidate_mean": float(np.mean(candidate)),
         "reference_mean": ref,
         "n_candidate": len(candidate),

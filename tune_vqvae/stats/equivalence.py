@@ -9,8 +9,9 @@ A comparison's interval of `candidate - baseline` in percent of the baseline mea
   interval's level): no difference the user cares about, a conclusion, not a shrug;
 - "not resolved": neither; more runs (or a wider margin) are needed.
 
-The verdict words are defined here, once (tune_vqvae.vocab.VERDICTS spells only the older
-better / indistinguishable / worse of `intervals.verdict`).
+The verdict words are defined here, once, except "not resolved", which the vocabulary
+(`tune_vqvae.vocab.NOT_RESOLVED`) already spells for every question the runs cannot answer;
+`vocab.VERDICTS` spells the older better / indistinguishable / worse of `intervals.verdict`.
 
     >>> from tune_vqvae.stats.intervals import Interval
     >>> pct = Interval(-0.4, -3.1, 2.3)          # candidate - baseline, % of the baseline
@@ -22,11 +23,11 @@ better / indistinguishable / worse of `intervals.verdict`).
 
 from __future__ import annotations
 
+from ..vocab import NOT_RESOLVED
 from .intervals import Interval
 from .intervals import verdict as sided
-from .paired import percent_of
 
-BETTER, WORSE, EQUIVALENT, NOT_RESOLVED = "better", "worse", "equivalent", "not resolved"
+BETTER, WORSE, EQUIVALENT = "better", "worse", "equivalent"  # NOT_RESOLVED: the vocabulary's
 DEFAULT_MIN_EFFECT = 5.0  # the margin of `--min-effect`: 5% of the MSE baseline's mean
 VERDICTS = (BETTER, WORSE, EQUIVALENT, NOT_RESOLVED)
 RESOLVED = (BETTER, WORSE, EQUIVALENT)
@@ -54,18 +55,17 @@ def largest_gain(percent: Interval, lower_is_better: bool = True) -> float:
     return -percent.low if lower_is_better else percent.high
 
 
-def judged(d: Interval, reference_mean: float, min_effect: float, lower_is_better: bool) -> dict:
-    """The decision against the MSE baseline, made here once: {"verdict": `verdict` of the
-    difference d in % of the baseline mean, "min_effect", "largest_gain" (% of the baseline, positive
-    = better)}. A baseline mean of 0 has no percentages: better / worse where d resolves a
-    side, else not resolved, and no largest gain."""
-    if reference_mean == 0:
+def judged(d: Interval, percent: Interval | None, min_effect: float, lower_is_better: bool) -> dict:
+    """The decision against the MSE baseline, made here once: {"verdict": `verdict` of
+    `percent` (d in % of the baseline mean), "min_effect", "largest_gain" (% of the baseline,
+    positive = better)}. `percent` None (a baseline mean of 0 has no percentages): better /
+    worse where d resolves a side, else not resolved, and no largest gain."""
+    if percent is None:
         said = sided(d, lower_is_better)
         return {"verdict": said if said in (BETTER, WORSE) else NOT_RESOLVED,
                 "min_effect": min_effect, "largest_gain": None}
-    p = percent_of(d, reference_mean)
-    return {"verdict": verdict(p, min_effect, lower_is_better), "min_effect": min_effect,
-            "largest_gain": largest_gain(p, lower_is_better)}
+    return {"verdict": verdict(percent, min_effect, lower_is_better), "min_effect": min_effect,
+            "largest_gain": largest_gain(percent, lower_is_better)}
 
 
 def describe(percent: Interval, min_effect: float, lower_is_better: bool = True) -> str:
