@@ -12,6 +12,7 @@ import pytest
 from tune_vqvae import stats
 from tune_vqvae.curves import realistic
 from tune_vqvae.stats import answer as ans
+from tune_vqvae.stats import answer_text
 
 
 def row(role, w, value, *, with_mse=True, status="COMPLETED", epochs=6, seed=0, candidate=None, loss="gmsd"):
@@ -121,7 +122,7 @@ def test_verdicts_pair_same_seed_runs_and_say_their_correlation():
     assert c["diff"] == pytest.approx(np.mean(diffs))
     assert ans.pairing_text(c) == f"paired, r = {r['estimate']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
     assert ans.pairing_text(welch) == "unpaired"
-    assert ans.describe_comparison(c, "w=0.3", "MSE baseline").endswith(ans.pairing_text(c))
+    assert answer_text.describe_comparison(c, "w=0.3", "MSE baseline").endswith(ans.pairing_text(c))
 
 
 def test_old_searches_without_the_baseline_on_the_confirmation_seeds_stay_unpaired():

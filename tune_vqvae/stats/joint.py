@@ -29,7 +29,8 @@ from ..vocab import (
     point_name,
     weight_params,
 )
-from .answer import _g, compare, comparisons, describe_comparison, in_metric_units, minimised
+from .answer import compare, comparisons, in_metric_units, minimised
+from .answer_text import _g, describe_comparison
 from .equivalence import DEFAULT_MIN_EFFECT
 from .runs import (
     best_paper_point,

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from ..vocab import is_joint
 from . import joint
-from .answer import _g, baseline_summary, format_loss, loss_answer
+from .answer import baseline_summary, loss_answer
+from .answer_text import _g, format_loss
 from .equivalence import DEFAULT_MIN_EFFECT
 
 

@@ -83,18 +83,67 @@ def look_interval(candidate, baseline, nominal_alpha: float) -> Interval:
     return paired_interval(candidate, baseline, level=1.0 - nominal_alpha)
 
 
+BASE = "baseline"  # the baseline's key in Race.values and in run_round's answer
+
+
+def max_rounds(budget: int, candidates: int) -> int:
+    """Rounds the budget pays for with every candidate in the race (the spending's K)."""
+    return budget // (1 + candidates)
+
+
+def least_budget(candidates: int) -> int:
+    """The smallest budget that pays for the first look with every candidate in the race."""
+    return FIRST_LOOK * (1 + candidates)
+
+
+@dataclass(frozen=True)
+class RaceSpec:
+    """What a race is run under, fixed when it starts: the candidates (in this order: drops
+    depend on it), the budget of runs (the baseline's included), the equivalence margin in %
+    of the baseline, the family-wise alpha (alpha / m per candidate), the metric's direction,
+    and a group per candidate (a candidate is dropped only for a rival of its group: the
+    losses of one search each keep their own verdict)."""
+
+    candidates: tuple[str, ...]
+    budget: int
+    min_effect: float
+    alpha: float = 0.05
+    lower_is_better: bool = True
+    groups: tuple[str, ...] | None = None
+
+    @property
+    def max_rounds(self) -> int:
+        return max_rounds(self.budget, len(self.candidates))
+
+    def levels(self) -> tuple[float, ...]:
+        """Each look's two-sided nominal alpha, index rounds - FIRST_LOOK."""
+        m, k_max = len(self.candidates), self.max_rounds
+        if m < 1 or k_max < FIRST_LOOK:
+            raise ValueError(f"race: {self.budget} runs pay for {k_max} rounds of {m} candidates + baseline; "
+                             f"give a budget of at least {least_budget(m)}")
+        return nominal_levels(k_max, self.alpha / m)
+
+    def group(self, name: str) -> str:
+        return self.groups[self.candidates.index(name)] if self.groups else ""
+
+
 @dataclass
 class Race:
-    """The state and outcome of a sequential confirmation: runs per config (the baseline under
-    BASE), each candidate's last interval (% of the baseline mean) and verdict, who dropped
-    whom, and the candidate it recommends (best mean difference among those left)."""
+    """The state and outcome of a sequential confirmation: runs per config {round: value}
+    (the baseline under BASE; a failed run leaves a hole, and pairs form on common rounds),
+    each candidate's last interval (% of the baseline mean) and verdict, who dropped whom,
+    the rounds of each candidate's last look and that look's level, and why it stopped
+    ("resolved": every verdict left is resolved, "budget": the budget is spent, None: running)."""
 
-    values: dict[str, list[float]]
+    values: dict[str, dict[int, float]]
     alive: list[str]
     verdicts: dict[str, str]
     percent: dict[str, Interval] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
     rounds: int = 0
+    last_look: dict[str, int] = field(default_factory=dict)  # candidate -> rounds at its last look
+    levels: dict[str, float] = field(default_factory=dict)  # candidate -> that look's level
+    stopped: str | None = None
 
     @property
     def runs(self) -> int:
@@ -104,11 +153,17 @@ class Race:
     def baseline_runs(self) -> int:
         return len(self.values[BASE])
 
+    def pairs(self, name: str, other: str = BASE,
+              rounds: int | None = None) -> tuple[list[float], list[float]]:
+        """Same-round values of `name` and `other` (the baseline), rounds < `rounds` (all)."""
+        common = sorted(set(self.values[name]) & set(self.values[other]))
+        common = [k for k in common if rounds is None or k < rounds]
+        return [self.values[name][k] for k in common], [self.values[other][k] for k in common]
+
     def correlation(self, name: str) -> Interval | None:
         """The measured same-seed correlation of `name` with the baseline (Fisher interval),
         from 4 pairs on: what the pairing bought in this race."""
-        own = self.values[name]
-        base = self.values[BASE][: len(own)]
+        own, base = self.pairs(name)
         if len(own) < 4 or np.std(own) == 0 or np.std(base) == 0:
             return None
         return correlation_interval(own, base)
@@ -119,12 +174,41 @@ class Race:
         return min(pool, key=lambda c: sign * self.percent[c].estimate if c in self.percent else np.inf)
 
 
-BASE = "baseline"  # the baseline's key in Race.values and in run_round's answer
+def start(spec: RaceSpec) -> Race:
+    spec.levels()  # a budget too small for the first look fails here, before any run
+    names = list(spec.candidates)
+    return Race({BASE: {}, **{c: {} for c in names}}, names, dict.fromkeys(names, NOT_RESOLVED))
 
 
-def max_rounds(budget: int, candidates: int) -> int:
-    """Rounds the budget pays for with every candidate in the race (the spending's K)."""
-    return budget // (1 + candidates)
+def advance(state: Race, spec: RaceSpec, values: dict[str, float]) -> Race:
+    """Add the next round (`values`: {BASE: value, name: value} of the baseline and the
+    candidates alive; a missing or non-finite one is a hole), look from FIRST_LOOK rounds on,
+    and say whether the race stopped."""
+    k = state.rounds
+    for name in [BASE, *state.alive]:
+        v = values.get(name)
+        if v is not None and np.isfinite(v):
+            state.values[name][k] = float(v)
+    state.rounds = k + 1
+    if state.rounds >= FIRST_LOOK:
+        _look(state, spec, spec.levels()[state.rounds - FIRST_LOOK])
+    if not state.alive or all(state.verdicts[c] in RESOLVED for c in state.alive):
+        state.stopped = "resolved"
+    elif state.rounds >= spec.max_rounds:
+        state.stopped = "budget"
+    return state
+
+
+def replay(spec: RaceSpec, rounds: dict[int, dict[str, float]]) -> Race:
+    """The race as its rounds' values decide it: the live search after each round, `--resume`
+    and the report all call this on the same rows, so their decisions agree. Rounds past the
+    stop, and values of candidates not alive in their round, are left out."""
+    state = start(spec)
+    for k in range(max(rounds, default=-1) + 1):
+        if state.stopped:
+            break
+        advance(state, spec, rounds.get(k, {}))
+    return state
 
 
 def race(run_round: Callable[[int, list[str]], dict[str, float]], candidates: list[str], budget: int,
@@ -132,38 +216,41 @@ def race(run_round: Callable[[int, list[str]], dict[str, float]], candidates: li
     """Run the sequential confirmation. `run_round(k, names)` trains round k's seed for the
     baseline and `names` and returns {BASE: value, name: value, ...}; `budget` counts runs,
     the baseline's included; `min_effect` is the equivalence margin in % of the baseline."""
-    m = len(candidates)
-    k_max = max_rounds(budget, m)
-    if m < 1 or k_max < FIRST_LOOK:
-        raise ValueError(f"race: {budget} runs pay for {k_max} rounds of {m} candidates + baseline; "
-                         f"give a budget of at least {FIRST_LOOK * (1 + m)}")
-    levels = nominal_levels(k_max, alpha / m)
-    state = Race({BASE: [], **{c: [] for c in candidates}}, list(candidates),
-                 dict.fromkeys(candidates, NOT_RESOLVED))
-    for k in range(k_max):
-        for name, value in run_round(k, list(state.alive)).items():
-            state.values[name].append(float(value))
-        state.rounds = k + 1
-        if k + 1 >= FIRST_LOOK:
-            _look(state, levels[k + 1 - FIRST_LOOK], min_effect, lower_is_better)
-        if not state.alive or all(state.verdicts[c] in RESOLVED for c in state.alive):
-            break
+    spec = RaceSpec(tuple(candidates), budget, min_effect, alpha, lower_is_better)
+    state = start(spec)
+    while not state.stopped:
+        advance(state, spec, run_round(state.rounds, list(state.alive)))
     return state
 
 
-def _look(state: Race, nominal_alpha: float, min_effect: float, lower_is_better: bool) -> None:
-    """One look: verdicts against the baseline, then candidate-vs-candidate drops."""
-    base = state.values[BASE]
+def judge(state: Race, name: str, nominal_alpha: float, spec: RaceSpec,
+          rounds: int | None = None) -> tuple[Interval, Interval, str] | None:
+    """(candidate - baseline, the same in % of the baseline mean, verdict) at one look's
+    nominal alpha, over the common rounds < `rounds`; None below 2 pairs."""
+    own, base = state.pairs(name, BASE, rounds)
+    if len(own) < 2:
+        return None
+    d = look_interval(own, base, nominal_alpha)
+    pct = percent_of(d, float(np.mean(base)))
+    return d, pct, verdict(pct, spec.min_effect, spec.lower_is_better)
+
+
+def _look(state: Race, spec: RaceSpec, nominal_alpha: float) -> None:
+    """One look: verdicts against the baseline, then drops for a rival of the same group."""
     for c in state.alive:
-        iv = look_interval(state.values[c], base[: len(state.values[c])], nominal_alpha)
-        state.percent[c] = percent_of(iv, float(np.mean(base[: len(state.values[c])])))
-        state.verdicts[c] = verdict(state.percent[c], min_effect, lower_is_better)
+        judged = judge(state, c, nominal_alpha, spec)
+        if judged is not None:
+            state.percent[c], state.verdicts[c] = judged[1], judged[2]
+            state.last_look[c], state.levels[c] = state.rounds, 1.0 - nominal_alpha
     for c in [c for c in state.alive if state.verdicts[c] == WORSE]:
         state.alive.remove(c)
         state.dropped[c] = BASE
     for a, b in itertools.permutations(list(state.alive), 2):
-        if a in state.alive and b in state.alive:
-            iv = look_interval(state.values[a], state.values[b], nominal_alpha)  # a - b
-            if iv.low > 0 if lower_is_better else iv.high < 0:
+        if a in state.alive and b in state.alive and spec.group(a) == spec.group(b):
+            own, rival = state.pairs(a, b)
+            if len(own) < 2:
+                continue
+            iv = look_interval(own, rival, nominal_alpha)  # a - b
+            if iv.low > 0 if spec.lower_is_better else iv.high < 0:
                 state.alive.remove(a)
                 state.dropped[a] = b

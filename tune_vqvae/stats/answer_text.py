@@ -1,0 +1,67 @@
+"""The answer's console text: how the search prints one loss's answer (`format_loss`) and
+one comparison (`describe_comparison`); the report says the same with `answer.verdict_text`
+and `answer.pairing_text`."""
+
+from __future__ import annotations
+
+import math
+
+from ..vocab import BEST_OBSERVED, BEST_PAPER, RECOMMENDED, point_name
+from .answer import pairing_text, verdict_text
+
+
+def _g(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+
+
+def _name(point: dict | None) -> str:
+    return "-" if point is None else point_name(point["with_mse"], point.get("w"))
+
+
+def describe_comparison(c: dict, who: str, reference: str) -> str:
+    """'recommended w=0.3 vs MSE baseline: better (-4.4% [-7.4%, -1.4%]); a gain over 7.4% is
+    ruled out at 95%; diff -3.1 [-5.2, -1.0], 3 vs 3 runs, unpaired' (against the baseline:
+    `verdict_text`); between candidates 'better: diff ... (-4.4% [-7.4, -1.4]), ...'."""
+    if c.get("verdict") is None:
+        return f"{who} vs {reference}: no verdict ({c.get('note')})"
+    if "min_effect" in c:
+        return (f"{who} vs {reference}: {verdict_text(c)}; diff {_g(c['diff'])} [{_g(c['low'])}, "
+                f"{_g(c['high'])}], {c['n_candidate']} vs {c['n_reference']} runs, {pairing_text(c)}")
+    pct = (
+        f" ({c['percent']:+.1f}% [{c['percent_low']:+.1f}, {c['percent_high']:+.1f}])"
+        if c.get("percent") is not None
+        else ""
+    )
+    return (
+        f"{who} vs {reference}: {c['verdict']}: diff {_g(c['diff'])} [{_g(c['low'])}, {_g(c['high'])}]"
+        f"{pct}, {c['n_candidate']} vs {c['n_reference']} runs, {pairing_text(c)}"
+    )
+
+
+def format_loss(loss: str, a: dict, objective: str) -> list[str]:
+    s, named = a["surrogate"], a["candidates"]
+    if s.get("fitted"):
+        wi, oi = s["w_interval"], s["objective"]
+        head = (
+            f"{loss}: recommended w={_g(s['recommended_w'])} [{_g(wi['low'])}, {_g(wi['high'])}] "
+            f"(surrogate of {s['n_observations']} full-length runs; {objective} {_g(oi['estimate'])} "
+            f"[{_g(oi['low'])}, {_g(oi['high'])}])"
+        )
+    else:
+        head = f"{loss}: no surrogate ({s.get('note')})"
+    lines = [head]
+    who = {
+        c: f"{c.replace('_', ' ')} {_name(named.get(c))}" for c in (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)
+    }
+    for prefix, section in (("", "comparisons"), ("on test: ", "comparisons_test")):
+        shown = []
+        for key, c in a.get(section, {}).items():
+            cand, _, ref = key.partition("_vs_")
+            if c in shown or c.get("note", "").startswith("the recommended w is"):
+                continue  # a candidate that coincides with another: the same runs, said once
+            shown.append(c)
+            ref_name = "MSE baseline" if ref == "baseline" else f"paper's best {_name(named.get(BEST_PAPER))}"
+            lines.append("  " + prefix + describe_comparison(c, who[cand], ref_name))
+    if not a["comparisons"]:
+        lines.append("  no confirmation runs: no verdict (--confirm-seeds N re-runs the candidates)")
+    return lines
