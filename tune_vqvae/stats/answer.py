@@ -180,9 +180,17 @@ def compare(candidate, reference, lower_is_better: bool, min_effect: float | Non
     pairing = _paired(candidate, reference)
     candidate, reference = _values(candidate), _values(reference)
     if pairing is None:
-        d, said = difference(candidate, reference, lower_is_better)
-    else:
-        d, said = pairing.diff, verdict(pairing.diff, lower_is_better)
+        d, _ = difference(candidate, reference, lower_is_better)
+        return comparison_json(d, candidate, reference, lower_is_better, min_effect)
+    return comparison_json(pairing.diff, candidate, reference, lower_is_better, min_effect,
+                           pairing.pairs, pairing.correlation)
+
+
+def comparison_json(d: Interval | None, candidate: list[float], reference: list[float],
+                    lower_is_better: bool, min_effect: float | None = None, pairs: int = 0,
+                    correlation: Interval | None = None) -> dict:
+    """One comparison as results.json states it, from its interval `d` of candidate -
+    reference (None: too few runs): `compare`'s, and the sequential race's at a look."""
     if d is None:
         return {
             "verdict": None,
@@ -194,7 +202,7 @@ def compare(candidate, reference, lower_is_better: bool, min_effect: float | Non
     p = percent_of(d, ref) if ref else None  # the one % interval: stated and judged alike
     margin = {} if min_effect is None else equivalence.judged(d, p, min_effect, lower_is_better)
     return {
-        "verdict": margin.get("verdict", said),
+        "verdict": margin.get("verdict", verdict(d, lower_is_better)),
         "diff": d.estimate,
         "low": d.low,
         "high": d.high,
@@ -207,8 +215,8 @@ def compare(candidate, reference, lower_is_better: bool, min_effect: float | Non
         "reference_mean": ref,
         "n_candidate": len(candidate),
         "n_reference": len(reference),
-        "pairs": pairing.pairs if pairing else 0,
-        "correlation": _interval(pairing.correlation) if pairing and pairing.correlation else None,
+        "pairs": pairs,
+        "correlation": _interval(correlation) if correlation else None,
         **{k: v for k, v in margin.items() if k != "verdict"},
     }
 
@@ -305,8 +313,9 @@ def baseline_summary(rows: list[dict], epochs: int, n_per_config: int) -> dict:
 
 def loss_answer(rows: list[dict], loss: str, *, epochs: int, bounds: tuple[float, float],
                 lower_is_better: bool, fits: dict | None = None,
-                min_effect: float = equivalence.DEFAULT_MIN_EFFECT) -> dict:
-    """A single loss's entry of results.json's "answer" (see the module docstring)."""
+                min_effect: float = equivalence.DEFAULT_MIN_EFFECT, raced: dict | None = None) -> dict:
+    """A single loss's entry of results.json's "answer" (see the module docstring); `raced`:
+    its comparisons from the sequential race ({"comparisons", "comparisons_test"}), if one ran."""
     runs = search_stage(rows, loss, epochs)
     surrogate = fit_surrogate(runs, epochs, bounds, lower_is_better, fits, loss)
     out = {
@@ -318,4 +327,6 @@ def loss_answer(rows: list[dict], loss: str, *, epochs: int, bounds: tuple[float
     }
     if any(finite(r.get("test_value")) for r in rows if r.get("role") == CONFIRM):
         out["comparisons_test"] = comparisons(rows, loss, epochs, lower_is_better, "test_value", min_effect)
+    if raced:
+        out.update(raced)
     return out

@@ -128,12 +128,14 @@ def vs_best_single(rows: list[dict], loss: str, epochs: int, lower_is_better: bo
 
 def loss_answer(rows: list[dict], loss: str, *, epochs: int, bounds: tuple[float, float],
                 lower_is_better: bool, fits: dict | None = None,
-                min_effect: float = DEFAULT_MIN_EFFECT) -> dict:
-    """A joint loss's entry of results.json's "answer" (see the module docstring)."""
+                min_effect: float = DEFAULT_MIN_EFFECT, raced: dict | None = None) -> dict:
+    """A joint loss's entry of results.json's "answer" (see the module docstring); `raced`:
+    its comparisons from the sequential race, if one ran (`stats.race`)."""
     runs = search_stage(rows, loss, epochs)
     surface = fit_surface(runs, loss, epochs, bounds, lower_is_better, fits)
     recommended = {"with_mse": True, **surface["recommended"]} if surface["fitted"] else None
-    comps = comparisons(rows, loss, epochs, lower_is_better, min_effect=min_effect)
+    comps = dict(raced["comparisons"]) if raced else comparisons(rows, loss, epochs, lower_is_better,
+                                                                  min_effect=min_effect)
     comps[f"{RECOMMENDED}_vs_{BEST_SINGLE}"] = vs_best_single(rows, loss, epochs, lower_is_better)
     return {
         "joint": True,

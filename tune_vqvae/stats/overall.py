@@ -9,30 +9,49 @@ from . import joint
 from .answer import baseline_summary, loss_answer
 from .answer_text import _g, format_loss
 from .equivalence import DEFAULT_MIN_EFFECT
+from .race import Raced, RaceSettings, race_comparisons, race_json, race_of, race_text
+from .runs import finite
 
 
 def search_answer(rows: list[dict], losses: list[str], *, epochs: int, bounds: dict[str, tuple[float, float]],
            lower_is_better: bool, n_per_config: int, fits: dict | None = None,
-           min_effect: float = DEFAULT_MIN_EFFECT) -> dict:
+           min_effect: float = DEFAULT_MIN_EFFECT, race: RaceSettings | None = None) -> dict:
     """results.json's "answer": {"baseline": baseline_summary, "losses": {loss: its answer},
-    "min_effect": the equivalence margin of the verdicts against the baseline (--min-effect)};
-    the surrogates' fits go into `fits` (loss -> SurrogateFit / SurfaceFit) when given."""
-    return {
-        "baseline": baseline_summary(rows, epochs, n_per_config),
+    "min_effect": the equivalence margin of the verdicts against the baseline (--min-effect),
+    and with a sequential confirmation (`race`: its settings) "race": what it spent}; the
+    surrogates' fits go into `fits` (loss -> SurrogateFit / SurfaceFit) when given."""
+    raced = race_of(rows, race, epochs=epochs, lower_is_better=lower_is_better) if race else None
+    out = {
+        "baseline": baseline_summary(rows, epochs, raced.state.rounds if raced else n_per_config),
         "losses": {
             loss: (joint.loss_answer if is_joint(loss) else loss_answer)(
                 rows, loss, epochs=epochs, bounds=bounds[loss], lower_is_better=lower_is_better, fits=fits,
-                min_effect=min_effect)
+                min_effect=min_effect, raced=_raced_comparisons(raced, loss, epochs))
             for loss in losses
         },
         "min_effect": min_effect,
     }
+    if raced:
+        out["race"] = race_json(raced)
+    return out
+
+
+def _raced_comparisons(raced: Raced | None, loss: str, epochs: int) -> dict | None:
+    """A loss's comparisons from the race (on the test split too, where runs scored it)."""
+    if raced is None or not any(n.partition(":")[0] == loss for n in raced.spec.candidates):
+        return None
+    out = {"comparisons": race_comparisons(raced, loss, epochs)}
+    if any(finite(r.get("test_value")) for r in raced.rows):
+        out["comparisons_test"] = race_comparisons(raced, loss, epochs, "test_value")
+    return out
 
 
 def format_answer(ans: dict, objective: str) -> str:
     lines = []
     for loss, a in ans["losses"].items():
         lines.extend((joint.format_loss if a.get("joint") else format_loss)(loss, a, objective))
+    if "race" in ans:
+        lines.append(race_text(ans["race"]))
     b = ans["baseline"]
     if "cv" in b:
         m = b["mean"]

@@ -1,0 +1,108 @@
+"""The sequential confirmation read back from results rows (tune_vqvae.stats.race): the
+replay of a race's rows decides exactly what the race decided live, so the search, --resume
+and the report agree; verdicts come from each candidate's last look at its nominal level."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tune_vqvae.stats import search_answer
+from tune_vqvae.stats.race import RaceSettings, race_comparisons, race_of
+from tune_vqvae.stats.sequential import BASE, FIRST_LOOK, nominal_levels, race
+
+EPOCHS = 4
+
+
+def _row(name: str, k: int, value: float, status: str = "COMPLETED") -> dict:
+    loss, _, candidate = name.partition(":")
+    base = name == BASE
+    return {"experiment": f"r{k:02d}-confirm", "loss": "mse" if base else loss,
+            "role": "baseline" if base else "confirm", "with_mse": True, "w": None if base else 0.5,
+            "value": value, "status": status, "epochs_trained": EPOCHS, "seed": 2000 + k,
+            "candidate": None if base else candidate, "round": k}
+
+
+def _live_race(rng, means: dict, sds: dict, budget: int, min_effect: float):
+    """A race run live (as the benchmark does) that also writes the rows a search would."""
+    rows = []
+
+    def run_round(k, names):
+        shared = rng.standard_normal()
+        out = {c: means[c] + sds[c] * (0.7 * shared + 0.71 * rng.standard_normal()) for c in [BASE, *names]}
+        rows.extend(_row(c, k, v) for c, v in out.items())
+        return out
+
+    names = sorted(c for c in means if c != BASE)
+    return race(run_round, names, budget, min_effect), rows
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_replay_of_the_rows_decides_what_the_live_race_decided(seed):
+    rng = np.random.default_rng(seed)
+    m = 1 + seed % 3
+    means = {BASE: 70.0, **{f"gmsd:c{i}": 70.0 - rng.uniform(-6, 6) for i in range(m)}}
+    sds = {c: rng.uniform(0.5, 4.0) for c in means}
+    live, rows = _live_race(rng, means, sds, budget=(1 + m) * 12, min_effect=3.0)
+    raced = race_of(rows, RaceSettings((1 + m) * 12, 3.0), epochs=EPOCHS, lower_is_better=True)
+    again = raced.state
+    assert (again.rounds, again.alive, again.verdicts, again.dropped, again.stopped) == \
+        (live.rounds, live.alive, live.verdicts, live.dropped, live.stopped)
+    assert {c: p.estimate for c, p in again.percent.items()} == \
+        pytest.approx({c: p.estimate for c, p in live.percent.items()})
+
+
+def test_a_verdict_is_the_candidates_last_look_at_that_looks_level():
+    rng = np.random.default_rng(3)
+    means = {BASE: 70.0, "gmsd:recommended": 66.0, "gmsd:best_paper": 76.0}
+    sds = {BASE: 1.0, "gmsd:recommended": 1.0, "gmsd:best_paper": 1.0}
+    live, rows = _live_race(rng, means, sds, budget=60, min_effect=2.0)
+    assert live.dropped.get("gmsd:best_paper")  # clearly worse: it left early
+    raced = race_of(rows, RaceSettings(60, 2.0), epochs=EPOCHS, lower_is_better=True)
+    comps = race_comparisons(raced, "gmsd", EPOCHS)
+    paper = comps["best_paper_vs_baseline"]
+    look = live.last_look["gmsd:best_paper"]
+    assert paper["round"] == look < live.rounds and paper["dropped_by"] in ("baseline", "recommended")
+    assert paper["level"] == pytest.approx(1 - nominal_levels(60 // 3, 0.05 / 2)[look - FIRST_LOOK])
+    assert paper["verdict"] == live.verdicts["gmsd:best_paper"] and paper["n_candidate"] == look
+    assert comps["recommended_vs_baseline"]["verdict"] == "better"
+    assert comps["recommended_vs_best_paper"]["verdict"] == "better"
+
+
+def test_a_failed_run_is_a_hole_and_pairs_form_on_common_rounds():
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(6):
+        base = 70 + rng.normal()
+        rows += [_row(BASE, k, base), _row("gmsd:recommended", k, base - 5 + 0.1 * rng.normal(),
+                                           "ERROR" if k == 1 else "COMPLETED")]
+    raced = race_of(rows, RaceSettings(12, 3.0), epochs=EPOCHS, lower_is_better=True)
+    c = race_comparisons(raced, "gmsd", EPOCHS)["recommended_vs_baseline"]
+    assert raced.state.stopped == "resolved" and 1 not in raced.state.values["gmsd:recommended"]
+    assert c["pairs"] == c["n_candidate"] == raced.state.rounds - 1 and c["verdict"] == "better"
+
+
+def test_the_search_answer_carries_the_race_and_is_strict_json():
+    rng = np.random.default_rng(1)
+    means = {BASE: 70.0, "gmsd:recommended": 69.0}
+    sds = {BASE: 3.0, "gmsd:recommended": 1.0}
+    _, rows = _live_race(rng, means, sds, budget=20, min_effect=5.0)
+    for r in rows:
+        r["test_value"] = r["value"] + 1.0
+    ans = search_answer(rows, ["gmsd"], epochs=EPOCHS, bounds={"gmsd": (1e-3, 10.0)}, lower_is_better=True,
+                        n_per_config=3, min_effect=5.0, race=RaceSettings(20, 5.0))
+    text = json.dumps(ans, allow_nan=False)  # results.json is strict JSON: no inf from a look
+    race_part = json.loads(text)["race"]
+    assert race_part["runs"] == len(rows) <= 20 and race_part["stopped"] in ("resolved", "budget")
+    assert ans["baseline"]["n_per_config"] == race_part["rounds"]
+    c = ans["losses"]["gmsd"]["comparisons"]["recommended_vs_baseline"]
+    assert c["method"] == "paired-t (repeated)" and c["level"] > 0.95
+    assert ans["losses"]["gmsd"]["comparisons_test"]["recommended_vs_baseline"]["diff"] == \
+        pytest.approx(c["diff"])  # test scores 1 higher on both sides: the same difference
+    assert math.isfinite(c["largest_gain"])
+    # the same rows without a race's settings: the fixed-stage answer, no "race"
+    assert "race" not in search_answer(rows, ["gmsd"], epochs=EPOCHS, bounds={"gmsd": (1e-3, 10.0)},
+                                       lower_is_better=True, n_per_config=3)
