@@ -40,7 +40,7 @@ STATES = optuna.trial.TrialState
 
 
 def test_layout_puts_the_experiment_name_before_the_query_string(tmp_path, monkeypatch):
-    monkeypatch.setattr("tune_vqvae.search._experiments.DEFAULT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("tune_vqvae.search._layout.DEFAULT_CACHE", str(tmp_path / "cache"))
     base = "s3://bkt/runs/?endpoint_override=127.0.0.1:9000&scheme=http"
     layout = Layout(base, "k")
     assert layout.storage == "s3://bkt/runs/k?endpoint_override=127.0.0.1:9000&scheme=http"
@@ -226,7 +226,7 @@ def test_resume_of_a_uri_search_on_a_new_head_node(tmp_path, monkeypatch, capsys
     look for the journal elsewhere, or where the URI holds no search. A file:// URI stands in
     for the bucket (the S3 test above runs the whole search)."""
     cache = tmp_path / "cache"
-    monkeypatch.setattr("tune_vqvae.search._experiments.DEFAULT_CACHE", str(cache))
+    monkeypatch.setattr("tune_vqvae.search._layout.DEFAULT_CACHE", str(cache))
     bucket = tmp_path / "bucket" / "k"
     bucket.mkdir(parents=True)
     uri = f"file://{bucket}"
@@ -263,7 +263,7 @@ def test_journal_upload_sends_whole_lines_only(tmp_path, monkeypatch, capsys):
     resumed search appends after the last whole line."""
     from tune_vqvae.search._experiments import JournalUpload
 
-    monkeypatch.setattr("tune_vqvae.search._experiments.DEFAULT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("tune_vqvae.search._layout.DEFAULT_CACHE", str(tmp_path / "cache"))
     (tmp_path / "bucket" / "k").mkdir(parents=True)  # a search's start creates it (check_writable)
     parent = f"file://{tmp_path / 'bucket'}"
     layout = Layout(parent, "k")

@@ -43,6 +43,9 @@ ROW_ROLES = (BASELINE, PAPER, SEARCH, SEED, CONFIRM)  # also the order of the re
 RECOMMENDED, BEST_PAPER, BEST_OBSERVED = "recommended", "best_paper", "best_observed"
 CANDIDATES = (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)
 CONFIRM_SEED_OFFSET = 1000  # confirmation seeds: --seed + 1000 + k, never used by the search
+# The sequential confirmation's round k (--confirm-budget) trains seed --seed + 2000 + k: not
+# 1000 + k, so a race added by --resume to a search with a fixed stage pairs no seed twice.
+RACE_SEED_OFFSET = 2000
 # --- a trial's status in results.csv / results.json (the search's rows; the report's too) ---
 COMPLETED, STOPPED, DIVERGED, ERROR = "COMPLETED", "STOPPED", "DIVERGED", "ERROR"
 FAILED_STATUSES = (ERROR, DIVERGED)
@@ -211,6 +214,14 @@ RESULTS_CSV, RESULTS_JSON = "results.csv", "results.json"
 BASELINE_EXPERIMENT = BASELINE  # <search>/baseline/: the Tune experiment of the MSE baseline
 SEEDS_SUFFIX = "-seeds"  # <search>/<loss>-seeds/, baseline-seeds/: the --seeds re-runs
 CONFIRM_SUFFIX = "-confirm"  # <search>/<loss>-confirm/: the confirmation stage's runs
+
+
+def race_experiment(look: int) -> str:
+    """<search>/r03-confirm/, r04-confirm/, ...: the sequential confirmation's experiment that
+    ends at the look after `look` rounds (the first runs rounds 0..2 together)."""
+    return f"r{look:02d}{CONFIRM_SUFFIX}"
+
+
 CHECKPOINT_FILE = "trainer.pt"  # a Trainer state in each trial checkpoint_NNNNNN/
 # Next to it: the trial's epoch, last evaluation and every result it reported so far
 # ("reported"): the checkpoint persists with each report, so the analysis reads from it the

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ray
+from ray import tune
 
 from .. import objectives
 from ..data import DataConfig, load_data
 from ..errors import UserError, atomic_write_text, cli_entry, remove_empty_dirs, terminate_like_ctrl_c
 from ..losses import PERCEPTUAL_LOSSES, lpips
-from ..stats import merge_candidates
-from ..stats import search_answer as answer_of
+from ..stats.sequential import FIRST_LOOK
 from ..train import TrainConfig, check_image_size
 from ..vocab import (
     BASELINE_EXPERIMENT,
@@ -31,9 +31,11 @@ from ..vocab import (
     RESULTS_CSV,
     RESULTS_JSON,
     SETTINGS_FILE,
+    race_experiment,
 )
 from . import _cluster, _trackers
 from ._config import SearchConfig, number, resolve_objective, resolve_spaces, train_config_dict
+from ._confirm import confirm, search_answer
 from ._experiments import Experiments, Layout, trainable_for
 from ._optuna import journal_storage
 from ._results import collect_rows, format_table, summarise, write_results
@@ -122,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"after the search, re-run the surrogate's recommended w, the best paper point "
                    f"and the best observed w with N fresh seeds each; the verdicts come from them "
                    f"(default {d.confirm_seeds}; 0: no confirmation, no verdicts)")
+    p.add_argument("--confirm-budget", type=int, metavar="N",
+                   help="sequential confirmation instead of --confirm-seeds: N runs (the baseline's "
+                   "included) spent in rounds of one common seed for the baseline and every candidate "
+                   "still in the race, until every verdict is resolved (default 0: off; see README, "
+                   "Paired, sequential confirmation)")
     p.add_argument("--min-effect", metavar="P",
                    help=f"equivalence margin of the verdicts against the MSE baseline, in %% of its "
                    f"mean: a candidate whose interval lies within +-P%% is \"equivalent\" (default "
@@ -153,6 +160,9 @@ def config_from_args(a: argparse.Namespace) -> SearchConfig:
     values["losses"] = list(dict.fromkeys(losses))
     if a.min_effect is not None:  # read by `number`, not argparse: a bad value is one line, exit 2
         values["min_effect"] = number("--min-effect", a.min_effect)
+    if a.confirm_budget and a.confirm_seeds is not None:
+        raise UserError("--confirm-budget replaces --confirm-seeds (the race decides how many seeds "
+                        "each candidate gets); give one of them")
     values["log_to"] = list(dict.fromkeys(a.log_to or []))
     if "mlflow" in values["log_to"] and not a.mlflow_uri and os.environ.get("MLFLOW_TRACKING_URI"):
         values["mlflow_uri"] = os.environ["MLFLOW_TRACKING_URI"]  # saved: --resume logs there too
@@ -165,7 +175,7 @@ def config_from_args(a: argparse.Namespace) -> SearchConfig:
 
 
 # What --resume may set; every other setting is the saved search's own (search.json).
-RESUME_MAY_SET = ("seeds", "confirm_seeds", "storage_path", "name")
+RESUME_MAY_SET = ("seeds", "confirm_seeds", "confirm_budget", "storage_path", "name")
 
 
 def refuse_changed_settings(a: argparse.Namespace, saved: SearchConfig, settings_file: Path) -> None:
@@ -185,6 +195,15 @@ def refuse_changed_settings(a: argparse.Namespace, saved: SearchConfig, settings
     if changed:
         raise UserError(f"--resume keeps the search's settings ({settings_file}); {', '.join(changed)} "
                         f"would change them: drop the flag, or start a new search with another --name")
+
+
+def check_race_unchanged(saved: SearchConfig, layout: Layout, budget: int) -> None:
+    """A started race keeps its budget: its looks' levels were spent by it (stats.sequential)."""
+    started = tune.Tuner.can_restore(layout.experiment(race_experiment(FIRST_LOOK)))
+    if budget != saved.confirm_budget and started:
+        raise UserError(f"--resume: this search's sequential confirmation has started with --confirm-budget "
+                        f"{saved.confirm_budget}; its verdicts' levels depend on it: drop --confirm-budget "
+                        f"{budget}, or start a new search")
 
 
 def _shown(v) -> str:
@@ -223,6 +242,9 @@ def settings(a: argparse.Namespace) -> tuple[SearchConfig, Layout, bool]:
             cfg.seeds = a.seeds
         if a.confirm_seeds is not None:  # --resume DIR --confirm-seeds N: (re)run the confirmation
             cfg.confirm_seeds = a.confirm_seeds
+        if a.confirm_budget is not None:  # --resume DIR --confirm-budget N: start a race
+            check_race_unchanged(cfg, layout, a.confirm_budget)
+            cfg.confirm_budget = a.confirm_budget
         cfg.validate()
         return cfg, layout, True
     cfg = config_from_args(a)
@@ -272,7 +294,8 @@ def prepare(a: argparse.Namespace) -> Plan:
         _cluster.check_address(a.address)
     layout.check_writable()
     return Plan(cfg, layout, resume, spaces, objective, fid, why, train, data, a.address, a.num_cpus,
-                write_settings=not resume or a.seeds is not None or a.confirm_seeds is not None)
+                write_settings=not resume or a.seeds is not None or a.confirm_seeds is not None
+                or a.confirm_budget is not None)
 
 
 def worker_env(cfg: SearchConfig) -> dict[str, str]:
@@ -347,7 +370,7 @@ def run(plan: Plan) -> int:
     for exp, grid in run_experiments(jobs).items():
         rows.extend(collect_rows(exp, grid, cfg, plan.spaces.get(exp), objective))
     summary = summarise(rows, cfg.losses, objective)
-    rows.extend(confirm(cfg, experiments, plan, rows, objective))
+    rows.extend(confirm(cfg, experiments, plan.spaces, rows, objective))
     if cfg.seeds:
         for exp, grid in run_experiments(experiments.seed_reruns(summary)).items():
             rows.extend(collect_rows(exp, grid, cfg, None, objective, seeds=True))
@@ -363,27 +386,3 @@ def run(plan: Plan) -> int:
     for line in _trackers.where(cfg.log_to, _trackers.mlflow_uri(cfg, layout)):
         say(line)
     return 0
-
-
-def search_answer(cfg: SearchConfig, spaces: dict[str, SearchSpace], rows: list[dict],
-                  objective: str) -> dict:
-    """results.json's "answer" (see tune_vqvae.stats), from the rows so far."""
-    bounds = {loss: s.bounds() for loss, s in spaces.items()}
-    n = cfg.confirm_seeds if cfg.confirm_seeds >= 2 else cfg.baseline_seeds
-    return answer_of(rows, cfg.losses, epochs=cfg.epochs, bounds=bounds,
-                     lower_is_better=objectives.get(objective).lower_is_better, n_per_config=n,
-                     min_effect=cfg.min_effect)
-
-
-def confirm(cfg: SearchConfig, experiments: Experiments, plan: Plan, rows: list[dict],
-            objective: str) -> list[dict]:
-    """The confirmation stage: each loss's candidates (recommended w, best paper point, best
-    observed) re-run with --confirm-seeds fresh seeds; their rows."""
-    if not cfg.confirm_seeds:
-        return []
-    first = search_answer(cfg, plan.spaces, rows, objective)
-    named = {loss: merge_candidates(a["candidates"]) for loss, a in first["losses"].items()}
-    out = []
-    for exp, grid in run_experiments(experiments.confirmations(named)).items():
-        out.extend(collect_rows(exp, grid, cfg, None, objective, confirm=True))
-    return out

@@ -16,7 +16,9 @@ from ..losses import PERCEPTUAL_LOSSES, LossConfig, find_metrics, lpips
 from ..metrics import FIDConfig, check_fid_weights, require_fid_weights, verify_fid_weights
 from ..model import ModelConfig
 from ..stats.equivalence import DEFAULT_MIN_EFFECT
+from ..stats.sequential import FIRST_LOOK, MAX_RACE_ROUNDS, least_budget
 from ..train import TrainConfig
+from ..vocab import CANDIDATES
 from . import _trackers
 from ._spaces import SearchSpace, load_space, space_for
 
@@ -56,6 +58,9 @@ class SearchConfig:
     replicates: int = 1  # runs (seeds) of each w the sampler proposes, paper points included
     baseline_seeds: int = 3  # runs of the MSE baseline (every comparison leans on it)
     confirm_seeds: int = 3  # fresh-seed runs of each top candidate after the search (0: none)
+    # > 0: the sequential confirmation replaces confirm_seeds: a budget of runs (the
+    # baseline's included) spent in rounds of one common seed until every verdict is resolved
+    confirm_budget: int = 0
     # The equivalence margin of the verdicts against the MSE baseline, % of its mean: saved
     # here (search.json) so that the report states the verdicts the search stated.
     min_effect: float = DEFAULT_MIN_EFFECT
@@ -68,6 +73,21 @@ class SearchConfig:
     # Test support (tune_vqvae.train.faults.inject_faults), never set by users: kept in the
     # settings so that a resumed test search injects the same faults.
     faults: dict | list | None = None
+
+    def check_confirm_budget(self) -> None:
+        """0, or a budget that pays for the race's first look whatever the search finds (up to
+        3 candidates per loss), and whose most rounds stay within `MAX_RACE_ROUNDS`."""
+        if self.confirm_budget == 0:
+            return
+        least = least_budget(len(CANDIDATES) * max(1, len(self.losses)))
+        if self.confirm_budget < least:
+            raise UserError(f"--confirm-budget {self.confirm_budget} cannot pay for the first look: "
+                            f"{FIRST_LOOK} rounds of the MSE baseline and up to {len(CANDIDATES)} "
+                            f"candidates per loss need at least {least} runs; give --confirm-budget "
+                            f"{least} or more, or 0 (the fixed --confirm-seeds stage)")
+        if self.confirm_budget // (1 + max(1, len(self.losses))) > MAX_RACE_ROUNDS:
+            raise UserError(f"--confirm-budget {self.confirm_budget} allows more than {MAX_RACE_ROUNDS} "
+                            f"rounds; give at most {MAX_RACE_ROUNDS * (1 + max(1, len(self.losses)))}")
 
     def validate(self) -> None:
         if self.lpips_weights:  # before the losses check LPIPS's weights
@@ -102,6 +122,7 @@ class SearchConfig:
             raise UserError("--confirm-seeds 1: one run per candidate and one baseline run on its "
                             "seed give no interval, so no verdict; use --confirm-seeds 2 or more, "
                             "or 0 (no confirmation stage)")
+        self.check_confirm_budget()
         if not (self.min_effect > 0 and math.isfinite(self.min_effect)):
             raise UserError(f"--min-effect must be a percentage > 0 of the MSE baseline's mean "
                             f"(the equivalence margin), got {self.min_effect:g}")

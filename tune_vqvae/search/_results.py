@@ -36,7 +36,7 @@ from ..vocab import (
 )
 from . import _compat
 from ._config import SearchConfig
-from ._experiments import Layout
+from ._layout import Layout
 from ._spaces import SearchSpace
 
 ROW_METRICS = ("fid", "kid", "kid_std", "swd", "val_mse", "val_psnr", "val_ssim", "perplexity", "codes_used",
@@ -48,7 +48,8 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
     """One row per trial of experiment `exp` (results.csv). Besides the trial's settings,
     status and metrics, every row says `seed`, `epochs_trained` (= `epochs`), `stopped`
     (ASHA ended it before the last epoch), `replicate` (index of its seed among the runs of
-    its w in the search) and, for the confirmation stage (role confirm), `candidate`."""
+    its w in the search) and, for the confirmation stage (role confirm), `candidate`, and in
+    a sequential confirmation, `round`."""
     statuses, record = _compat.trial_statuses(grid), objectives.get(objective)
     replicates = replicate_of(grid)
     rows = []
@@ -81,7 +82,8 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
                "status": status, "epochs": epoch,
                "trial_id": trial_id, "seed": (c.get("train") or {}).get("seed"),
                "epochs_trained": epoch, "stopped": status == STOPPED,
-               "replicate": replicates.get(trial_id), "candidate": c.get("candidate")}
+               "replicate": replicates.get(trial_id), "candidate": c.get("candidate"),
+               "round": c.get("round")}  # the sequential confirmation's round (stats.race)
         if isinstance(point, tuple):  # a joint loss: its weights w1, w2 (w stays empty)
             row.update(weight_params(loss, point))
         row.update({k: m.get(k) for k in ROW_METRICS})

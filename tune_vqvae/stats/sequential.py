@@ -43,6 +43,7 @@ from .paired import correlation_interval, paired_interval, percent_of
 
 FIRST_LOOK = 3  # pairs before the first verdict: a t interval from 2 pairs has 1 df
 MC_PATHS = 200_000  # Monte Carlo paths for the boundaries (their alpha to about +-0.0005)
+MAX_RACE_ROUNDS = 50  # the boundaries' Monte Carlo holds MC_PATHS x rounds doubles (80 MB at 50)
 
 
 def spending(t: float, alpha: float) -> float:
