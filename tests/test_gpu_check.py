@@ -22,6 +22,10 @@ def test_quick_cpu_check_runs_every_step_and_passes(tmp_path):
     assert set(results["verdicts"].values()) == {"pass"} and len(results["verdicts"]) == 3 + 6
     assert len(results["losses_under_autocast"]) == 13  # mse and six losses with and without MSE
     assert "lpips" in results["overhead"]  # timed with random weights where the real ones are missing
+    for row in results["overhead"].values():  # a paired interval of each loss's ratio to MSE
+        assert row["repeats"] == gpu_check.OVERHEAD_REPEATS["quick"] and row["bar"] == 1.1
+        assert row["ratio_low"] <= row["ratio_median"] <= row["ratio_high"]
+        assert row["vs_bar"] in ("met", "missed", "not resolved")
     for row in [*results["trial_cost"].values(), *results["reused_worker"].values()]:
         assert 0 < row["trial_efficiency"] < 1 and row["step_s"] > 0
     assert results["profile"]["(all)"]["self_ms_per_step"] > 0 and len(results["profile"]) > 5
@@ -54,3 +58,19 @@ def test_the_cap_is_not_swallowed_by_a_benchmark_that_records_its_own_errors():
         return survive("variant", lambda: time.sleep(5))  # survive() catches Exception
 
     assert gpu_check.capped(0.2, bench_with_error_rows)["error"].startswith("StepTimeout")
+
+
+def test_only_the_overhead_step_gets_more_repeats(monkeypatch):
+    import torch
+
+    from tune_vqvae.bench import compute, timing
+    from tune_vqvae.train import TrainConfig
+
+    monkeypatch.setattr(compute, "bench_overhead", lambda bc, data: bc.repeats)
+    monkeypatch.setattr(compute, "bench_train", lambda bc, data: bc.repeats)
+    bc = timing.BenchConfig(repeats=3)
+    for quick, repeats in [(False, 7), (True, 3)]:
+        a = gpu_check.build_parser().parse_args(["--device", "cpu"] + (["--quick"] if quick else []))
+        steps = gpu_check.plan(a, TrainConfig(device="cpu"), None, bc, torch.device("cpu"))
+        assert steps["overhead"][1]() == repeats == gpu_check.OVERHEAD_REPEATS["quick" if quick else "full"]
+        assert steps["train"][1]() == 3 and bc.repeats == 3

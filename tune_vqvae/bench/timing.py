@@ -1,10 +1,12 @@
 """What every compute benchmark shares: `BenchConfig` (model, steps, repeats, device),
 timing (`Timer`: CUDA events on a GPU; interleaved repeats so drift hits every run alike;
-a failing variant becomes an error row, `survive`), the environment and the printed table.
+a failing variant becomes an error row, `survive`), the paired interval of a ratio of step
+times (`paired_ratio`, `bar_verdict`), the environment and the printed table.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -17,7 +19,11 @@ import torch
 
 from ..errors import UserError
 from ..model import ModelConfig
+from ..stats.intervals import mean_interval
 from ..train import TrainConfig
+from ..vocab import NOT_RESOLVED
+
+OVERHEAD_BAR = 1.10  # the claim the overhead benchmark checks: a loss's step <= 1.10x MSE's
 
 
 @dataclass
@@ -67,10 +73,52 @@ class Timer:
 
 
 def summary(seconds: list[float], images: int) -> dict:
-    """Median/min/max seconds of the repeats and the images/s of the median."""
+    """Median/min/max seconds of the repeats, the images/s of the median, and every repeat's
+    seconds in the order they ran (`repeat_s`: repeat i of every run of one `time_interleaved`
+    ran in the same round, so they pair; see `paired_ratio`)."""
     med = statistics.median(seconds)
     return {"median_s": med, "min_s": min(seconds), "max_s": max(seconds),
-            "images_per_s": images / med, "repeats": len(seconds)}
+            "images_per_s": images / med, "repeats": len(seconds), "repeat_s": list(seconds)}
+
+
+def paired_ratio(seconds: list[float], ref_seconds: list[float], bar: float = OVERHEAD_BAR,
+                 level: float = 0.95) -> dict:
+    """Step-time ratio of a run to a reference run from interleaved repeats, with an interval.
+
+    Repeat i of both ran in the same round, back to back, so ratio_i = t_i / ref_i cancels
+    the drift they share (clocks, other load); the ratios are paired, not two samples.
+    Returns `ratio_median` (median of the ratio_i), `ratio_geomean` (exp of the mean log
+    ratio) and its `level` interval `ratio_low`/`ratio_high` (None below 2 repeats), and
+    `vs_bar`: `bar_verdict` of that interval against `bar`.
+
+    The interval: Student t on the log ratios (stats.intervals.mean_interval), exponentiated.
+    Logs, because timing noise is multiplicative and 1.1x and 1/1.1x lie equally far from 1.
+    t, not a percentile bootstrap: at the 3-7 repeats a GPU lease affords the bootstrap of a
+    mean under-covers (at n = 3 it has only 10 distinct resampled means; see
+    stats.intervals.diff_interval), while t is exact for normal log ratios and wide where n
+    is small, as it should be. It is the interval of the geometric mean of the ratios; the
+    median ratio usually, not necessarily, lies inside it.
+    """
+    ratios = [t / r for t, r in zip(seconds, ref_seconds, strict=True)]
+    out = {"ratio_median": statistics.median(ratios), "ratio_geomean": None,
+           "ratio_low": None, "ratio_high": None}
+    if len(ratios) >= 2:
+        iv = mean_interval([math.log(r) for r in ratios], level)
+        out.update(ratio_geomean=math.exp(iv.estimate), ratio_low=math.exp(iv.low),
+                   ratio_high=math.exp(iv.high))
+    return {**out, "bar": bar, "vs_bar": bar_verdict(out["ratio_low"], out["ratio_high"], bar)}
+
+
+def bar_verdict(low: float | None, high: float | None, bar: float) -> str:
+    """"met" when the whole interval [low, high] lies at or below `bar`, "missed" when it lies
+    wholly above, else "not resolved" (it straddles the bar, or there is no interval)."""
+    if low is None or high is None:
+        return NOT_RESOLVED
+    if high <= bar:
+        return "met"
+    if low > bar:
+        return "missed"
+    return NOT_RESOLVED
 
 
 def time_interleaved(runs: dict, device: torch.device, repeats: int, images: int) -> dict:
@@ -145,5 +193,13 @@ def print_table(title: str, rows: dict):
         print(f"  failed: {rows['error']}")
         return
     for name, row in rows.items():
-        cells = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+        cells = "  ".join(f"{k}={_cell(v)}" for k, v in row.items())
         print(f"  {name:18s} {cells}")
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ",".join(_cell(x) for x in v) + "]"
+    return str(v)
