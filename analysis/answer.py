@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 
 from tune_vqvae import vocab
+from tune_vqvae.errors import UserError
 from tune_vqvae.stats import search_answer
 from tune_vqvae.stats.answer import TOO_FEW, pairing_text, percent_interval, verdict_text
 from tune_vqvae.stats.equivalence import DEFAULT_MIN_EFFECT
 from tune_vqvae.stats.intervals import Interval, mean_interval, run_noise
+from tune_vqvae.stats.race import RaceSettings
 from tune_vqvae.stats.runs import (
     baseline_values,
     confirm_values,
@@ -79,6 +81,8 @@ class Comparison:
     paper_config: str = ""  # the best paper point compared with
     pairing: str = ""  # vs the baseline: "paired, r = 0.99 [0.90, 1.00]" / "unpaired" (stats' words)
     pairing_paper: str = ""  # vs the best paper point, alike
+    round: int | None = None  # a sequential confirmation: the rounds at this verdict's look
+    dropped_by: str | None = None  # ... and who ended its race: "baseline" or a rival's name
 
 
 # --- the search's rows -----------------------------------------------------------------------
@@ -100,7 +104,8 @@ def rows_of(trials: pd.DataFrame) -> list[dict]:
                "with_mse": bool(t["with_mse"]), "w": _num(t["w"]), "value": _num(t["value"]),
                "test_value": _num(t.get("test_value")), "status": STATUS.get(t["state"], t["state"]),
                "epochs_trained": _num(t["epochs"]), "candidate": t.get("candidate") or None,
-               "seed": _seed(t.get("seed"))}  # same-seed runs pair up (stats.runs.by_seed)
+               "seed": _seed(t.get("seed")),  # same-seed runs pair up (stats.runs.by_seed)
+               "round": _seed(t.get("round"))}  # a race's round: stats.race replays them
         row.update({k: _num(v) for k, v in t.items()  # a joint loss's w1, w2, ...
                     if k[:1] == "w" and k[1:].isdigit() and _num(v) is not None})
         rows.append(row)
@@ -139,6 +144,16 @@ def saved_min_effect(search_dirs: list[Path]) -> float:
     the smallest, so that "equivalent" holds for each of them."""
     saved = [float(_settings(d).get("min_effect") or DEFAULT_MIN_EFFECT) for d in search_dirs]
     return min(saved, default=DEFAULT_MIN_EFFECT)
+
+
+def saved_race(search_dirs: list[Path], min_effect: float) -> RaceSettings | None:
+    """The sequential confirmation's settings (search.json's `confirm_budget`), None without
+    one. Searches analysed together each ran their own race: the report restates one."""
+    budgets = {int(_settings(d).get("confirm_budget") or 0) for d in search_dirs} - {0}
+    if len(budgets) > 1:
+        raise UserError(f"the searches ran sequential confirmations with different budgets "
+                        f"({', '.join(map(str, sorted(budgets)))}); report them one at a time")
+    return RaceSettings(budgets.pop(), min_effect) if budgets else None
 
 
 def bounds_for(saved: dict, loss: str, rows: list[dict]) -> tuple[float, float]:
@@ -216,6 +231,7 @@ def comparisons_of(loss: str, a: dict, rows: list[dict], epochs: int) -> list[Co
             if c.vs_baseline is not None:
                 c.said_baseline, c.percent = verdict_text(base), percent_interval(base)
                 c.largest_gain, c.min_effect = base.get("largest_gain"), base.get("min_effect")
+                c.round, c.dropped_by = base.get("round"), base.get("dropped_by")
         else:
             c.verdict_baseline = "no confirmation runs (--confirm-seeds N re-runs the candidates)"
         if vocab.RECOMMENDED in names.split("+") and vocab.BEST_PAPER not in names.split("+") and paper:
@@ -236,10 +252,11 @@ def analyse_answer(a) -> None:
     losses = a.losses + a.joint_losses
     bounds = {loss: bounds_for(saved, loss, rows) for loss in losses}
     a.rows, a.epochs, a.fits = rows, epochs, {}
+    margin = saved_min_effect(searches)
     a.answer = search_answer(rows, losses, epochs=epochs, bounds=bounds,
                              lower_is_better=a.lower_is_better,
                              n_per_config=max(2, a.replicates), fits=a.fits,
-                             min_effect=saved_min_effect(searches))
+                             min_effect=margin, race=saved_race(searches, margin))
     values = baseline_values(rows, epochs)
     a.noise = run_noise(values) if len(values) >= 2 else None
     for loss in a.losses:
@@ -284,6 +301,8 @@ def comparisons_frame(rows: list[Comparison]) -> pd.DataFrame:
         "vs_baseline_high": iv(c.vs_baseline, "high"), "verdict_baseline": c.verdict_baseline,
         "largest_gain_pct": math.nan if c.largest_gain is None else c.largest_gain,
         "min_effect_pct": math.nan if c.min_effect is None else c.min_effect,
+        "level": iv(c.vs_baseline, "level"), "round": math.nan if c.round is None else c.round,
+        "dropped_by": c.dropped_by or "",
         "paper_config": c.paper_config, "vs_paper": iv(c.vs_paper, "estimate"),
         "vs_paper_low": iv(c.vs_paper, "low"), "vs_paper_high": iv(c.vs_paper, "high"),
         "verdict_paper": c.verdict_paper, "pairing": c.pairing, "pairing_paper": c.pairing_paper,

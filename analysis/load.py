@@ -250,6 +250,7 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
             "label": label(loss, with_mse, joint_weights(t.config) or w),
             **weight_params(loss, joint_weights(t.config) or ()),  # a joint loss's w1, w2
             "candidate": str(_reported(t, "candidate") or ""),
+            "round": to_float(_reported(t, "round")),  # the sequential confirmation's (stats.race)
             "seed": seed if not math.isnan(seed) else to_float(train.get("seed", 0)),
             "holdout": to_float((train.get("data") or {}).get("holdout", 0)),
             "paper_grid": on_paper_grid(loss, with_mse, w),

@@ -13,6 +13,7 @@ import pandas as pd
 from tune_vqvae.stats.answer import TOO_FEW
 from tune_vqvae.stats.equivalence import DEFAULT_MIN_EFFECT, headline, ruled_out
 from tune_vqvae.stats.intervals import describe_noise, seeds_needed
+from tune_vqvae.stats.race import race_text
 from tune_vqvae.vocab import RECOMMENDED, paper_weights, point_name
 
 from .answer import REASONS, Comparison
@@ -238,10 +239,12 @@ def verdict_table(a: Analysis) -> Table:
                      _verdict_cell(c), _ruled_out_cell(c), c.pairing or "–",
                      _vs_paper_cell(c), c.verdict_paper or "–"])
     margin = a.answer.get("min_effect", DEFAULT_MIN_EFFECT)
+    race = a.answer.get("race")
     return Table(
         "Verdicts from replicate runs",
         ["loss", "config", "candidate as", "runs", f"{a.objective}: mean [95% CI]",
-         "− MSE baseline [95% CI]", "as % of baseline", "verdict vs baseline", "largest possible gain",
+         f"− MSE baseline [{'CI at its look' if race else '95% CI'}]", "as % of baseline",
+         "verdict vs baseline", "largest possible gain",
          "pairing", "− best paper point [95% CI]", "verdict vs paper"], rows,
         caption=f"Differences are candidate − reference in {a.objective} "
                 f"({a.record.direction}), with 95% intervals from the full-length runs of each "
@@ -255,7 +258,12 @@ def verdict_table(a: Analysis) -> Table:
                 f"is ruled out. Against the best paper point `indistinguishable` means not "
                 f"resolved by these runs, not equal. "
                 f"`{TOO_FEW}`: fewer than 2 runs of a config, so no difference is stated. "
-                f"`recommended w`: the runs nearest to the surrogate's recommended w.")
+                f"`recommended w`: the runs nearest to the surrogate's recommended w."
+                + (f" Sequential confirmation ({race_text(race)}): each candidate's differences are repeated "
+                   f"confidence "
+                   f"intervals of its last look, at that look's level (alpha spent over the looks, "
+                   f"shared by the candidates), so every verdict holds although the runs were "
+                   f"looked at after each round." if race else ""))
 
 
 def _percent_cell(c: Comparison) -> str:
@@ -268,7 +276,9 @@ def _verdict_cell(c: Comparison) -> str:
     """"equivalent within 5%" (the margin is part of the claim), else the verdict or why none."""
     if c.min_effect is None:
         return c.verdict_baseline or "–"
-    return headline(c.verdict_baseline, c.min_effect)
+    dropped = (f" (left the race at round {c.round}: worse than {c.dropped_by.replace('_', ' ')})"
+               if c.dropped_by else "")
+    return headline(c.verdict_baseline, c.min_effect) + dropped
 
 
 def _ruled_out_cell(c: Comparison) -> str:

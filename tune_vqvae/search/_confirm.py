@@ -91,7 +91,7 @@ def confirm_race(cfg: SearchConfig, experiments: Experiments, spaces: dict[str, 
         if raced is None:
             say("sequential confirmation: no run of the first rounds finished; no verdict")
             return out
-        say(race_text(race_json(raced)))
+        say(f"sequential confirmation: {race_text(race_json(raced))}")
         look += 1
     return out
 

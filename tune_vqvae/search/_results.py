@@ -224,8 +224,10 @@ def format_table(rows: list[dict], summary: dict, objective: str, answer: dict |
         lines.append(format_answer(answer, objective))
     margin = (f"; equivalent: within +-{answer['min_effect']:g}% of the MSE baseline's mean (--min-effect)"
               if answer and answer.get("min_effect") else "")
+    levels = ("repeated intervals at each candidate's last look (sequential confirmation)"
+              if answer and answer.get("race") else "intervals 95%")
     lines.append(f"({objective}: {objectives.get(objective).direction}; "
-                 f"intervals 95%, differences candidate - reference from fresh seeds{margin})")
+                 f"{levels}, differences candidate - reference from fresh seeds{margin})")
     return "\n".join(lines)
 
 

@@ -51,7 +51,7 @@ def format_answer(ans: dict, objective: str) -> str:
     for loss, a in ans["losses"].items():
         lines.extend((joint.format_loss if a.get("joint") else format_loss)(loss, a, objective))
     if "race" in ans:
-        lines.append(race_text(ans["race"]))
+        lines.append(f"sequential confirmation: {race_text(ans['race'])}")
     b = ans["baseline"]
     if "cv" in b:
         m = b["mean"]

@@ -152,9 +152,10 @@ def race_json(raced: Raced) -> dict:
 
 
 def race_text(race: dict) -> str:
-    """The race in one line, for the console and the report."""
+    """What the race spent and why it stopped, for the console and the report: "3 of at most
+    5 rounds, 9 of 16 runs (3 baseline), every verdict resolved; ... dropped (worse than ...)"."""
     why = {"resolved": "every verdict resolved", "budget": "budget spent", None: "still running"}
     dropped = "; ".join(f"{n} dropped (worse than {b.replace('_', ' ')})" for n, b in race["dropped"].items())
-    return (f"sequential confirmation: {race['rounds']} of at most {race['max_rounds']} rounds, "
+    return (f"{race['rounds']} of at most {race['max_rounds']} rounds, "
             f"{race['runs']} of {race['budget']} runs ({race['baseline_runs']} baseline), "
             f"{why.get(race['stopped'], race['stopped'])}" + (f"; {dropped}" if dropped else ""))

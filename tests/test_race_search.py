@@ -1,0 +1,84 @@
+"""The sequential confirmation in a live search (--confirm-budget, issue 21): one experiment
+per look, round k on seed --seed + 2000 + k for the baseline and every candidate still in
+the race, stopping when every verdict is resolved; --resume adds a race to a finished search
+and refuses another budget for a started one; the report restates the race's answer."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
+from processes import run  # noqa: E402
+from test_report_agrees import _same  # noqa: E402
+
+from tune_vqvae.stats.race import RaceSettings, race_of  # noqa: E402
+from tune_vqvae.stats.sequential import FIRST_LOOK  # noqa: E402
+
+COMMON = ["--mock", "--loss", "gmsd", "--epochs", "2", "--num-samples", "6", "--baseline-seeds", "2"]
+
+
+def _rows(exp) -> list[dict]:
+    rows = pd.read_csv(exp / "results.csv").to_dict("records")
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows]
+
+
+@pytest.mark.slow
+def test_a_race_runs_one_round_per_look_for_the_candidates_left(ray_cluster, tmp_path, capsys):
+    assert run([*COMMON, "--mock-curve", "realistic", "--confirm-budget", "24",
+                "--storage-path", str(tmp_path), "--name", "race"]) == 0
+    exp = tmp_path / "race"
+    doc = json.loads((exp / "results.json").read_text())
+    race = doc["answer"]["race"]
+    rows = _rows(exp)
+    raced = [r for r in rows if r["round"] is not None]
+    assert race["stopped"] in ("resolved", "budget") and race["runs"] == len(raced) <= 24
+    # round k: seed 2000 + k, in the experiment of its look (rounds 0..2 together in r03-confirm)
+    for r in raced:
+        k = int(r["round"])
+        assert r["seed"] == 2000 + k and r["experiment"] == f"r{max(k + 1, FIRST_LOOK):02d}-confirm"
+    assert not any(r["experiment"] in ("gmsd-confirm", "baseline-confirm") for r in rows)
+    # each round after the first look ran the baseline and exactly the candidates left after it
+    settings = RaceSettings(24, 5.0)
+    for k in range(FIRST_LOOK, race["rounds"]):
+        before = race_of([r for r in rows if r["round"] is None or r["round"] < k], settings, epochs=2,
+                         lower_is_better=True)
+        ran = {f"{r['loss']}:{r['candidate']}" for r in raced if r["round"] == k and r["role"] == "confirm"}
+        assert ran == set(before.state.alive) and not before.state.stopped, k
+        assert sum(r["role"] == "baseline" for r in raced if r["round"] == k) == 1
+    assert "sequential confirmation:" in capsys.readouterr().out
+
+    from analysis.load import choose_objective, load, saved_objective
+    from analysis.tables import analyse
+
+    experiments, trials = load([str(exp)])
+    a = analyse(trials, choose_objective(trials, None, saved_objective(experiments)))
+    _same(a.answer["race"], race, "race")
+    _same(a.answer["losses"]["gmsd"]["comparisons"], doc["answer"]["losses"]["gmsd"]["comparisons"], "gmsd")
+
+
+@pytest.mark.slow
+def test_a_clear_gain_ends_the_race_early_and_resume_keeps_its_budget(ray_cluster, tmp_path, capsys):
+    """The mock's known curve: a gain far beyond the noise. A finished search without a race
+    gets one by --resume --confirm-budget, which stops at its first look, resolved, with runs
+    of the budget left; a second --resume with another budget is refused (exit 2)."""
+    s = ["--storage-path", str(tmp_path), "--name", "k"]
+    assert run([*COMMON, "--confirm-seeds", "0", *s]) == 0
+    exp = tmp_path / "k"
+    assert "race" not in json.loads((exp / "results.json").read_text())["answer"]
+    assert run(["--resume", str(exp), "--confirm-budget", "16"]) == 0
+    doc = json.loads((exp / "results.json").read_text())
+    race = doc["answer"]["race"]
+    assert race["stopped"] == "resolved" and race["rounds"] == FIRST_LOOK and race["runs"] < 16
+    comps = doc["answer"]["losses"]["gmsd"]["comparisons"]
+    assert comps["recommended_vs_baseline"]["verdict"] == "better"
+    assert comps["recommended_vs_baseline"]["level"] > 0.95  # the look's level, not a fresh 95%
+    assert json.loads((exp / "search.json").read_text())["confirm_budget"] == 16
+    capsys.readouterr()
+    assert run(["--resume", str(exp), "--confirm-budget", "20"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has started with --confirm-budget 16" in err[0]
+    assert json.loads((exp / "results.json").read_text()) == doc  # nothing written
