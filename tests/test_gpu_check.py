@@ -69,7 +69,7 @@ def test_only_the_overhead_step_gets_more_repeats(monkeypatch):
     monkeypatch.setattr(compute, "bench_overhead", lambda bc, data: bc.repeats)
     monkeypatch.setattr(compute, "bench_train", lambda bc, data: bc.repeats)
     bc = timing.BenchConfig(repeats=3)
-    for quick, repeats in [(False, 7), (True, 3)]:
+    for quick, repeats in [(False, 15), (True, 3)]:
         a = gpu_check.build_parser().parse_args(["--device", "cpu"] + (["--quick"] if quick else []))
         steps = gpu_check.plan(a, TrainConfig(device="cpu"), None, bc, torch.device("cpu"))
         assert steps["overhead"][1]() == repeats == gpu_check.OVERHEAD_REPEATS["quick" if quick else "full"]
