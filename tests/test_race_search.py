@@ -7,17 +7,26 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 token auth: off for private test clusters
-from processes import run  # noqa: E402
+from processes import kill_session, run, search_env  # noqa: E402
 from test_report_agrees import _same  # noqa: E402
+from waiting import Lines  # noqa: E402
 
 from tune_vqvae.stats.race import RaceSettings, race_of  # noqa: E402
 from tune_vqvae.stats.sequential import FIRST_LOOK  # noqa: E402
 
+REPO = Path(__file__).resolve().parent.parent
+SEARCH = [sys.executable, "-m", "tune_vqvae.search"]
 COMMON = ["--mock", "--loss", "gmsd", "--epochs", "2", "--num-samples", "6", "--baseline-seeds", "2"]
 
 
@@ -82,3 +91,49 @@ def test_a_clear_gain_ends_the_race_early_and_resume_keeps_its_budget(ray_cluste
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has started with --confirm-budget 16" in err[0]
     assert json.loads((exp / "results.json").read_text()) == doc  # nothing written
+
+
+@pytest.mark.slow
+def test_a_race_killed_mid_look_resumes_where_it_stood(tmp_path):
+    """kill -9 of the driver while r04-confirm runs, then --resume: r03's runs are restored,
+    not re-run; the race goes on from its rows (each round ran the candidates left by the
+    look before it) and every raced run is in the results once."""
+    ray_tmp = tempfile.mkdtemp(prefix="rq", dir="/tmp")  # short: Ray's socket paths must fit
+    env = search_env(ray_tmp)
+    exp = tmp_path / "q"
+    argv = [*SEARCH, *COMMON, "--mock-curve", "realistic", "--confirm-budget", "24", "--num-cpus", "2",
+            "--max-concurrent", "2", "--storage-path", str(tmp_path), "--name", "q",
+            "--faults", json.dumps({"sleep_s": 0.4})]
+    proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    output = Lines(proc.stdout)
+    try:
+        output.wait_for(lambda lines: any(s.startswith("[r04-confirm]") for s in lines), 300,
+                        "round 3 running")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        kill_session(proc.pid)
+        output.close()
+    r03 = {d.name for d in (exp / "r03-confirm").iterdir() if d.is_dir()}
+    resumed = subprocess.Popen([*SEARCH, "--resume", str(exp), "--num-cpus", "2"], env=env, cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        out, err = resumed.communicate(timeout=400)
+    finally:
+        kill_session(resumed.pid)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert resumed.returncode == 0, out[-3000:] + err[-3000:]
+    assert not [s for s in out.splitlines() if s.startswith("[r03-confirm]")]  # restored, not re-run
+    rows = _rows(exp)
+    raced = [r for r in rows if r["round"] is not None]
+    assert {Path(r["path"]).name for r in raced if r["experiment"] == "r03-confirm"} == r03
+    assert len({(r["round"], r["loss"], r["candidate"]) for r in raced}) == len(raced)  # each run once
+    race = json.loads((exp / "results.json").read_text())["answer"]["race"]
+    assert race["stopped"] and race["runs"] == len(raced)
+    for k in range(FIRST_LOOK, race["rounds"]):
+        before = race_of([r for r in rows if r["round"] is None or r["round"] < k], RaceSettings(24, 5.0),
+                         epochs=2, lower_is_better=True)
+        ran = {f"{r['loss']}:{r['candidate']}" for r in raced if r["round"] == k and r["role"] == "confirm"}
+        assert ran == set(before.state.alive), k
