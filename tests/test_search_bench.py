@@ -55,7 +55,7 @@ def test_async_halving_decides_as_rays_asha_scheduler(grace, max_t, rf):
 @pytest.mark.slow
 def test_search_bench_tiny_budget_writes_every_strategy(tmp_path, capsys):
     assert bench_main(["search", "--repeats", "1", "--budgets", "6", "--workers", "1",
-                       "--paired-splits", "6+10", "--out-dir", str(tmp_path)]) == 0
+                       "--paired-splits", "6+12", "--out-dir", str(tmp_path)]) == 0
     (path,) = tmp_path.glob("*-search-realistic+no_gain.json")
     doc = json.loads(path.read_text())
     assert set(doc["curves"]) == {"realistic", "no_gain"}
@@ -66,11 +66,13 @@ def test_search_bench_tiny_budget_writes_every_strategy(tmp_path, capsys):
             assert s["repeats"] == 1 and s["median_regret"] >= 0 and 0 <= s["false_claim_rate"] <= 1
     assert doc["curves"]["no_gain"]["new"]["6"]["runs_per_search"] > 6 + 3  # baseline seeds + confirmation
     assert "realistic/new/6" in doc["targets"] and "no_gain/new/6" in doc["targets"]
-    paired = doc["curves"]["no_gain"]["paired"]["6+10"]  # one race: 3..5 rounds of 2 runs
-    assert paired["baseline_runs"] in (3, 4, 5) and paired["loss_runs"] == 6 + paired["baseline_runs"]
+    paired = doc["curves"]["no_gain"]["paired"]["6+12"]  # one race: 3..6 rounds of 2 runs
+    assert paired["baseline_runs"] in (3, 4, 5, 6) and paired["loss_runs"] == 6 + paired["baseline_runs"]
     assert paired["runs_per_search"] == paired["loss_runs"] + paired["baseline_runs"]
-    assert {"realistic/paired/6+10/power", "no_gain/paired/6+10/false_claims",
-            "no_gain/paired/6+10/equivalent", "no_gain/new/6/equivalent"} <= set(doc["targets"])
+    live = doc["curves"]["no_gain"]["live"]["6+12"]  # the search's race of its 1-3 merged candidates
+    assert 3 <= live["baseline_runs"] <= 6 and live["loss_runs"] >= 6 + 3  # K = 12 // (1 + m), m = 1..3
+    assert {"realistic/paired/6+12/power", "no_gain/paired/6+12/false_claims", "realistic/live/6+12/power",
+            "no_gain/paired/6+12/equivalent", "no_gain/new/6/equivalent"} <= set(doc["targets"])
     assert "target no_gain/new/6" in capsys.readouterr().out
 
 

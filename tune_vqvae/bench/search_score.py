@@ -154,7 +154,7 @@ def issue21_targets(bc: SearchBenchConfig, results: dict) -> dict:
     "equivalent" >= 70%; on a narrow curve median regret <= the paper grid's."""
     out = {}
     for curve, per in results.items():
-        for strategy in ("new", "paired"):
+        for strategy in ("new", "paired", "live"):
             for key, s in per.get(strategy, {}).items():
                 name = f"{curve}/{strategy}/{key}"
                 if per["gain_exists"]:

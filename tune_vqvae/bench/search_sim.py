@@ -23,6 +23,10 @@ verdicts). Strategies:
   baseline on common seeds under a budget of C runs (the baseline's included), verdicts
   with the equivalence margin `min_effect`; reported per split "S+C" (`--paired-splits`),
   so the benchmark shows where runs are better spent. A gain is claimed on "better".
+- `live` (issue 21): the search's own `--confirm-budget C` after S search trials: every
+  merged candidate (recommended, best paper point, best observed) races the baseline, one
+  round of rows at a time, each look decided by `stats.race.race_of` on the rows exactly as
+  `search/_confirm.confirm_race` does; the verdict is the recommended w's (`race_comparisons`).
 
 Per curve, strategy and budget (trials per loss, paper points included, as --num-samples):
 the regret of the recommended config (true objective there minus the true minimum over
@@ -47,6 +51,7 @@ from ..curves import Curve, load_curve
 from ..errors import UserError
 from ..stats import answer as ans
 from ..stats import equivalence, sequential
+from ..stats.race import RaceSettings, race_comparisons, race_key, race_of
 from ..vocab import (
     BASELINE,
     BEST_OBSERVED,
@@ -54,12 +59,13 @@ from ..vocab import (
     CONFIRM,
     CONFIRM_SEED_OFFSET,
     PAPER,
+    RACE_SEED_OFFSET,
     RECOMMENDED,
     SEARCH,
     paper_points,
 )
 
-STRATEGIES = ("paper_grid", "old", "new", "new_asha", "paired")
+STRATEGIES = ("paper_grid", "old", "new", "new_asha", "paired", "live")
 
 
 @dataclass
@@ -96,7 +102,8 @@ class SearchBenchConfig:
             load_curve(c)
         if self.min_effect <= 0 or set(self.paired_candidates) - set(CANDIDATES):
             raise UserError(f"--min-effect must be > 0 and --paired-candidates among {', '.join(CANDIDATES)}")
-        least = sequential.FIRST_LOOK * (1 + len(self.paired_candidates))
+        raced = len(CANDIDATES) if "live" in self.strategies else len(self.paired_candidates)
+        least = sequential.least_budget(max(raced, len(self.paired_candidates)))
         for split in self.paired_splits:
             search, confirm = split_of(split)
             if search < 5 or confirm < least:
@@ -168,7 +175,7 @@ class Sim:
                 return values, True
         return values, False
 
-    def row(self, role, with_mse, w, values, stopped, seed, candidate=None) -> dict:
+    def row(self, role, with_mse, w, values, stopped, seed, candidate=None, round_=None) -> dict:
         loss = "mse" if role == BASELINE else self.bc.loss
         return {
             "experiment": {BASELINE: "baseline", CONFIRM: loss + "-confirm"}.get(role, loss),
@@ -182,6 +189,7 @@ class Sim:
             "stopped": stopped,
             "seed": seed,
             "candidate": candidate,
+            "round": round_,
         }
 
     def baseline(self, n: int) -> list[dict]:
@@ -296,6 +304,32 @@ def paired_answer(sim: Sim, rows: list[dict], confirm_budget: int) -> dict:
     return outcome(merged[pick], r.verdicts[pick], len(rows) + r.runs, r.baseline_runs)
 
 
+def live_answer(sim: Sim, rows: list[dict], confirm_budget: int) -> dict:
+    """The search's sequential confirmation (`--confirm-budget`) of every merged candidate,
+    looked at through the rows as `search/_confirm.confirm_race` does."""
+    bc = sim.bc
+    runs = ans.search_stage(rows, bc.loss, bc.epochs)
+    named = ans.candidates(runs, ans.fit_surrogate(runs, bc.epochs, (bc.low, bc.high), True), True)
+    points = {race_key(bc.loss, n): p for n, p in ans.merge_candidates(named).items()}
+    raced, race_rows = None, []
+    while raced is None or not raced.state.stopped:
+        rounds = range(sequential.FIRST_LOOK) if raced is None else [raced.state.rounds]
+        alive = list(points) if raced is None else raced.state.alive
+        for k in rounds:
+            seed = sim.seed0 + RACE_SEED_OFFSET + k
+            base = sim.run(True, None, seed, loss="mse")
+            race_rows.append(sim.row(BASELINE, True, None, *base, seed, None, k))
+            for name in alive:
+                with_mse, w = points[name]["with_mse"], points[name].get("w")
+                race_rows.append(sim.row(CONFIRM, with_mse, w, *sim.run(with_mse, w, seed), seed,
+                                         name.partition(":")[2], k))
+        raced = race_of(rows + race_rows, RaceSettings(confirm_budget, bc.min_effect), epochs=bc.epochs,
+                        lower_is_better=True)
+    who = RECOMMENDED if RECOMMENDED in named else BEST_OBSERVED
+    said = race_comparisons(raced, bc.loss, bc.epochs).get(f"{who}_vs_baseline", {}).get("verdict")
+    return outcome(named[who], said, len(rows) + raced.state.runs, raced.state.baseline_runs)
+
+
 def simulate(curve_spec: str, repeat: int, bc: SearchBenchConfig) -> dict:
     """Every strategy and budget on one repeat: {strategy: {budget or split: outcome}}."""
     sim = Sim(load_curve(curve_spec), bc, seed0=bc.seed + 10_000 * repeat)
@@ -313,13 +347,15 @@ def simulate(curve_spec: str, repeat: int, bc: SearchBenchConfig) -> dict:
                     out[strategy][budget] = outcome(point, "better" if claimed else None, budget, 1)
                 else:
                     out[strategy][budget] = new_answer(sim, rows)
-    splits = [split_of(s) for s in bc.paired_splits] if "paired" in bc.strategies else []
+    splits = [split_of(s) for s in bc.paired_splits] if {"paired", "live"} & set(bc.strategies) else []
     longest = max([*(bc.budgets if "new" in bc.strategies else []), *(s for s, _ in splits)], default=0)
     if longest:
         # shared: its first b trials are a b-trial search (trials run one after another)
         rows = sim.gp_search(longest, pruned=True, early_stop=False)
         if "new" in bc.strategies:
             out["new"] = {b: new_answer(sim, rows[:b]) for b in bc.budgets}
-        if splits:
+        if splits and "paired" in bc.strategies:
             out["paired"] = {f"{s}+{c}": paired_answer(sim, rows[:s], c) for s, c in splits}
+        if splits and "live" in bc.strategies:
+            out["live"] = {f"{s}+{c}": live_answer(sim, rows[:s], c) for s, c in splits}
     return out

@@ -60,7 +60,8 @@ def format_answer(ans: dict, objective: str) -> str:
             f"over {b['n']} seeds; run-to-run noise {100 * b['cv']:.1f}% (std {_g(b['std'])}); with "
             f"{b['n_per_config']} seeds per config the smallest resolvable difference is "
             f"{100 * b['detectable_effect']:.0f}%; to resolve {100 * b['effect_asked']:g}% you need "
-            f"about {b['seeds_for_effect']} seeds per config"
+            f"about {b['seeds_for_effect']} seeds per config, if runs are unpaired (same-seed runs "
+            f"that correlate resolve less: each verdict's paired interval says what these did)"
         )
     else:
         lines.append(f"MSE baseline: {b.get('note')}")
