@@ -33,9 +33,9 @@ MODULES = [m for m in _modules() if _with_examples(m)]
 
 
 def test_the_modules_with_examples_are_found():
-    for name in ("tune_vqvae.vocab", "tune_vqvae.objectives", "tune_vqvae.stats.intervals",
-                 "tune_vqvae.stats.surrogate", "tune_vqvae.stats.runs", "tune_vqvae.metrics.kid",
-                 "tune_vqvae.metrics.swd"):
+    for name in ("tune_vqvae.vocab", "tune_vqvae.objectives", "tune_vqvae.constraints",
+                 "tune_vqvae.stats.intervals", "tune_vqvae.stats.surrogate", "tune_vqvae.stats.runs",
+                 "tune_vqvae.metrics.kid", "tune_vqvae.metrics.swd"):
         assert name in MODULES, name
 
 

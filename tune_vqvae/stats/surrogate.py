@@ -170,6 +170,15 @@ def _minimiser_interval(log10_w: np.ndarray, p_min: np.ndarray, best: int, n: in
     return Interval(float(w[best]), float(w[i_low]), float(w[i_high]), 0.95, "gp-minimiser", n)
 
 
+def observed(log10_grid: np.ndarray, weights) -> np.ndarray:
+    """Which grid points (log10 w, shape (m,) or (m, d)) lie in the box of the observed
+    weights ((n,) or (n, d)): a recommendation is made only there, since beyond the outermost
+    runs the posterior mean is extrapolation (a GP reverts to its mean, and may dip below it)."""
+    g = np.asarray(log10_grid, float).reshape(len(log10_grid), -1)
+    w = np.log10(np.asarray(weights, float).reshape(len(weights), -1))
+    return np.all((g >= w.min(axis=0) - 1e-9) & (g <= w.max(axis=0) + 1e-9), axis=1)
+
+
 def fit_objective_curve(
     w,
     values,
@@ -217,9 +226,7 @@ def fit_objective_curve(
     mean, root = y_mean + y_std * mean, y_std * root
     half = 1.959964 * np.sqrt((root**2).sum(axis=1))  # 95% pointwise
     p_min = _minimiser_probability(mean, root, samples, seed)
-    # recommend only where runs were made: beyond the outermost w the mean is extrapolation
-    observed = (grid >= np.log10(w.min()) - 1e-9) & (grid <= np.log10(w.max()) + 1e-9)
-    best = int(np.argmin(np.where(observed, mean, np.inf)))
+    best = int(np.argmin(np.where(observed(grid, w), mean, np.inf)))
     noise = np.sqrt(noise_var) * y_std
     return SurrogateFit(
         log10_w=grid,
@@ -322,9 +329,7 @@ def fit_objective_surface(
     axis, grid = square(grid_size)
     mean, sd = _gp_posterior(gpr, (grid - lo) / (hi - lo), joint=False)
     mean, half = y_mean + y_std * mean, 1.959964 * y_std * sd[:, 0]
-    observed = np.all((grid >= np.log10(weights.min(axis=0)) - 1e-9)
-                      & (grid <= np.log10(weights.max(axis=0)) + 1e-9), axis=1)
-    best = int(np.argmin(np.where(observed, mean, np.inf)))
+    best = int(np.argmin(np.where(observed(grid, weights), mean, np.inf)))
     recommended = (float(10 ** grid[best, 0]), float(10 ** grid[best, 1]))
 
     coarse_axis, coarse = square(minimiser_grid_size)
