@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tune_vqvae import vocab
+from tune_vqvae import constraints, objectives, vocab
 from tune_vqvae.errors import UserError
 from tune_vqvae.stats import search_answer
 from tune_vqvae.stats.answer import TOO_FEW, pairing_text, percent_interval, verdict_text
@@ -108,6 +108,8 @@ def rows_of(trials: pd.DataFrame) -> list[dict]:
                "round": _seed(t.get("round"))}  # a race's round: stats.race replays them
         row.update({k: _num(v) for k, v in t.items()  # a joint loss's w1, w2, ...
                     if k[:1] == "w" and k[1:].isdigit() and _num(v) is not None})
+        row.update({k: _num(t[k]) for k in objectives.OBJECTIVES if k in t})  # what --constraint bounds
+
         rows.append(row)
     return rows
 
@@ -144,6 +146,16 @@ def saved_min_effect(search_dirs: list[Path]) -> float:
     the smallest, so that "equivalent" holds for each of them."""
     saved = [float(_settings(d).get("min_effect") or DEFAULT_MIN_EFFECT) for d in search_dirs]
     return min(saved, default=DEFAULT_MIN_EFFECT)
+
+
+def saved_constraint(search_dirs: list[Path]) -> constraints.Constraint | None:
+    """The distortion budget the search ran under (search.json's `constraint`, --constraint),
+    None without one. Searches analysed together under different budgets: refused."""
+    saved = {_settings(d).get("constraint") for d in search_dirs} - {None}
+    if len(saved) > 1:
+        raise UserError(f"the searches ran under different --constraint budgets "
+                        f"({', '.join(sorted(saved))}); report them one at a time")
+    return constraints.parse(saved.pop()) if saved else None
 
 
 def saved_race(search_dirs: list[Path], min_effect: float) -> RaceSettings | None:
@@ -256,7 +268,8 @@ def analyse_answer(a) -> None:
     a.answer = search_answer(rows, losses, epochs=epochs, bounds=bounds,
                              lower_is_better=a.lower_is_better,
                              n_per_config=max(2, a.replicates), fits=a.fits,
-                             min_effect=margin, race=saved_race(searches, margin))
+                             min_effect=margin, race=saved_race(searches, margin),
+                             constraint=saved_constraint(searches))
     values = baseline_values(rows, epochs)
     a.noise = run_noise(values) if len(values) >= 2 else None
     for loss in a.losses:

@@ -390,6 +390,10 @@ def bad_cases(tmp_path):
          "is not a file"),
         (["--loss", "gmsd", "--fid-weights", str(junk_weights), "--storage-path", s],
          "is not a PyTorch weights file"),
+        (["--loss", "gmsd", "--mock", "--constraint", "val_psnr <= -0.2", "--storage-path", s],
+         "so a budget bounds it with >=, not <="),
+        (["--loss", "gmsd", "--mock", "--constraint", "beauty >= 1", "--storage-path", s],
+         "unknown metric 'beauty'"),
         (["--loss", "lpips", "--mock", "--lpips-weights", str(tmp_path / "none"), "--storage-path", s],
          "(--lpips-weights)"),
     ]

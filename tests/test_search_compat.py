@@ -157,6 +157,29 @@ def test_enqueued_parameters_are_kept_as_fixed_params():
         f"optuna {optuna.__version__} no longer keeps enqueued parameters in system_attrs['fixed_params']"
 
 
+def test_a_created_trials_constraints_are_the_system_attr_gp_sampler_reads():
+    """compat.constraint_attrs stores a trial's budget slack where Optuna keeps constraints
+    (`optuna.study._constrained_optimization._CONSTRAINTS_KEY`), and GPSampler, built with
+    compat.constrained_gp_kwargs(), models them (issue 24: the sampler's shadow study)."""
+    from optuna.study import _constrained_optimization
+
+    from tune_vqvae import compat
+
+    where = f"optuna {optuna.__version__} moved its trial constraints: update tune_vqvae/compat.py"
+    assert compat.CONSTRAINTS_KEY == _constrained_optimization._CONSTRAINTS_KEY, where
+    dist = optuna.distributions.FloatDistribution(0.0, 1.0)
+    study = optuna.create_study(sampler=optuna.samplers.GPSampler(
+        seed=0, n_startup_trials=3, **compat.constrained_gp_kwargs()))
+    for x in (0.1, 0.3, 0.5, 0.7, 0.9):  # the objective falls with x; x > 0.4 is infeasible
+        study.add_trial(optuna.trial.create_trial(params={"x": x}, distributions={"x": dist}, value=-x,
+                                                  system_attrs=compat.constraint_attrs([x - 0.4])))
+    stored = [compat.stored_constraints(t) for t in study.trials]
+    assert stored == [[x - 0.4] for x in (0.1, 0.3, 0.5, 0.7, 0.9)], where
+    if hasattr(optuna.trial.FrozenTrial, "constraints"):  # Optuna 5 reads them as the trial's
+        assert list(study.trials[0].constraints.values()) == [0.1 - 0.4], where
+    assert study.ask({"x": dist}).params["x"] < 0.6, where  # unconstrained it would ask near 1
+
+
 def test_ray_storage_logger_is_the_one_we_quiet():
     import importlib
 

@@ -46,3 +46,39 @@ def fixed_params(trial) -> dict:
 
     Relies on `FrozenTrial.system_attrs["fixed_params"]`, where Optuna keeps them."""
     return trial.system_attrs.get("fixed_params", {})
+
+
+# Optuna keeps a trial's constraint values (<= 0 feasible) in its system attrs under this key:
+# `optuna.study._constrained_optimization._CONSTRAINTS_KEY`, a list of floats (Optuna 4.x;
+# Optuna 5 still reads that list besides its own "constraints:<name>" keys).
+CONSTRAINTS_KEY = "constraints"
+
+
+def constraint_attrs(values) -> dict:
+    """The system attrs that give a trial made by `optuna.trial.create_trial` its constraint
+    values, read by GPSampler's constrained acquisition (log EI times P(feasible))."""
+    return {CONSTRAINTS_KEY: [float(v) for v in values]}
+
+
+def stored_constraints(trial) -> list[float]:
+    """A trial's constraint values as `constraint_attrs` stored them."""
+    return list(trial.system_attrs.get(CONSTRAINTS_KEY, ()))
+
+
+def constrained_gp_kwargs() -> dict:
+    """What GPSampler needs to model the constraints its study's trials carry.
+
+    Optuna 5 detects constrained optimisation from the completed trials' constraints: nothing.
+    Optuna 4.2-4.x models them only when given a `constraints_func` (experimental there; it
+    then reads the trials' system attrs): one that returns the stored values. Optuna 4.0/4.1's
+    GPSampler has no constraints (no such argument): unconstrained, the answer's
+    constrained recommendation still applies the budget."""
+    import inspect
+
+    import optuna
+
+    if int(optuna.__version__.split(".")[0]) >= 5:
+        return {}
+    if "constraints_func" in inspect.signature(optuna.samplers.GPSampler).parameters:
+        return {"constraints_func": stored_constraints}
+    return {}

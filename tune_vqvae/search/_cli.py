@@ -19,14 +19,13 @@ from pathlib import Path
 import ray
 from ray import tune
 
-from .. import objectives
+from .. import constraints, objectives
 from ..data import DataConfig, load_data
 from ..errors import UserError, atomic_write_text, cli_entry, remove_empty_dirs, terminate_like_ctrl_c
 from ..losses import PERCEPTUAL_LOSSES, lpips
 from ..stats.sequential import FIRST_LOOK
 from ..train import TrainConfig, check_image_size
 from ..vocab import (
-    BASELINE_EXPERIMENT,
     JOURNAL_FILE,
     RESULTS_CSV,
     RESULTS_JSON,
@@ -133,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"equivalence margin of the verdicts against the MSE baseline, in %% of its "
                    f"mean: a candidate whose interval lies within +-P%% is \"equivalent\" (default "
                    f"{d.min_effect:g})")
+    p.add_argument("--constraint", metavar="BUDGET",
+                   help="a distortion budget relative to the MSE baseline's mean, e.g. 'val_psnr >= -0.2' "
+                   "(dB) or 'val_psnr >= -1%%': the sampler proposes within it, the answer recommends "
+                   "the best w within it (the baseline runs first; see README, Distortion budget)")
     p.add_argument("--log-to", action="append", metavar="TRACKER",
                    help="also log every trial's config and per-epoch metrics, and the search's answer, to "
                    "an experiment tracker (repeatable): mlflow, wandb (pip install 'tune_vqvae[trackers]')")
@@ -163,6 +166,8 @@ def config_from_args(a: argparse.Namespace) -> SearchConfig:
     if a.confirm_budget and a.confirm_seeds is not None:
         raise UserError("--confirm-budget replaces --confirm-seeds (the race decides how many seeds "
                         "each candidate gets); give one of them")
+    if a.constraint is not None:  # its canonical form: --resume compares it with the saved one
+        values["constraint"] = str(constraints.parse(a.constraint))
     values["log_to"] = list(dict.fromkeys(a.log_to or []))
     if "mlflow" in values["log_to"] and not a.mlflow_uri and os.environ.get("MLFLOW_TRACKING_URI"):
         values["mlflow_uri"] = os.environ["MLFLOW_TRACKING_URI"]  # saved: --resume logs there too
@@ -363,12 +368,8 @@ def run(plan: Plan) -> int:
         f"{'resuming ' if plan.resume else ''}{layout.storage}")
 
     _trackers.start(cfg.log_to, _trackers.mlflow_uri(cfg, layout), layout.name)
-    jobs = {BASELINE_EXPERIMENT: experiments.baseline()}
-    jobs.update({loss: experiments.search(loss, plan.spaces[loss], journal) for loss in cfg.losses})
     start = time.perf_counter()
-    rows = []
-    for exp, grid in run_experiments(jobs).items():
-        rows.extend(collect_rows(exp, grid, cfg, plan.spaces.get(exp), objective))
+    rows = experiments.search_stage(plan.spaces, journal, objective)
     summary = summarise(rows, cfg.losses, objective)
     rows.extend(confirm(cfg, experiments, plan.spaces, rows, objective))
     if cfg.seeds:

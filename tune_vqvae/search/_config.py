@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import objectives
+from .. import constraints, objectives
 from ..curves import load_curve
 from ..data import DataConfig
 from ..errors import UserError
@@ -64,6 +64,9 @@ class SearchConfig:
     # The equivalence margin of the verdicts against the MSE baseline, % of its mean: saved
     # here (search.json) so that the report states the verdicts the search stated.
     min_effect: float = DEFAULT_MIN_EFFECT
+    # A distortion budget relative to the MSE baseline's mean ("val_psnr >= -0.2", issue 24):
+    # the sampler proposes within it and the answer recommends the best w within it.
+    constraint: str | None = None
     log_to: list[str] = field(default_factory=list)  # experiment trackers: mlflow, wandb
     mlflow_uri: str | None = None  # None: mlruns/ beside the search directories
     mock: bool = False
@@ -123,6 +126,8 @@ class SearchConfig:
                             "seed give no interval, so no verdict; use --confirm-seeds 2 or more, "
                             "or 0 (no confirmation stage)")
         self.check_confirm_budget()
+        if self.constraint is not None:
+            self.constraint = str(constraints.parse(self.constraint))  # bad: one line, exit 2
         if not (self.min_effect > 0 and math.isfinite(self.min_effect)):
             raise UserError(f"--min-effect must be a percentage > 0 of the MSE baseline's mean "
                             f"(the equivalence margin), got {self.min_effect:g}")
@@ -144,6 +149,11 @@ class SearchConfig:
         _trackers.check(self.log_to, self.mlflow_uri)
         if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
             raise UserError(f"--name {self.name!r} must be a plain directory name")
+
+    @property
+    def budget(self) -> constraints.Constraint | None:
+        """--constraint parsed (validate() checked it), None without one."""
+        return None if self.constraint is None else constraints.parse(self.constraint)
 
     @property
     def grace(self) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ray import tune
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
+from ..stats.constrained import budget_baseline
 from ..trainable import train_vqvae
 from ..vocab import (
     BASELINE,
@@ -34,7 +35,8 @@ from . import _trackers
 from ._config import SearchConfig
 from ._layout import JournalUpload, Layout, local_searches_dir  # noqa: F401  (the experiments' surface)
 from ._optuna import WeightSampler, WeightSearch, WeightSpace
-from ._runner import Progress, say
+from ._results import collect_rows
+from ._runner import Progress, run_experiments, say
 from ._scheduler import ProtectedASHA
 from ._spaces import SearchSpace
 
@@ -111,16 +113,48 @@ class Experiments:
             BASELINE_EXPERIMENT, {"role": BASELINE, "loss": "mse", "train": self.seeds(seeds)},
             max_concurrent_trials=self.cfg.max_concurrent))
 
-    def search(self, loss: str, space: SearchSpace, journal) -> Callable:
-        """The Optuna search of one loss: its own study in the journal, ASHA unless a grid."""
+    def search_stage(self, spaces: dict[str, SearchSpace], journal, objective: str) -> list[dict]:
+        """The rows of the search stage: the MSE baseline and every loss's Optuna search, run
+        at once; with a distortion budget (--constraint) the baseline first, to completion.
+
+        Why first: each proposal's budget is relative to the baseline's mean of the
+        constrained metric, so the sampler needs that mean before its first GP proposal, and
+        it must stay one number for the whole search (the constrained acquisition that
+        proposed a w, and a resumed search, see the same budget). The first proposal comes
+        only after the paper points have run anyway, so the wait costs about one trial's
+        duration. Resuming, the finished baseline experiment is restored (nothing re-runs)
+        and the same mean recomputed from its rows."""
+        cfg, budget, mean, rows = self.cfg, self.cfg.budget, None, []
+        jobs = {BASELINE_EXPERIMENT: self.baseline()}
+        if budget is not None:
+            for exp, grid in run_experiments(jobs).items():
+                rows.extend(collect_rows(exp, grid, cfg, None, objective))
+            jobs, values = {}, budget_baseline(rows, cfg.epochs, budget)
+            if values:
+                mean = sum(values) / len(values)
+                say(f"budget: {budget.describe()}: the baseline's mean {budget.metric} {mean:.4g} "
+                    f"({len(values)} runs), so {budget.metric} {budget.op} {budget.threshold(mean):.4g}")
+            else:
+                say(f"budget: no full-length MSE baseline run reported {budget.metric}: the sampler "
+                    f"proposes without the budget")
+        jobs.update({loss: self.search(loss, spaces[loss], journal, mean) for loss in cfg.losses})
+        for exp, grid in run_experiments(jobs).items():
+            rows.extend(collect_rows(exp, grid, cfg, spaces.get(exp), objective))
+        return rows
+
+    def search(self, loss: str, space: SearchSpace, journal, baseline_mean: float | None = None) -> Callable:
+        """The Optuna search of one loss: its own study in the journal, ASHA unless a grid;
+        with a budget and the baseline's mean of its metric, the sampler proposes within it."""
         cfg = self.cfg
+        budget = cfg.budget if baseline_mean is not None else None
 
         def build():
             searcher = WeightSearch(
                 space=WeightSpace(space), metric="objective", mode="min",
                 points_to_evaluate=[dict(p) for p in space.points],
-                sampler=WeightSampler(seed=cfg.seed), study_name=loss, storage=journal,
-                epochs=cfg.epochs, replicates=cfg.replicates, run_seed=cfg.seed,
+                sampler=WeightSampler(seed=cfg.seed, constraint=budget, baseline_mean=baseline_mean),
+                study_name=loss, storage=journal, epochs=cfg.epochs, replicates=cfg.replicates,
+                run_seed=cfg.seed, constraint_metric=cfg.budget and cfg.budget.metric,
             )
             scheduler = None
             if cfg.early_stop and not space.grid and cfg.epochs > 1:

@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from ..sampler import WeightSampler
+from ..sampler import CONSTRAINT_VALUE, WeightSampler
 from . import _compat
 from ._spaces import SearchSpace
 
@@ -56,11 +56,17 @@ class WeightSearch(OptunaSearch):
     own, and a stopped replicate is PRUNED like any other trial. (Ray's `Repeater`, which
     averages repeats before telling the searcher, cannot be combined with a scheduler that
     stops trials.)
+
+    A distortion budget (`constraint_metric`, e.g. "val_psnr"): each trial's last reported
+    value of that metric is kept as its user attr `CONSTRAINT_VALUE` before Optuna is told,
+    raw (the sampler turns it into the budget's slack; the journal keeps what was measured).
     """
 
-    def __init__(self, *args, epochs: int, replicates: int = 1, run_seed: int = 0, **kwargs):
+    def __init__(self, *args, epochs: int, replicates: int = 1, run_seed: int = 0,
+                 constraint_metric: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.epochs, self.replicates, self.run_seed = epochs, replicates, run_seed
+        self.constraint_metric = constraint_metric
 
     def suggest(self, trial_id):
         params = super().suggest(trial_id)
@@ -123,6 +129,10 @@ class WeightSearch(OptunaSearch):
             return
         ot_trial, result = ot_trials[trial_id], result or {}
         epoch = int(result.get("epoch", 0) or 0)
+        metric = getattr(self, "constraint_metric", None)  # (a searcher pickled before budgets)
+        measured = result.get(metric) if metric else None
+        if isinstance(measured, (int, float)) and math.isfinite(measured):
+            ot_trial.set_user_attr(CONSTRAINT_VALUE, float(measured))
         states = optuna.trial.TrialState
         if result.get("diverged"):
             ot_trial.set_user_attr("diverged_at_epoch", epoch)

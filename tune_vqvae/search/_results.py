@@ -87,6 +87,8 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
         if isinstance(point, tuple):  # a joint loss: its weights w1, w2 (w stays empty)
             row.update(weight_params(loss, point))
         row.update({k: m.get(k) for k in ROW_METRICS})
+        # every objective's metric (a --constraint may bound any of them: stats.constrained)
+        row.update({k: m.get(k) for k in objectives.OBJECTIVES if k not in row})
         row["node_id"] = m.get("node_id")
         row["error"] = (str(r.error).strip().splitlines() or [""])[-1][:200] if r.error else \
             (m.get("error") if m.get("diverged") or m.get("failed") else None)

@@ -64,4 +64,20 @@ def format_loss(loss: str, a: dict, objective: str) -> list[str]:
             lines.append("  " + prefix + describe_comparison(c, who[cand], ref_name))
     if not a["comparisons"]:
         lines.append("  no confirmation runs: no verdict (--confirm-seeds N re-runs the candidates)")
+    if "constrained" in a:
+        lines.append("  " + constrained_text(a["constrained"], objective))
     return lines
+
+
+def constrained_text(c: dict, objective: str) -> str:
+    """answer["constrained"] in one line: "within budget val_psnr >= -0.2 (val_psnr at most
+    0.2 dB below the MSE baseline's mean, 24.8): recommended w=0.3 (P >= 0.95), swd 0.21
+    [0.2, 0.22]", or the note."""
+    head = f"within budget {c['constraint']} ({c['description']}"
+    head += f", {_g(c['threshold'])})" if c.get("threshold") is not None else ")"
+    if c.get("recommended_w") is None:
+        return f"{head}: no recommendation: {c.get('note')}"
+    o = c["objective"]
+    return (f"{head}: recommended w={_g(c['recommended_w'])} (P >= {c['level']:.2f}, "
+            f"{c['p_feasible_at_recommended']:.2f} there), {objective} {_g(o['estimate'])} "
+            f"[{_g(o['low'])}, {_g(o['high'])}]; unconstrained w={_g(c['unconstrained_w'])}")

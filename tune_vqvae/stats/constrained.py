@@ -27,6 +27,7 @@ from scipy import stats
 
 from ..constraints import Constraint
 from .answer import fit_curve, minimised
+from .runs import baseline_values, finite, search_stage
 from .surrogate import SurrogateFit, fit_objective_curve, observed
 
 LEVEL = 0.95  # the probability of meeting the budget a recommendation needs (issue 24)
@@ -108,6 +109,39 @@ def recommend(w, objective_values, constrained_values, baseline_values, *, const
         unconstrained_w=fit.recommended_w,
         # never an extrapolation, as the surrogate's own recommendation
         **_best_feasible(fit, p, observed(fit.log10_w, w), level, lower_is_better, constraint))
+
+
+def budget_baseline(rows, epochs: int, constraint: Constraint) -> list[float]:
+    """The MSE baseline's values of the constrained metric a budget is relative to: its
+    full-length runs (`runs.baseline_values`); the search calls it on the baseline
+    experiment's rows before its loss searches start, the answer on all the rows."""
+    return baseline_values(rows, epochs, key=constraint.metric)
+
+
+def constrained_answer(rows, loss: str, *, epochs: int, bounds: tuple[float, float],
+                       lower_is_better: bool, constraint: Constraint) -> dict:
+    """A single loss's answer["constrained"]: `recommend` on its search-stage runs (the
+    with-MSE full-length runs the surrogate fits, with a finite constrained metric) and every
+    full-length MSE baseline run's value of the metric, as strict JSON; or {"constraint",
+    "note"} where it cannot be fitted."""
+    runs = [r for r in search_stage(rows, loss, epochs)
+            if r.get("with_mse", True) and finite(r.get("w")) and finite(r.get(constraint.metric))]
+    base = budget_baseline(rows, epochs, constraint)
+    why = None
+    if len({float(r["w"]) for r in runs}) < 3:
+        why = (f"{len({float(r['w']) for r in runs})} distinct w with full-length runs reporting "
+               f"{constraint.metric}; the surrogates need 3")
+    elif not base:
+        why = f"no full-length MSE baseline run reported {constraint.metric}: the budget is relative to it"
+    if why is None:
+        try:
+            return recommend([float(r["w"]) for r in runs], [float(r["value"]) for r in runs],
+                             [float(r[constraint.metric]) for r in runs], base, constraint=constraint,
+                             lower_is_better=lower_is_better, epochs_trained=[epochs] * len(runs),
+                             epochs=epochs, bounds=bounds).to_json()
+        except ValueError as e:  # the surrogate refuses (say, a w outside the bounds): said, not fatal
+            why = str(e)
+    return {"constraint": str(constraint), "description": constraint.describe(), "note": why}
 
 
 def _best_feasible(fit: SurrogateFit, p: np.ndarray, inside: np.ndarray, level: float,

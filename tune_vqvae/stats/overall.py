@@ -4,10 +4,12 @@ writes it into results.json; the report recomputes it from the same rows."""
 
 from __future__ import annotations
 
+from ..constraints import Constraint
 from ..vocab import is_joint
 from . import joint
 from .answer import baseline_summary, loss_answer
 from .answer_text import _g, format_loss
+from .constrained import constrained_answer
 from .equivalence import DEFAULT_MIN_EFFECT
 from .race import Raced, RaceSettings, race_comparisons, race_json, race_of, race_text
 from .runs import finite
@@ -15,11 +17,14 @@ from .runs import finite
 
 def search_answer(rows: list[dict], losses: list[str], *, epochs: int, bounds: dict[str, tuple[float, float]],
            lower_is_better: bool, n_per_config: int, fits: dict | None = None,
-           min_effect: float = DEFAULT_MIN_EFFECT, race: RaceSettings | None = None) -> dict:
+           min_effect: float = DEFAULT_MIN_EFFECT, race: RaceSettings | None = None,
+           constraint: Constraint | None = None) -> dict:
     """results.json's "answer": {"baseline": baseline_summary, "losses": {loss: its answer},
     "min_effect": the equivalence margin of the verdicts against the baseline (--min-effect),
     and with a sequential confirmation (`race`: its settings) "race": what it spent}; the
-    surrogates' fits go into `fits` (loss -> SurrogateFit / SurfaceFit) when given."""
+    surrogates' fits go into `fits` (loss -> SurrogateFit / SurfaceFit) when given. With a
+    distortion budget (`constraint`, --constraint) each single loss's answer has "constrained":
+    the best w within it (`constrained.constrained_answer`; a pair's 2-D answer has none yet)."""
     raced = race_of(rows, race, epochs=epochs, lower_is_better=lower_is_better) if race else None
     out = {
         "baseline": baseline_summary(rows, epochs, raced.state.rounds if raced else n_per_config),
@@ -31,6 +36,10 @@ def search_answer(rows: list[dict], losses: list[str], *, epochs: int, bounds: d
         },
         "min_effect": min_effect,
     }
+    for loss, a in out["losses"].items():
+        if constraint is not None and not is_joint(loss):
+            a["constrained"] = constrained_answer(rows, loss, epochs=epochs, bounds=bounds[loss],
+                                                  lower_is_better=lower_is_better, constraint=constraint)
     if raced:
         out["race"] = race_json(raced)
     return out
