@@ -379,7 +379,7 @@ def bad_cases(tmp_path):
         (["--loss", "gmsd", "--mock", "--confirm-seeds", "1", "--storage-path", s],
          "--confirm-seeds 1: one run per candidate and one baseline run on its seed give no interval"),
         (["--loss", "gmsd", "--mock", "--confirm-budget", "5", "--storage-path", s],
-         "give --confirm-budget 12 or more"),
+         "give --confirm-budget 6 or more"),
         (["--loss", "gmsd", "--mock", "--confirm-budget", "16", "--confirm-seeds", "3", "--storage-path", s],
          "--confirm-budget replaces --confirm-seeds"),
         (["--loss", "gmsd", "--mock", "--confirm-budget", "500", "--storage-path", s],

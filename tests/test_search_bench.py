@@ -115,3 +115,15 @@ def test_search_bench_unwritable_out_dir_fails_before_the_run(tmp_path, capsys):
     captured = capsys.readouterr()
     assert e.value.code == 2 and "not writable" in captured.err and "--out-dir" in captured.err
     assert captured.out == ""  # nothing ran
+
+
+def test_live_decides_as_the_paired_race_of_the_recommended_w():
+    """`live` replays the search's own race from rows (stats.race.race_of); on the same seeds
+    `paired` of the recommended w runs stats.sequential.race directly: outcome for outcome equal."""
+    from tune_vqvae.bench.search_sim import SearchBenchConfig, simulate
+
+    bc = SearchBenchConfig(curves=["realistic@0.8"], repeats=3, strategies=["paired", "live"],
+                           paired_splits=["6+12"], epochs=3, grace=1)
+    for repeat in range(3):
+        out = simulate("realistic@0.8", repeat, bc)
+        assert out["live"]["6+12"] == out["paired"]["6+12"], repeat

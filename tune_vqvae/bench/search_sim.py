@@ -23,10 +23,11 @@ verdicts). Strategies:
   baseline on common seeds under a budget of C runs (the baseline's included), verdicts
   with the equivalence margin `min_effect`; reported per split "S+C" (`--paired-splits`),
   so the benchmark shows where runs are better spent. A gain is claimed on "better".
-- `live` (issue 21): the search's own `--confirm-budget C` after S search trials: every
-  merged candidate (recommended, best paper point, best observed) races the baseline, one
-  round of rows at a time, each look decided by `stats.race.race_of` on the rows exactly as
-  `search/_confirm.confirm_race` does; the verdict is the recommended w's (`race_comparisons`).
+- `live` (issue 21): the search's own `--confirm-budget C` after S search trials: the
+  recommended w (`stats.race.raced_candidate`) races the baseline, one round of rows at a
+  time, each look decided by `stats.race.race_of` on the rows exactly as
+  `search/_confirm.confirm_race` does; the verdict is `race_comparisons`'. On the same seeds
+  as `paired --paired-candidates recommended` it decides the same, look for look.
 
 Per curve, strategy and budget (trials per loss, paper points included, as --num-samples):
 the regret of the recommended config (true objective there minus the true minimum over
@@ -51,13 +52,12 @@ from ..curves import Curve, load_curve
 from ..errors import UserError
 from ..stats import answer as ans
 from ..stats import equivalence, sequential
-from ..stats.race import RaceSettings, race_comparisons, race_key, race_of
+from ..stats.race import RaceSettings, race_comparisons, race_key, race_of, raced_candidate
 from ..vocab import (
     BASELINE,
     BEST_OBSERVED,
     CANDIDATES,
     CONFIRM,
-    CONFIRM_SEED_OFFSET,
     PAPER,
     RACE_SEED_OFFSET,
     RECOMMENDED,
@@ -102,8 +102,7 @@ class SearchBenchConfig:
             load_curve(c)
         if self.min_effect <= 0 or set(self.paired_candidates) - set(CANDIDATES):
             raise UserError(f"--min-effect must be > 0 and --paired-candidates among {', '.join(CANDIDATES)}")
-        raced = len(CANDIDATES) if "live" in self.strategies else len(self.paired_candidates)
-        least = sequential.least_budget(max(raced, len(self.paired_candidates)))
+        least = sequential.least_budget(len(self.paired_candidates))
         for split in self.paired_splits:
             search, confirm = split_of(split)
             if search < 5 or confirm < least:
@@ -293,7 +292,7 @@ def paired_answer(sim: Sim, rows: list[dict], confirm_budget: int) -> dict:
     merged = ans.merge_candidates(chosen)
 
     def run_round(k: int, names: list[str]) -> dict[str, float]:
-        seed = sim.seed0 + CONFIRM_SEED_OFFSET + k  # one common seed for every config
+        seed = sim.seed0 + RACE_SEED_OFFSET + k  # one common seed for every config, as the search's race
         out = {sequential.BASE: sim.run(True, None, seed, loss="mse")[0][-1]}
         for name in names:
             out[name] = sim.run(merged[name]["with_mse"], merged[name].get("w"), seed)[0][-1]
@@ -310,7 +309,7 @@ def live_answer(sim: Sim, rows: list[dict], confirm_budget: int) -> dict:
     bc = sim.bc
     runs = ans.search_stage(rows, bc.loss, bc.epochs)
     named = ans.candidates(runs, ans.fit_surrogate(runs, bc.epochs, (bc.low, bc.high), True), True)
-    points = {race_key(bc.loss, n): p for n, p in ans.merge_candidates(named).items()}
+    points = {race_key(bc.loss, n): p for n, p in raced_candidate(named).items()}
     raced, race_rows = None, []
     while raced is None or not raced.state.stopped:
         rounds = range(sequential.FIRST_LOOK) if raced is None else [raced.state.rounds]

@@ -18,7 +18,6 @@ from ..model import ModelConfig
 from ..stats.equivalence import DEFAULT_MIN_EFFECT
 from ..stats.sequential import FIRST_LOOK, MAX_RACE_ROUNDS, least_budget
 from ..train import TrainConfig
-from ..vocab import CANDIDATES
 from . import _trackers
 from ._spaces import SearchSpace, load_space, space_for
 
@@ -78,15 +77,15 @@ class SearchConfig:
     faults: dict | list | None = None
 
     def check_confirm_budget(self) -> None:
-        """0, or a budget that pays for the race's first look whatever the search finds (up to
-        3 candidates per loss), and whose most rounds stay within `MAX_RACE_ROUNDS`."""
+        """0, or a budget that pays for the race's first look (one candidate per loss), and
+        whose most rounds stay within `MAX_RACE_ROUNDS`."""
         if self.confirm_budget == 0:
             return
-        least = least_budget(len(CANDIDATES) * max(1, len(self.losses)))
+        least = least_budget(max(1, len(self.losses)))
         if self.confirm_budget < least:
             raise UserError(f"--confirm-budget {self.confirm_budget} cannot pay for the first look: "
-                            f"{FIRST_LOOK} rounds of the MSE baseline and up to {len(CANDIDATES)} "
-                            f"candidates per loss need at least {least} runs; give --confirm-budget "
+                            f"{FIRST_LOOK} rounds of the MSE baseline and each loss's recommended w "
+                            f"need at least {least} runs; give --confirm-budget "
                             f"{least} or more, or 0 (the fixed --confirm-seeds stage)")
         if self.confirm_budget // (1 + max(1, len(self.losses))) > MAX_RACE_ROUNDS:
             raise UserError(f"--confirm-budget {self.confirm_budget} allows more than {MAX_RACE_ROUNDS} "

@@ -6,8 +6,8 @@ verdict pairs same-seed runs (`stats.paired`). Two designs:
 
 - fixed (`--confirm-seeds N`): N seeds for every candidate, in <loss>-confirm/ and
   baseline-confirm/;
-- sequential (`--confirm-budget N`): a budget of runs spent in rounds of one common seed for
-  the baseline and every candidate still in the race, until every verdict is resolved or the
+- sequential (`--confirm-budget N`): each loss's recommended w (`stats.race.raced_candidate`)
+  and the baseline in rounds of one common seed, until every verdict is resolved or the
   budget is spent (`stats.sequential`). One experiment per look: r03-confirm/ runs rounds
   0..2, r04-confirm/ round 3, ... Which candidates run next is always replayed from the rows
   (`stats.race.race_of`), so --resume continues exactly where the race stood.
@@ -18,7 +18,7 @@ from __future__ import annotations
 from .. import objectives
 from ..stats import merge_candidates
 from ..stats import search_answer as answer_of
-from ..stats.race import Raced, RaceSettings, race_json, race_key, race_of, race_text
+from ..stats.race import Raced, RaceSettings, race_json, race_key, race_of, race_text, raced_candidate
 from ..stats.runs import point_dict, point_of
 from ..stats.sequential import FIRST_LOOK
 from ..vocab import CONFIRM, race_experiment
@@ -77,8 +77,9 @@ def confirm_race(cfg: SearchConfig, experiments: Experiments, spaces: dict[str, 
     while raced is None or not raced.state.stopped:
         exp = race_experiment(look)
         if raced is None:  # built only if the search has no r03-confirm yet
-            named = candidates(cfg, spaces, rows, objective)
-            points = {race_key(loss, name): p for loss, ps in named.items() for name, p in ps.items()}
+            first = search_answer(cfg, spaces, rows, objective)["losses"]
+            points = {race_key(loss, name): p for loss, a in first.items()
+                      for name, p in raced_candidate(a["candidates"]).items()}
             if not points:
                 say("sequential confirmation: no candidate (no full-length run)")
                 return out
