@@ -85,6 +85,14 @@ def test_a_failed_run_is_a_hole_and_pairs_form_on_common_rounds():
     assert c["pairs"] == c["n_candidate"] == raced.state.rounds - 1 and c["verdict"] == "better"
 
 
+def test_a_round_whose_runs_all_failed_still_counts():
+    """The budget was spent on it: the race moves on (a live search would else re-run it forever)."""
+    rows = [_row(n, k, 70.0 - (5 if n != BASE else 0) + 0.3 * k, "ERROR" if k == 3 else "COMPLETED")
+            for k in range(4) for n in (BASE, "gmsd:recommended")]
+    raced = race_of(rows, RaceSettings(40, 1.0), epochs=EPOCHS, lower_is_better=True)
+    assert raced.state.rounds == 4 and 3 not in raced.state.values[BASE]
+
+
 def test_the_search_answer_carries_the_race_and_is_strict_json():
     rng = np.random.default_rng(1)
     means = {BASE: 70.0, "gmsd:recommended": 69.0}

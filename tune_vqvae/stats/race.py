@@ -89,7 +89,8 @@ def race_of(rows: list[dict], settings: RaceSettings, *, epochs: int, lower_is_b
         return None
     spec = RaceSpec(tuple(names), settings.budget, settings.min_effect, settings.alpha, lower_is_better,
                     tuple(n.partition(":")[0] for n in names))
-    rounds: dict[int, dict[str, float]] = {}
+    # every round that ran counts, even if all its runs failed: the budget was spent on it
+    rounds: dict[int, dict[str, float]] = {int(r["round"]): {} for r in raced}
     for name, by_round in values_by_round(raced, epochs).items():
         for k, v in by_round.items():
             rounds.setdefault(k, {})[name] = v
