@@ -22,6 +22,7 @@ from tune_vqvae import constraints, objectives, vocab
 from tune_vqvae.errors import UserError
 from tune_vqvae.stats import search_answer
 from tune_vqvae.stats.answer import TOO_FEW, pairing_text, percent_interval, verdict_text
+from tune_vqvae.stats.constrained import budget_text
 from tune_vqvae.stats.equivalence import DEFAULT_MIN_EFFECT
 from tune_vqvae.stats.intervals import Interval, mean_interval, run_noise
 from tune_vqvae.stats.race import RaceSettings
@@ -44,7 +45,7 @@ STATUS = {load.COMPLETED: vocab.COMPLETED, load.STOPPED: vocab.STOPPED, load.DIV
           load.FAILED: vocab.ERROR}
 # How the report says the search's candidate names.
 REASONS = {vocab.RECOMMENDED: "recommended w", vocab.BEST_PAPER: "best paper point",
-           vocab.BEST_OBSERVED: "best observed"}
+           vocab.BEST_OBSERVED: "best observed", vocab.WITHIN_BUDGET: "best w within budget"}
 
 
 @dataclass
@@ -83,6 +84,8 @@ class Comparison:
     pairing_paper: str = ""  # vs the best paper point, alike
     round: int | None = None  # a sequential confirmation: the rounds at this verdict's look
     dropped_by: str | None = None  # ... and who ended its race: "baseline" or a rival's name
+    budget: dict | None = None  # --constraint: the same runs on the budget's metric (stats.constrained)
+    said_budget: str = ""  # that budget entry as the console says it (stats.constrained.budget_text)
 
 
 # --- the search's rows -----------------------------------------------------------------------
@@ -244,6 +247,8 @@ def comparisons_of(loss: str, a: dict, rows: list[dict], epochs: int) -> list[Co
                 c.said_baseline, c.percent = verdict_text(base), percent_interval(base)
                 c.largest_gain, c.min_effect = base.get("largest_gain"), base.get("min_effect")
                 c.round, c.dropped_by = base.get("round"), base.get("dropped_by")
+            if base and base.get("budget"):
+                c.budget, c.said_budget = base["budget"], budget_text(base["budget"])
         else:
             c.verdict_baseline = "no confirmation runs (--confirm-seeds N re-runs the candidates)"
         if vocab.RECOMMENDED in names.split("+") and vocab.BEST_PAPER not in names.split("+") and paper:
@@ -316,11 +321,22 @@ def comparisons_frame(rows: list[Comparison]) -> pd.DataFrame:
         "min_effect_pct": math.nan if c.min_effect is None else c.min_effect,
         "level": iv(c.vs_baseline, "level"), "round": math.nan if c.round is None else c.round,
         "dropped_by": c.dropped_by or "",
+        **_budget_columns(c.budget),
         "paper_config": c.paper_config, "vs_paper": iv(c.vs_paper, "estimate"),
         "vs_paper_low": iv(c.vs_paper, "low"), "vs_paper_high": iv(c.vs_paper, "high"),
         "verdict_paper": c.verdict_paper, "pairing": c.pairing, "pairing_paper": c.pairing_paper,
         "method": (c.vs_baseline or c.vs_paper).method if (c.vs_baseline or c.vs_paper) else "",
     } for c in rows])
+
+
+def _budget_columns(b: dict | None) -> dict:
+    """verdicts.csv's budget columns: the budget verdict and its interval (metric units)."""
+    def n(k: str) -> float:
+        return math.nan if not b or b.get(k) is None else float(b[k])
+
+    return {"budget": b["constraint"] if b else "", "budget_verdict": (b or {}).get("verdict") or "",
+            "budget_diff": n("diff"), "budget_low": n("low"), "budget_high": n("high"),
+            "budget_level": n("level")}
 
 
 def curves_frame(curves: dict[str, Curve]) -> pd.DataFrame:

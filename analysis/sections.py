@@ -240,12 +240,16 @@ def verdict_table(a: Analysis) -> Table:
                      _vs_paper_cell(c), c.verdict_paper or "–"])
     margin = a.answer.get("min_effect", DEFAULT_MIN_EFFECT)
     race = a.answer.get("race")
+    budgeted = any(c.budget for c in a.comparisons)
+    if budgeted:  # --constraint: the budget's verdict on the same runs, beside the objective's
+        rows = [r + [c.said_budget or "–"] for r, c in zip(rows, a.comparisons)]
     return Table(
         "Verdicts from replicate runs",
         ["loss", "config", "candidate as", "runs", f"{a.objective}: mean [95% CI]",
          f"− MSE baseline [{'CI at its look' if race else '95% CI'}]", "as % of baseline",
          "verdict vs baseline", "largest possible gain",
-         "pairing", "− best paper point [95% CI]", "verdict vs paper"], rows,
+         "pairing", "− best paper point [95% CI]", "verdict vs paper"]
+        + (["budget"] if budgeted else []), rows,
         caption=f"Differences are candidate − reference in {a.objective} "
                 f"({a.record.direction}), with 95% intervals from the full-length runs of each "
                 f"config: paired t over same-seed runs where the baseline ran the candidates' "
@@ -259,6 +263,11 @@ def verdict_table(a: Analysis) -> Table:
                 f"resolved by these runs, not equal. "
                 f"`{TOO_FEW}`: fewer than 2 runs of a config, so no difference is stated. "
                 f"`recommended w`: the runs nearest to the surrogate's recommended w."
+                + (" `budget`: the same runs' difference from the baseline in the budget's metric "
+                   "(--constraint), at the objective's level: `within budget` when the whole "
+                   "interval lies on the budget's side of its bound, `over budget` when wholly "
+                   "past it, else `not resolved`; `best w within budget`: the surrogate's best w "
+                   "whose probability of meeting the budget is at least 95%." if budgeted else "")
                 + (f" Sequential confirmation ({race_text(race)}): each candidate's differences are repeated "
                    f"confidence "
                    f"intervals of its last look, at that look's level (alpha spent over the looks, "

@@ -97,3 +97,119 @@ def test_bad_calls():
         recommend(w, obj, psnr, [25.0], level=1.0, **kw)
     with pytest.raises(ValueError, match="full-length"):  # the surrogate's own guard holds
         recommend(w, obj, psnr, [25.0], **{**kw, "epochs_trained": [2] + [EPOCHS] * (N - 1)})
+
+
+# --- the budget at the confirmation: the objective's paired statistics on the metric ---------
+
+from tune_vqvae.stats.constrained import (  # noqa: E402
+    OVER,
+    WITHIN,
+    add_budget,
+    budget_comparisons,
+    budget_entry,
+    budget_text,
+    budget_verdict,
+)
+from tune_vqvae.stats.intervals import Interval  # noqa: E402
+from tune_vqvae.stats.race import RaceSettings, race_comparisons, race_of, raced_candidate  # noqa: E402
+from tune_vqvae.vocab import NOT_RESOLVED  # noqa: E402
+
+
+@pytest.mark.parametrize(("budget", "low", "high", "mean", "said"), [
+    ("val_psnr >= -0.2", -0.12, 0.02, 25.0, WITHIN),
+    ("val_psnr >= -0.2", -0.2, 0.1, 25.0, WITHIN),  # the bound itself is within (slack <= 0)
+    ("val_psnr >= -0.2", -0.5, -0.21, 25.0, OVER),
+    ("val_psnr >= -0.2", -0.3, -0.1, 25.0, NOT_RESOLVED),
+    ("val_psnr >= -1%", -0.24, -0.1, 25.0, WITHIN),  # bound -0.25 dB: 1% of 25
+    ("val_psnr >= -1%", -0.4, -0.26, 25.0, OVER),
+    ("val_ssim >= -2%", -0.012, 0.0, 0.5, NOT_RESOLVED),  # bound -0.01
+    ("val_mse <= +5%", -0.001, 0.0009, 0.02, WITHIN),  # a lower-is-better metric: bound +0.001
+    ("val_mse <= +5%", 0.0011, 0.003, 0.02, OVER),
+    ("val_psnr >= -0.2", -np.inf, np.inf, 25.0, NOT_RESOLVED),  # a look that spent nothing
+])
+def test_the_budget_verdict_is_the_whole_interval_against_the_bound(budget, low, high, mean, said):
+    assert budget_verdict(parse(budget), Interval((low + high) / 2, low, high), mean) == said
+
+
+def test_a_percent_budget_of_a_zero_mean_is_not_resolved():
+    assert budget_verdict(parse("val_psnr >= -1%"), Interval(0.0, -0.1, 0.1), 0.0) == NOT_RESOLVED
+
+
+def _rows():
+    """Confirmation runs on 4 common seeds: within_budget 0.05 dB below the baseline's PSNR,
+    best_observed 1 dB below; a shared seed effect of 0.3 dB that the pairing removes."""
+    rng = np.random.default_rng(0)
+    shared = {s: 0.3 * rng.standard_normal() for s in range(1000, 1004)}
+    rows = []
+    for role, loss, cand, w, drop in (("baseline", "mse", None, None, 0.0),
+                                      ("confirm", "gmsd", "within_budget", 0.1, -0.05),
+                                      ("confirm", "gmsd", "best_observed", 3.0, -1.0)):
+        for s, e in shared.items():
+            psnr = 25.0 + drop + e + 0.005 * rng.standard_normal()
+            rows.append({"experiment": f"{loss}-confirm", "loss": loss, "role": role, "with_mse": True,
+                         "w": w, "value": 30 - psnr, "val_psnr": psnr, "status": "COMPLETED",
+                         "epochs_trained": 2, "seed": s, "candidate": cand})
+    return rows
+
+
+def test_the_fixed_stage_judges_the_budget_on_the_same_seeds_at_95():
+    got = budget_comparisons(_rows(), "gmsd", epochs=2, constraint=parse("val_psnr >= -0.2"))
+    assert set(got) == {"within_budget_vs_baseline", "best_observed_vs_baseline"}
+    mine, far = got["within_budget_vs_baseline"], got["best_observed_vs_baseline"]
+    assert (mine["verdict"], far["verdict"]) == (WITHIN, OVER)
+    assert mine["method"] == "paired-t" and mine["pairs"] == 4 and mine["level"] == 0.95
+    assert mine["diff"] == pytest.approx(-0.05, abs=0.01) and mine["bound"] == pytest.approx(-0.2)
+    assert "min_effect" not in mine and "largest_gain" not in mine  # the objective's margin: not the budget's
+    said = budget_text(mine)
+    assert said.startswith("val_psnr >= -0.2: within budget (-0.0") and " dB [" in said and " at " not in said
+    json.dumps(got, allow_nan=False)
+
+
+def test_add_budget_names_the_candidate_and_judges_each_comparison_with_the_baseline():
+    a = {"constrained": {"recommended_w": 0.1}, "candidates": {"recommended": {"with_mse": True, "w": 3.0}},
+         "comparisons": {"within_budget_vs_baseline": {"verdict": "equivalent"},
+                         "best_observed_vs_baseline": {"verdict": "better"}}}
+    add_budget(a, _rows(), "gmsd", epochs=2, constraint=parse("val_psnr >= -0.2"))
+    assert a["candidates"]["within_budget"] == {"with_mse": True, "w": 0.1}
+    assert a["comparisons"]["within_budget_vs_baseline"]["budget"]["verdict"] == WITHIN
+    assert a["comparisons"]["best_observed_vs_baseline"]["budget"]["verdict"] == OVER
+    none = {"constrained": {"recommended_w": None, "note": "..."}, "candidates": {}, "comparisons": {}}
+    add_budget(none, _rows(), "gmsd", epochs=2, constraint=parse("val_psnr >= -0.2"))
+    assert none["candidates"] == {}  # no w within the budget: nothing more to confirm
+
+
+def test_too_few_runs_give_no_budget_verdict():
+    b = budget_entry({"verdict": None, "n_candidate": 1, "n_reference": 2, "note": "needs 2"},
+                     parse("val_psnr >= -0.2"))
+    assert b["verdict"] is None and b["note"] == "needs 2"
+    assert budget_text(b) == "val_psnr >= -0.2: no verdict (needs 2)"
+
+
+def test_the_race_confirms_the_best_w_within_the_budget_merged_with_its_twins():
+    rec, within = {"with_mse": True, "w": 0.3}, {"with_mse": True, "w": 0.05}
+    assert raced_candidate({"recommended": rec, "best_observed": rec}) == {"recommended": rec}
+    assert raced_candidate({"recommended": rec, "within_budget": within}) == {"within_budget": within}
+    assert raced_candidate({"recommended": within, "best_paper": rec, "within_budget": dict(within)}) == \
+        {"recommended+within_budget": within}
+
+
+def test_a_race_judges_the_budget_at_the_objectives_look_and_level():
+    from test_stats_race import EPOCHS as RACE_EPOCHS
+    from test_stats_race import _live_race
+
+    rng = np.random.default_rng(3)
+    means = {"baseline": 5.0, "gmsd:within_budget": 4.9}
+    _, rows = _live_race(rng, means, {c: 0.3 for c in means}, budget=20, min_effect=5.0)
+    for r in rows:
+        r["val_psnr"] = 30 - r["value"]  # the mock's PSNR: 0.1 dB better than the baseline's
+    raced = race_of(rows, RaceSettings(20, 5.0), epochs=RACE_EPOCHS, lower_is_better=True)
+    objective = race_comparisons(raced, "gmsd", RACE_EPOCHS)["within_budget_vs_baseline"]
+    b = budget_comparisons(rows, "gmsd", epochs=RACE_EPOCHS, constraint=parse("val_psnr >= -0.5"),
+                           raced=raced)["within_budget_vs_baseline"]
+    assert b["round"] == objective["round"] and b["level"] == pytest.approx(objective["level"])
+    assert objective["level"] > 0.95
+    assert b["method"] == "paired-t (repeated)" and b["pairs"] == objective["pairs"]
+    assert b["diff"] == pytest.approx(-objective["diff"])  # PSNR = 30 - the objective, pair by pair
+    assert b["verdict"] == budget_verdict(parse("val_psnr >= -0.5"),
+                                          Interval(b["diff"], b["low"], b["high"]), b["reference_mean"])
+    assert f" at {100 * b['level']:.4g}%" in budget_text(b)

@@ -58,7 +58,7 @@ def test_confirmation_words():
     from tune_vqvae.vocab import CANDIDATES, CONFIRM, CONFIRM_SUFFIX, ROW_ROLES, VERDICTS
 
     assert ROW_ROLES[-1] == CONFIRM == "confirm" and CONFIRM_SUFFIX == "-confirm"
-    assert CANDIDATES == ("recommended", "best_paper", "best_observed")
+    assert CANDIDATES == ("recommended", "best_paper", "best_observed", "within_budget")
     assert VERDICTS == ("better", "indistinguishable", "worse")
 
 

@@ -39,9 +39,11 @@ ROW_ROLES = (BASELINE, PAPER, SEARCH, SEED, CONFIRM)  # also the order of the re
 # The candidates the end of a search re-runs with fresh seeds (a trial config's "candidate"
 # and a results row's "candidate": the names joined by "+" when two coincide, e.g.
 # "best_paper+best_observed"): the surrogate's recommended w, the best paper point, the
-# best single observation.
+# best single observation, and with a distortion budget (--constraint, issue 24) the best w
+# within it (stats.constrained; the one a sequential confirmation races).
 RECOMMENDED, BEST_PAPER, BEST_OBSERVED = "recommended", "best_paper", "best_observed"
-CANDIDATES = (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)
+WITHIN_BUDGET = "within_budget"
+CANDIDATES = (RECOMMENDED, BEST_PAPER, BEST_OBSERVED, WITHIN_BUDGET)
 CONFIRM_SEED_OFFSET = 1000  # confirmation seeds: --seed + 1000 + k, never used by the search
 # The sequential confirmation's round k (--confirm-budget) trains seed --seed + 2000 + k: not
 # 1000 + k, so a race added by --resume to a search with a fixed stage pairs no seed twice.

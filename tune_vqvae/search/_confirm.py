@@ -1,16 +1,18 @@
 """The confirmation stage of a search, and its answer.
 
 After the search stage each loss's candidates (the surrogate's recommended w, the best paper
-point, the best observed w) are re-run on fresh seeds together with the MSE baseline, so each
-verdict pairs same-seed runs (`stats.paired`). Two designs:
+point, the best observed w; with --constraint the best w within the budget) are re-run on
+fresh seeds together with the MSE baseline, so each verdict pairs same-seed runs
+(`stats.paired`). Two designs:
 
 - fixed (`--confirm-seeds N`): N seeds for every candidate, in <loss>-confirm/ and
   baseline-confirm/;
-- sequential (`--confirm-budget N`): each loss's recommended w (`stats.race.raced_candidate`)
-  and the baseline in rounds of one common seed, until every verdict is resolved or the
-  budget is spent (`stats.sequential`). One experiment per look: r03-confirm/ runs rounds
-  0..2, r04-confirm/ round 3, ... Which candidates run next is always replayed from the rows
-  (`stats.race.race_of`), so --resume continues exactly where the race stood.
+- sequential (`--confirm-budget N`): each loss's recommended w (with --constraint its best w
+  within the budget; `stats.race.raced_candidate`) and the baseline in rounds of one common
+  seed, until every verdict is resolved or the budget is spent (`stats.sequential`). One
+  experiment per look: r03-confirm/ runs rounds 0..2, r04-confirm/ round 3, ... Which
+  candidates run next is always replayed from the rows (`stats.race.race_of`), so --resume
+  continues exactly where the race stood.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import math
 
-from ..vocab import BEST_OBSERVED, BEST_PAPER, RECOMMENDED, point_name
+from ..vocab import BEST_PAPER, CANDIDATES, point_name
 from .answer import pairing_text, verdict_text
+from .constrained import budget_text
 
 
 def _g(v) -> str:
@@ -21,7 +22,13 @@ def _name(point: dict | None) -> str:
 def describe_comparison(c: dict, who: str, reference: str) -> str:
     """'recommended w=0.3 vs MSE baseline: better (-4.4% [-7.4%, -1.4%]); a gain over 7.4% is
     ruled out at 95%; diff -3.1 [-5.2, -1.0], 3 vs 3 runs, unpaired' (against the baseline:
-    `verdict_text`); between candidates 'better: diff ... (-4.4% [-7.4, -1.4]), ...'."""
+    `verdict_text`); between candidates 'better: diff ... (-4.4% [-7.4, -1.4]), ...'. Under a
+    distortion budget, then '; budget val_psnr >= -0.2: within budget (-0.05 dB [-0.12, 0.02])'."""
+    budget = f"; budget {budget_text(c['budget'])}" if c.get("budget") else ""
+    return _described(c, who, reference) + budget
+
+
+def _described(c: dict, who: str, reference: str) -> str:
     if c.get("verdict") is None:
         return f"{who} vs {reference}: no verdict ({c.get('note')})"
     if "min_effect" in c:
@@ -51,7 +58,7 @@ def format_loss(loss: str, a: dict, objective: str) -> list[str]:
         head = f"{loss}: no surrogate ({s.get('note')})"
     lines = [head]
     who = {
-        c: f"{c.replace('_', ' ')} {_name(named.get(c))}" for c in (RECOMMENDED, BEST_PAPER, BEST_OBSERVED)
+        c: f"{c.replace('_', ' ')} {_name(named.get(c))}" for c in CANDIDATES
     }
     for prefix, section in (("", "comparisons"), ("on test: ", "comparisons_test")):
         shown = []

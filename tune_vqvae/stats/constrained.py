@@ -13,8 +13,21 @@ Two fits of the existing surrogate on the same runs and the same grid of log10 w
 
 The band of a fit is the pointwise posterior of the run's *expected* value (without the
 run-to-run noise), normal on the linear scale: its sd is the half-width over the normal
-quantile of its level, and P(feasible) = Phi(-mean / sd) per grid point. The confirmation
-runs then check the budget on fresh seeds with the paired statistics, as the objective.
+quantile of its level, and P(feasible) = Phi(-mean / sd) per grid point.
+
+The confirmation runs then check the budget on fresh seeds with the paired statistics of the
+objective (`budget_comparisons`): each comparison against the MSE baseline gets a `budget`
+entry, the same runs' `candidate - baseline` on the constrained metric at the objective's
+level (95%, or a race's look and its nominal level) and `budget_verdict`: within budget (the
+whole interval on the feasible side of the budget's bound), over budget (wholly past it) or
+not resolved. The best w within the budget is itself a candidate (`vocab.WITHIN_BUDGET`):
+`add_budget` completes a loss's answer with both.
+
+    >>> from tune_vqvae.constraints import parse
+    >>> from tune_vqvae.stats.intervals import Interval
+    >>> c = parse("val_psnr >= -0.2")
+    >>> [budget_verdict(c, Interval(d, d - 0.07, d + 0.07), 25.0) for d in (-0.05, -0.18, -0.4)]
+    ['within budget', 'not resolved', 'over budget']
 """
 
 from __future__ import annotations
@@ -25,12 +38,20 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from .. import objectives
 from ..constraints import Constraint
-from .answer import fit_curve, minimised
-from .runs import baseline_values, finite, search_stage
+from ..errors import UserError
+from ..vocab import CANDIDATES, NOT_RESOLVED, WITHIN_BUDGET
+from .answer import compare, fit_curve, minimised
+from .intervals import Interval
+from .race import Raced, race_comparisons
+from .runs import baseline_runs, baseline_values, by_seed, confirm_runs, finite, search_stage
 from .surrogate import SurrogateFit, fit_objective_curve, observed
 
 LEVEL = 0.95  # the probability of meeting the budget a recommendation needs (issue 24)
+# a confirmation's budget verdicts (`budget_verdict`); NOT_RESOLVED: the vocabulary's
+WITHIN, OVER = "within budget", "over budget"
+BUDGET_VERDICTS = (WITHIN, OVER, NOT_RESOLVED)
 
 
 @dataclass(frozen=True)
@@ -165,3 +186,96 @@ def _infeasible(fit: SurrogateFit, p: np.ndarray, inside: np.ndarray, level: flo
     return (f"no searched w keeps {constraint.describe()} with probability >= {level:.0%} "
             f"(likeliest: w = {10 ** fit.log10_w[i]:.3g}, P = {p[i]:.2f}); loosen the budget, "
             f"or run more w near the likeliest")
+
+
+# --- the budget at the confirmation: the objective's paired statistics on the metric --------
+
+
+def budget_verdict(constraint: Constraint, diff: Interval, baseline_mean: float) -> str:
+    """The one decision on a budget from fresh seeds: `diff` is candidate - baseline of the
+    constrained metric (its units; paired where the runs pair) and `baseline_mean` the mean
+    of the baseline runs it was measured against, which a % budget is of (as `Constraint.slack`).
+    "within budget" when the budget's slack is <= 0 at both ends of the interval (the whole
+    interval on the feasible side of the bound), "over budget" when it is > 0 at both, else
+    not resolved (an unbounded interval, a look that spent nothing, too)."""
+    try:
+        ends = [constraint.slack(baseline_mean + x, baseline_mean) for x in (diff.low, diff.high)]
+    except UserError:  # a % budget of a baseline mean of 0: undefined, so undecided
+        return NOT_RESOLVED
+    if max(ends) <= 0:
+        return WITHIN
+    if min(ends) > 0:
+        return OVER
+    return NOT_RESOLVED
+
+
+# a comparison's fields a budget entry keeps (the verdict is the budget's; the margin's are not)
+_KEPT = ("diff", "low", "high", "level", "method", "percent", "percent_low", "percent_high",
+         "candidate_mean", "reference_mean", "n_candidate", "n_reference", "pairs", "correlation",
+         "round", "note")
+
+
+def budget_entry(c: dict, constraint: Constraint) -> dict:
+    """A comparison of the constrained metric (`answer.compare` / `race.race_comparisons` JSON)
+    as a `budget` entry: its interval, "verdict" (`budget_verdict`; None with the note below 2
+    runs a side), "constraint", "metric" and "bound" (the budget relative to the baseline
+    runs' mean, in the metric's units), strict JSON (an unbounded end is null)."""
+    out = {"constraint": str(constraint), "metric": constraint.metric}
+    out.update({k: _number(c[k]) if isinstance(c[k], float) else c[k] for k in _KEPT if k in c})
+    if c.get("verdict") is None:
+        return {**out, "verdict": None, "bound": None}
+    mean = float(c["reference_mean"])
+    try:
+        bound = constraint.threshold(mean) - mean
+    except UserError:
+        bound = None
+    iv = Interval(c["diff"], c["low"], c["high"], c["level"], c["method"])
+    return {**out, "verdict": budget_verdict(constraint, iv, mean), "bound": _number(bound)}
+
+
+def budget_comparisons(rows, loss: str, *, epochs: int, constraint: Constraint,
+                       raced: Raced | None = None) -> dict[str, dict]:
+    """'<candidate>_vs_baseline' -> the `budget_entry` of the same runs' comparison on the
+    constrained metric: the fixed stage's (`answer.compare` of same-seed runs, 95%), or with
+    `raced` (the loss ran in a race) each candidate's at its last look and that look's
+    nominal level (`race.race_comparisons` with the metric's key), as the objective's."""
+    key = constraint.metric
+    if raced is not None:
+        found = race_comparisons(raced, loss, epochs, key)
+    else:
+        lower = objectives.get(key).lower_is_better
+        base = by_seed(baseline_runs(rows, epochs, key), key)
+        found = {}
+        for cand in CANDIDATES:
+            conf = by_seed(confirm_runs(rows, loss, cand, epochs, key), key)
+            if conf:
+                found[f"{cand}_vs_baseline"] = compare(conf, base, lower)
+    return {k: budget_entry(c, constraint) for k, c in found.items() if k.endswith("_vs_baseline")}
+
+
+def add_budget(a: dict, rows, loss: str, *, epochs: int, constraint: Constraint,
+               raced: Raced | None = None) -> None:
+    """Completes a single loss's answer (with its "constrained") under a budget: the best w
+    within it joins the candidates (`vocab.WITHIN_BUDGET`), and every comparison against
+    the baseline gets its `budget` entry (`budget_comparisons`)."""
+    w = a["constrained"].get("recommended_w")
+    if w is not None:
+        a["candidates"][WITHIN_BUDGET] = {"with_mse": True, "w": float(w)}
+    for key, b in budget_comparisons(rows, loss, epochs=epochs, constraint=constraint, raced=raced).items():
+        if key in a["comparisons"]:
+            a["comparisons"][key]["budget"] = b
+
+
+def budget_text(b: dict) -> str:
+    """A `budget` entry as the console and the report say it: "val_psnr >= -0.2: within budget
+    (-0.05 dB [-0.12, 0.02])" (a race's look: "... at 99.5%"), or why there is no verdict."""
+    if b.get("verdict") is None:
+        return f"{b['constraint']}: no verdict ({b.get('note')})"
+    unit = objectives.get(b["metric"]).unit
+
+    def f(v) -> str:
+        return "unbounded" if v is None else f"{v:.3g}"
+
+    at = "" if abs(b["level"] - 0.95) < 1e-9 else f" at {100 * b['level']:.4g}%"
+    return (f"{b['constraint']}: {b['verdict']} ({f(b['diff'])}{' ' + unit if unit else ''} "
+            f"[{f(b['low'])}, {f(b['high'])}]{at})")

@@ -9,7 +9,7 @@ from ..vocab import is_joint
 from . import joint
 from .answer import baseline_summary, loss_answer
 from .answer_text import _g, format_loss
-from .constrained import constrained_answer
+from .constrained import add_budget, constrained_answer
 from .equivalence import DEFAULT_MIN_EFFECT
 from .race import Raced, RaceSettings, race_comparisons, race_json, race_of, race_text
 from .runs import finite
@@ -24,7 +24,9 @@ def search_answer(rows: list[dict], losses: list[str], *, epochs: int, bounds: d
     and with a sequential confirmation (`race`: its settings) "race": what it spent}; the
     surrogates' fits go into `fits` (loss -> SurrogateFit / SurfaceFit) when given. With a
     distortion budget (`constraint`, --constraint) each single loss's answer has "constrained":
-    the best w within it (`constrained.constrained_answer`; a pair's 2-D answer has none yet)."""
+    the best w within it (`constrained.constrained_answer`; a pair's 2-D answer has none yet),
+    which is then a candidate ("within_budget"), and each of its comparisons against the
+    baseline a "budget" entry: the same runs on the constrained metric (`constrained.add_budget`)."""
     raced = race_of(rows, race, epochs=epochs, lower_is_better=lower_is_better) if race else None
     out = {
         "baseline": baseline_summary(rows, epochs, raced.state.rounds if raced else n_per_config),
@@ -40,14 +42,20 @@ def search_answer(rows: list[dict], losses: list[str], *, epochs: int, bounds: d
         if constraint is not None and not is_joint(loss):
             a["constrained"] = constrained_answer(rows, loss, epochs=epochs, bounds=bounds[loss],
                                                   lower_is_better=lower_is_better, constraint=constraint)
+            add_budget(a, rows, loss, epochs=epochs, constraint=constraint,
+                       raced=raced if _in_race(raced, loss) else None)
     if raced:
         out["race"] = race_json(raced)
     return out
 
 
+def _in_race(raced: Raced | None, loss: str) -> bool:
+    return raced is not None and any(n.partition(":")[0] == loss for n in raced.spec.candidates)
+
+
 def _raced_comparisons(raced: Raced | None, loss: str, epochs: int) -> dict | None:
     """A loss's comparisons from the race (on the test split too, where runs scored it)."""
-    if raced is None or not any(n.partition(":")[0] == loss for n in raced.spec.candidates):
+    if not _in_race(raced, loss):
         return None
     out = {"comparisons": race_comparisons(raced, loss, epochs)}
     if any(finite(r.get("test_value")) for r in raced.rows):

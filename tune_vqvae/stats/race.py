@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..vocab import BASELINE, BEST_OBSERVED, BEST_PAPER, CONFIRM, RECOMMENDED
+from ..vocab import BASELINE, BEST_OBSERVED, BEST_PAPER, CONFIRM, RECOMMENDED, WITHIN_BUDGET
 from .answer import comparison_json
 from .paired import correlation_interval
-from .runs import candidate_names, finite, is_full_length
+from .runs import candidate_names, finite, is_full_length, merge_candidates
 from .sequential import BASE, FIRST_LOOK, Race, RaceSpec, judge, look_interval, replay
 
 SEQUENTIAL = "paired-t (repeated)"  # the method of a race's intervals: repeated confidence intervals
@@ -33,7 +33,13 @@ def raced_candidate(named: dict[str, dict]) -> dict[str, dict]:
     best observed w where no surrogate was fitted). Measured, not assumed (bench search, 40
     repeats per curve, 8 search trials + 24 runs): the recommended w alone was declared better
     in 55% of searches where a 5% gain exists, against 15% when the best paper point and the
-    best observed w raced too (alpha / 3 each, a third of the rounds), at about the same runs."""
+    best observed w raced too (alpha / 3 each, a third of the rounds), at about the same runs.
+    With a distortion budget (--constraint) the best w within it (`vocab.WITHIN_BUDGET`) races
+    instead, named with every candidate it coincides with ("recommended+within_budget"), so
+    the race states each of their verdicts."""
+    if WITHIN_BUDGET in named:
+        merged = next(n for n in merge_candidates(named) if WITHIN_BUDGET in n.split("+"))
+        return {merged: named[WITHIN_BUDGET]}
     who = RECOMMENDED if RECOMMENDED in named else BEST_OBSERVED
     return {who: named[who]} if who in named else {}
 
