@@ -240,6 +240,8 @@ def verdict_table(a: Analysis) -> Table:
                      _vs_paper_cell(c), c.verdict_paper or "–"])
     margin = a.answer.get("min_effect", DEFAULT_MIN_EFFECT)
     race = a.answer.get("race")
+    levels = "intervals (95%; against the baseline in a race, its look's level: below)" if race \
+        else "95% intervals"
     budgeted = any(c.budget for c in a.comparisons)
     if budgeted:  # --constraint: the budget's verdict on the same runs, beside the objective's
         rows = [r + [c.said_budget or "–"] for r, c in zip(rows, a.comparisons)]
@@ -251,7 +253,7 @@ def verdict_table(a: Analysis) -> Table:
          "pairing", "− best paper point [95% CI]", "verdict vs paper"]
         + (["budget"] if budgeted else []), rows,
         caption=f"Differences are candidate − reference in {a.objective} "
-                f"({a.record.direction}), with 95% intervals from the full-length runs of each "
+                f"({a.record.direction}), with {levels} from the full-length runs of each "
                 f"config: paired t over same-seed runs where the baseline ran the candidates' "
                 f"seeds (`pairing`: with their measured correlation r from 4 pairs), else Welch t "
                 f"(percentile bootstrap from 20 runs each); the MSE baseline has {len(base)} "
