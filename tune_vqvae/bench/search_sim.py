@@ -267,12 +267,18 @@ def old_answer(sim: Sim, rows: list[dict]) -> tuple[dict, bool]:
     return {"with_mse": best["with_mse"], "w": best["w"]}, best["value"] < base["value"]
 
 
-def new_answer(sim: Sim, rows: list[dict]) -> dict:
-    """The shipped search's answer; its verdict with the margin (better / equivalent / ...)."""
+def search_candidates(sim: Sim, rows: list[dict]) -> dict[str, dict]:
+    """{candidate name: point} of a search stage's rows, as the search's answer names them."""
     bc = sim.bc
     runs = ans.search_stage(rows, bc.loss, bc.epochs)
     surrogate = ans.fit_surrogate(runs, bc.epochs, (bc.low, bc.high), lower_is_better=True)
-    named = ans.candidates(runs, surrogate, lower_is_better=True)
+    return ans.candidates(runs, surrogate, lower_is_better=True)
+
+
+def new_answer(sim: Sim, rows: list[dict]) -> dict:
+    """The shipped search's answer; its verdict with the margin (better / equivalent / ...)."""
+    bc = sim.bc
+    named = search_candidates(sim, rows)
     confirm = sim.confirm(ans.merge_candidates(named))
     all_rows = rows + sim.baseline(bc.baseline_seeds) + confirm
     comps = ans.comparisons(all_rows, bc.loss, bc.epochs, lower_is_better=True, min_effect=bc.min_effect)
@@ -281,12 +287,10 @@ def new_answer(sim: Sim, rows: list[dict]) -> dict:
     return outcome(named[who], said, len(rows) + len(confirm), bc.baseline_seeds)
 
 
-def paired_answer(sim: Sim, rows: list[dict], confirm_budget: int) -> dict:
-    """`new`'s candidates, confirmed by the sequential paired race on common seeds."""
+def paired_answer(sim: Sim, rows: list[dict], confirm_budget: int, named: dict[str, dict]) -> dict:
+    """`new`'s candidates (`named`, of `rows`), confirmed by the sequential paired race on
+    common seeds."""
     bc = sim.bc
-    runs = ans.search_stage(rows, bc.loss, bc.epochs)
-    surrogate = ans.fit_surrogate(runs, bc.epochs, (bc.low, bc.high), lower_is_better=True)
-    named = ans.candidates(runs, surrogate, lower_is_better=True)
     chosen = {k: v for k, v in named.items() if k in bc.paired_candidates}
     chosen = chosen or {BEST_OBSERVED: named[BEST_OBSERVED]}  # no surrogate fitted: the best run
     merged = ans.merge_candidates(chosen)
@@ -303,12 +307,11 @@ def paired_answer(sim: Sim, rows: list[dict], confirm_budget: int) -> dict:
     return outcome(merged[pick], r.verdicts[pick], len(rows) + r.runs, r.baseline_runs)
 
 
-def live_answer(sim: Sim, rows: list[dict], confirm_budget: int) -> dict:
-    """The search's sequential confirmation (`--confirm-budget`) of every merged candidate,
-    looked at through the rows as `search/_confirm.confirm_race` does."""
+def live_answer(sim: Sim, rows: list[dict], confirm_budget: int, named: dict[str, dict]) -> dict:
+    """The search's sequential confirmation (`--confirm-budget`) of the candidate it races
+    (`stats.race.raced_candidate` of `named`), looked at through the rows as
+    `search/_confirm.confirm_race` does."""
     bc = sim.bc
-    runs = ans.search_stage(rows, bc.loss, bc.epochs)
-    named = ans.candidates(runs, ans.fit_surrogate(runs, bc.epochs, (bc.low, bc.high), True), True)
     points = {race_key(bc.loss, n): p for n, p in raced_candidate(named).items()}
     raced, race_rows = None, []
     while raced is None or not raced.state.stopped:
@@ -353,8 +356,8 @@ def simulate(curve_spec: str, repeat: int, bc: SearchBenchConfig) -> dict:
         rows = sim.gp_search(longest, pruned=True, early_stop=False)
         if "new" in bc.strategies:
             out["new"] = {b: new_answer(sim, rows[:b]) for b in bc.budgets}
-        if splits and "paired" in bc.strategies:
-            out["paired"] = {f"{s}+{c}": paired_answer(sim, rows[:s], c) for s, c in splits}
-        if splits and "live" in bc.strategies:
-            out["live"] = {f"{s}+{c}": live_answer(sim, rows[:s], c) for s, c in splits}
+        named = {s: search_candidates(sim, rows[:s]) for s in {s for s, _ in splits}}  # one GP fit each
+        for strategy, answer in (("paired", paired_answer), ("live", live_answer)):
+            if splits and strategy in bc.strategies:
+                out[strategy] = {f"{s}+{c}": answer(sim, rows[:s], c, named[s]) for s, c in splits}
     return out

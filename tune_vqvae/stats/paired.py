@@ -74,6 +74,14 @@ def correlation_interval(a, b, level: float = 0.95) -> Interval:
     return Interval(r, math.tanh(z - half), math.tanh(z + half), level, "fisher-z", x.size)
 
 
+def measured_correlation(a, b, level: float = 0.95) -> Interval | None:
+    """`correlation_interval` where r is defined (from 4 pairs on, a spread on both sides),
+    else None: the one rule for when an answer states the same-seed correlation."""
+    if len(a) < 4 or np.std(a) == 0 or np.std(b) == 0:
+        return None
+    return correlation_interval(a, b, level)
+
+
 def percent_of(iv: Interval, reference_mean: float) -> Interval:
     """The interval in percent of the reference mean (as the verdicts state differences);
     the reference mean is taken as known, as `answer.compare` does."""
@@ -103,8 +111,7 @@ def compare_runs(candidate: dict, baseline: dict, level: float = 0.95) -> Compar
         a = [candidate[s] for s in common]
         b = [baseline[s] for s in common]
         diff = paired_interval(a, b, level, "bootstrap" if len(common) >= BOOTSTRAP_FROM else "t")
-        spread = len(common) >= 4 and np.std(a) > 0 and np.std(b) > 0
-        corr = correlation_interval(a, b, level) if spread else None
+        corr = measured_correlation(a, b, level)
         ref = float(np.mean(b))
     else:
         diff = diff_interval(list(candidate.values()), list(baseline.values()), level)

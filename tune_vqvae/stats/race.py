@@ -17,11 +17,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..vocab import BASELINE, BEST_OBSERVED, BEST_PAPER, CONFIRM, RECOMMENDED, WITHIN_BUDGET
 from .answer import comparison_json
-from .paired import correlation_interval
+from .paired import measured_correlation
 from .runs import candidate_names, finite, is_full_length, merge_candidates
 from .sequential import BASE, FIRST_LOOK, Race, RaceSpec, judge, look_interval, replay
 
@@ -115,7 +113,7 @@ def _at_look(raced: Raced, values: dict[str, dict[int, float]], name: str, round
     if judged is None:
         return comparison_json(None, own, base, raced.spec.lower_is_better)
     d = dataclasses.replace(judged[0], method=SEQUENTIAL)
-    corr = correlation_interval(own, base) if len(own) >= 4 and np.std(own) > 0 and np.std(base) > 0 else None
+    corr = measured_correlation(own, base)
     return comparison_json(d, own, base, raced.spec.lower_is_better, raced.spec.min_effect, len(own), corr)
 
 

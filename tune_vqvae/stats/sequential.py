@@ -39,7 +39,7 @@ from scipy import stats
 
 from .equivalence import NOT_RESOLVED, RESOLVED, WORSE, verdict
 from .intervals import Interval
-from .paired import correlation_interval, paired_interval, percent_of
+from .paired import measured_correlation, paired_interval, percent_of
 
 FIRST_LOOK = 3  # pairs before the first verdict: a t interval from 2 pairs has 1 df
 MC_PATHS = 200_000  # Monte Carlo paths for the boundaries (their alpha to about +-0.0005)
@@ -165,9 +165,7 @@ class Race:
         """The measured same-seed correlation of `name` with the baseline (Fisher interval),
         from 4 pairs on: what the pairing bought in this race."""
         own, base = self.pairs(name)
-        if len(own) < 4 or np.std(own) == 0 or np.std(base) == 0:
-            return None
-        return correlation_interval(own, base)
+        return measured_correlation(own, base)
 
     def best(self, lower_is_better: bool = True) -> str:
         pool = self.alive or list(self.verdicts)
