@@ -20,6 +20,7 @@ Inside (private modules behind this small public surface):
     _trackers     --log-to mlflow / wandb through Ray Tune's tracker callbacks
     _results      rows, best w and gains, the table, results.csv / results.json
     _compat       every private Ray/Optuna attribute we touch
+    _args         the flags and --smoke's defaults
     _cli          flags -> a checked Plan -> run
 
 The experiment directory <storage-path>/<name>/ holds:
