@@ -25,6 +25,7 @@ from tune_vqvae.stats.answer import TOO_FEW, pairing_text, percent_interval, ver
 from tune_vqvae.stats.constrained import budget_text
 from tune_vqvae.stats.equivalence import DEFAULT_MIN_EFFECT
 from tune_vqvae.stats.intervals import Interval, mean_interval, run_noise
+from tune_vqvae.stats.noise import HALF_KEYS
 from tune_vqvae.stats.race import RaceSettings
 from tune_vqvae.stats.runs import (
     baseline_values,
@@ -112,6 +113,7 @@ def rows_of(trials: pd.DataFrame) -> list[dict]:
         row.update({k: _num(v) for k, v in t.items()  # a joint loss's w1, w2, ...
                     if k[:1] == "w" and k[1:].isdigit() and _num(v) is not None})
         row.update({k: _num(t[k]) for k in objectives.OBJECTIVES if k in t})  # what --constraint bounds
+        row.update({k: _num(t.get(k)) for k in HALF_KEYS})  # the noise budget's (stats.noise)
 
         rows.append(row)
     return rows

@@ -13,6 +13,7 @@ import pandas as pd
 from tune_vqvae.stats.answer import TOO_FEW
 from tune_vqvae.stats.equivalence import DEFAULT_MIN_EFFECT, headline, ruled_out
 from tune_vqvae.stats.intervals import describe_noise, seeds_needed
+from tune_vqvae.stats.noise import budget_text
 from tune_vqvae.stats.race import race_text
 from tune_vqvae.vocab import RECOMMENDED, paper_weights, point_name
 
@@ -146,9 +147,11 @@ def noise_sentence(a: Analysis) -> str:
                 f"{a.noise.n} seeds); with one run per config no difference is resolvable; to "
                 f"resolve {100 * EFFECT:g}% you need about {seeds_needed(a.noise.cv, EFFECT)} "
                 f"seeds per config")
+    budget = (a.answer or {}).get("baseline", {}).get("noise_budget")
+    split = f" **Noise budget**: {budget_text(budget)}." if budget else ""
     return (f"**Noise**: {text} (measured on the MSE baseline's runs; a two-sided test at 5% "
             f"with 80% power; {a.replicates} = the runs per config the verdicts rest on: the "
-            f"confirmation seeds of a confirmed search, else the median runs of its configs).")
+            f"confirmation seeds of a confirmed search, else the median runs of its configs).{split}")
 
 
 def _reason(c: Comparison | None, which: str) -> str:

@@ -13,6 +13,7 @@ import pandas as pd
 from tune_vqvae import objectives
 from tune_vqvae.stats.answer import compare
 from tune_vqvae.stats.intervals import Noise
+from tune_vqvae.stats.noise import HALF_KEYS, halves_of
 from tune_vqvae.vocab import is_joint, paper_weights, point_name
 
 from . import answer
@@ -120,6 +121,8 @@ def analyse(df: pd.DataFrame, objective: str) -> Analysis:
     # With --holdout the value above is on held-out training images, this on test images.
     test_column = objectives.get(objective).test_name
     df["test_value"] = pd.to_numeric(df[test_column], errors="coerce") if test_column in df else math.nan
+    halves = [halves_of(r, objective) for r in df.to_dict("records")]  # the noise budget's inputs
+    df[list(HALF_KEYS)] = pd.DataFrame(halves, index=df.index, columns=list(HALF_KEYS), dtype=float)
     df["search"] = df["path"].map(lambda p: str(_search_dir(p)))
     order = list(dict.fromkeys(df.loc[df["loss"] != "mse", "loss"]))
     a = Analysis(trials=df, objective=objective, losses=[x for x in order if not is_joint(x)],

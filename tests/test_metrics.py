@@ -169,6 +169,26 @@ def test_swd_is_deterministic_for_a_seed():
     assert swd(x, y, seed=3) != swd(x, y, seed=4)
 
 
+def test_halves_score_each_half_and_leave_the_full_score_alone(tmp_path):
+    """The noise budget's inputs: each metric on the first and the second half of its images
+    (the halves cross a batch: 48 images in batches of 16), the full scores unchanged."""
+    data = make_data(48)
+    ev = evaluator(tmp_path, data, batch_size=16, swd_samples=40, kid_subset_size=20, kid_subsets=5)
+    plain, split = ev.evaluate(blurring(1.0)), ev.evaluate(blurring(1.0), halves=True)
+    assert not any("half" in k for k in plain)
+    assert {k: split[k] for k in plain} == plain
+    assert (split["fid_images"], split["kid_images"], split["swd_images"]) == (48, 48, 40)
+    real = _features(ev, data.x_test[:48]).astype(np.float64)
+    fake = _features(ev, blur(data.x_test[:48].float() / 255, 1.0)).astype(np.float64)
+    moments = lambda f: (f.mean(0), np.cov(f, rowvar=False))
+    for half, rows in ((1, slice(None, 24)), (2, slice(24, None))):
+        want = frechet_distance(*moments(fake[rows]), *moments(real[rows]))
+        assert split[f"fid_half{half}"] == pytest.approx(want, rel=1e-4)
+        assert split[f"swd_half{half}"] > 0 and split[f"kid_half{half}"] > 0
+    same = ev.evaluate(identity, halves=True)  # a perfect reconstruction: every half scores 0
+    assert abs(same["fid_half1"]) < 1e-6 and same["swd_half2"] == pytest.approx(0.0, abs=1e-9)
+
+
 # ---------------------------------------------------------------- KID
 
 

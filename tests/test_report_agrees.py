@@ -76,7 +76,7 @@ def test_report_and_search_state_the_same_answer(ray_cluster, tmp_path, capsys):
         mine, theirs = a.answer["losses"][loss], doc["answer"]["losses"][loss]
         assert theirs["surrogate"]["fitted"] and theirs["comparisons"]
         _same(mine, theirs, loss)
-    for key in ("values", "mean", "std", "cv"):
+    for key in ("values", "mean", "std", "cv", "noise_budget"):
         _same(a.answer["baseline"][key], doc["answer"]["baseline"][key], f"baseline.{key}")
     assert a.answer["min_effect"] == 3.0
     for line in stats.format_answer(a.answer, objective).splitlines():

@@ -165,6 +165,10 @@ def test_realistic_mock_replicates_pruned_stops_and_verdicts_from_confirmation(r
     assert confirm.candidate.str.contains("recommended").any()
     answer = doc["answer"]
     assert answer["baseline"]["n"] == 5 and 0 < answer["baseline"]["cv"] < 0.2
+    # the noise budget: the mock scores its last evaluation on two halves with a 2% error each
+    budget = answer["baseline"]["noise_budget"]
+    assert budget["runs"] == 5 and budget["n_eval"] == 1000 and 0 < budget["eval"] < budget["total"]
+    assert "noise budget: " in out
     gmsd = answer["losses"]["gmsd"]
     assert gmsd["surrogate"]["fitted"] and len(gmsd["surrogate"]["mean"]) == len(gmsd["surrogate"]["log10_w"])
     verdict = gmsd["comparisons"]["recommended_vs_baseline"]

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tune_vqvae.stats.noise import images_for_share, split_eval_std, split_halves
+from tune_vqvae.stats.noise import (
+    baseline_budget,
+    budget_json,
+    budget_text,
+    halves_of,
+    images_for_share,
+    split_eval_std,
+    split_halves,
+)
+from tune_vqvae.vocab import BASELINE, COMPLETED, SEARCH
 
 
 def test_halves_recover_known_seed_and_eval_variances():
@@ -37,3 +46,38 @@ def test_bad_input_is_named():
         split_halves([1.0, 2.0], [1.0, 2.0, 3.0], 100)
     with pytest.raises(ValueError, match="finite"):
         split_eval_std([1.0, float("nan")], [1.0, 1.0], 100)
+
+
+def _row(half1, half2, role=BASELINE, epochs=4, images=1000.0):
+    return {"role": role, "status": COMPLETED, "epochs_trained": epochs, "value": (half1 + half2) / 2,
+            "value_half1": half1, "value_half2": half2, "value_images": images}
+
+
+def test_the_baselines_budget_from_its_rows():
+    """Only the baseline's full-length runs with both halves count; the figures are
+    split_halves' on them, and the text says how many images would bring scoring to 10%."""
+    halves = [(70.0, 74.0), (66.0, 63.0), (75.0, 73.0), (69.0, 71.0)]
+    rows = [_row(a, b) for a, b in halves]
+    rows += [_row(10.0, 90.0, role=SEARCH), _row(10.0, 90.0, epochs=2),  # not the baseline's / short
+             {**_row(60.0, 61.0), "value_half2": None}]  # a run without halves
+    b = baseline_budget(rows, epochs=4)
+    want = split_halves(*zip(*halves), n_eval=1000)
+    assert b == want and b.runs == 4
+    d = budget_json(b)
+    assert d["images_for_share"] == images_for_share(want, 0.1) and d["eval_share"] == want.eval_share
+    assert f"{d['images_for_share']:,} evaluation images" in budget_text(d)
+    assert baseline_budget(rows[:1], epochs=4) is None  # one run: no variance
+
+
+def test_budget_text_when_scoring_is_small_or_all():
+    small = budget_json(split_halves([60.0, 70.0, 80.0], [60.1, 70.0, 79.9], n_eval=500))
+    assert small["eval_share"] < 0.1 and "more seeds would" in budget_text(small)
+    alone = budget_json(split_halves([70.0, 71.0, 69.0], [71.0, 70.0, 70.0], n_eval=500))
+    assert alone["images_for_share"] is None and "no training-seed variance" in budget_text(alone)
+
+
+def test_halves_of_reads_the_objectives_columns():
+    metrics = {"swd_half1": 3.0, "swd_half2": 4.0, "swd_images": 1000.0, "fid_half1": 9.0}
+    assert halves_of(metrics, "swd") == {"value_half1": 3.0, "value_half2": 4.0, "value_images": 1000.0}
+    assert halves_of(metrics, "val_psnr") == dict.fromkeys(("value_half1", "value_half2", "value_images"))
+    assert halves_of({"fid_half1": float("nan")}, "fid")["value_half1"] is None

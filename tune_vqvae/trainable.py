@@ -172,7 +172,7 @@ def train_vqvae(config: dict, data=None) -> None:
                 # between evaluation epochs the last evaluation is reported again.
                 if not last_eval or epoch % eval_every == 0 or epoch == cfg.epochs \
                         or not objectives.get(objective).evaluated:
-                    last_eval = evaluator.evaluate(trainer.reconstruct)
+                    last_eval = evaluator.evaluate(trainer.reconstruct, halves=epoch == cfg.epochs)
                     last_eval["eval_epoch"] = float(epoch)
                 metrics.update(last_eval)
                 if held_out and epoch == cfg.epochs:

@@ -68,6 +68,22 @@ def test_metric(key: str) -> str:
     return "test_" + key.removeprefix("val_")
 
 
+def half_metric(key: str, half: int) -> str:
+    """A metric scored on one of two disjoint halves of the evaluation images (at a run's last
+    evaluation; the noise budget, tune_vqvae.stats.noise): fid -> fid_half1, fid_half2."""
+    return f"{key}_half{half}"
+
+
+def images_metric(key: str) -> str:
+    """The number of evaluation images behind a metric's score: swd -> swd_images."""
+    return f"{key}_images"
+
+
+# The noise budget's columns of every scored metric (the halves and the full set's size).
+HALF_METRICS = tuple(m for key in EVAL_METRICS
+                     for m in (half_metric(key, 1), half_metric(key, 2), images_metric(key)))
+
+
 # --- one trial config and its names --------------------------------------------------------
 
 def config_point(config: dict) -> tuple[str, bool, float | tuple | None]:

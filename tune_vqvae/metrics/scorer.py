@@ -39,6 +39,7 @@ from torch import nn
 
 from ..data import DEFAULT_CACHE, ImageData
 from ..errors import UserError, atomic_write_bytes, ensure_writable_dir
+from ..vocab import half_metric, images_metric
 from .frechet import StreamingStats, frechet_distance
 from .inception import InceptionFeatures, check_fid_weights, require_fid_weights
 from .kid import kid
@@ -202,19 +203,29 @@ class FIDEvaluator:
     def kid(self, fake_feats: np.ndarray) -> tuple[float, float]:
         """(mean, std) KID of reconstructions' features against the cached real features;
         subsets drawn with the scorer's seed, so a trial's KID is repeatable."""
-        return kid(fake_feats, self.reference_features(), subsets=self.cfg.kid_subsets,
+        return self.kid_of(fake_feats, self.reference_features())
+
+    def kid_of(self, fake_feats: np.ndarray, real_feats: np.ndarray) -> tuple[float, float]:
+        return kid(fake_feats, real_feats, subsets=self.cfg.kid_subsets,
                    subset_size=self.cfg.kid_subset_size, seed=self.cfg.seed, device=self.device)
 
     # -- scoring
 
     @torch.inference_mode()
-    def evaluate(self, reconstruct: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
+    def evaluate(self, reconstruct: Callable[[torch.Tensor], torch.Tensor],
+                 halves: bool = False) -> dict[str, float]:
         """{"fid", "kid", "kid_std", "swd"} for the metrics in `self.metrics` (kid with fid);
-        lower is better."""
+        lower is better. `halves`: also each metric on the two disjoint halves of its images
+        (`fid_half1`, `fid_half2`, ...) and its image count (`fid_images`): the noise budget's
+        inputs (tune_vqvae.stats.noise), asked for at a run's last evaluation."""
+        halves = halves and self.swd_samples >= 4  # two halves of at least 2 images each
         ref = self.reference_stats() if "fid" in self.metrics else None
         stats = StreamingStats() if ref is not None else None
         feats = FeatureStore() if ref is not None else None
         acc = SWDAccumulator(self.cfg.swd_patches, self.cfg.seed) if "swd" in self.metrics else None
+        # The halves draw their own patches and directions: those are part of the scoring noise.
+        swd_halves = [SWDAccumulator(self.cfg.swd_patches, self.cfg.seed + k) for k in (1, 2)] \
+            if acc is not None and halves else None
         bs = self.cfg.batch_size
         for i in range(0, self.samples, bs):
             x_u8 = self.images[i : min(i + bs, self.samples)]
@@ -230,13 +241,49 @@ class FIDEvaluator:
             if acc is not None and i < self.swd_samples:
                 keep = min(self.swd_samples - i, fake.shape[0])
                 acc.update(to_unit_range(x_u8[:keep], self.device), fake[:keep])
+                if swd_halves is not None:
+                    _split_update(swd_halves, i, self.swd_samples // 2,
+                                  to_unit_range(x_u8[:keep], self.device), fake[:keep])
         out = {}
         if stats is not None:
             out["fid"] = frechet_distance(stats.mean(), stats.cov(), *ref)
-            out["kid"], out["kid_std"] = self.kid(feats.array())
+            fake_feats = feats.array()
+            out["kid"], out["kid_std"] = self.kid(fake_feats)
+            if halves:
+                out.update(self._inception_halves(fake_feats))
         if acc is not None:
             out["swd"] = acc.distance()
+            if swd_halves is not None:
+                out.update(_halves("swd", [h.distance() for h in swd_halves], self.swd_samples))
         return out
+
+    def _inception_halves(self, fake_feats: np.ndarray) -> dict[str, float]:
+        """FID and KID of the first and the second half of the images (real and reconstructed
+        alike), from the features already computed."""
+        real, h = self.reference_features(), self.samples // 2
+        parts = [(fake_feats[:h], real[:h]), (fake_feats[h:], real[h:])]
+        fid = [frechet_distance(*_moments(f), *_moments(r)) for f, r in parts]
+        kid_ = [self.kid_of(f, r)[0] for f, r in parts]
+        return {**_halves("fid", fid, self.samples), **_halves("kid", kid_, self.samples)}
+
+
+def _moments(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    stats = StreamingStats()
+    stats.update(torch.from_numpy(feats))
+    return stats.mean(), stats.cov()
+
+
+def _halves(metric: str, scores: list[float], images: int) -> dict[str, float]:
+    return {half_metric(metric, 1): scores[0], half_metric(metric, 2): scores[1],
+            images_metric(metric): float(images)}
+
+
+def _split_update(accs: list[SWDAccumulator], start: int, middle: int, real01, fake01) -> None:
+    """Feed a batch of images start, start + 1, ... to the half each image belongs to."""
+    cut = min(max(middle - start, 0), real01.shape[0])
+    for acc, sl in ((accs[0], slice(None, cut)), (accs[1], slice(cut, None))):
+        if real01[sl].shape[0]:
+            acc.update(real01[sl], fake01[sl])
 
 
 class FeatureStore:

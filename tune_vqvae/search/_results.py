@@ -11,7 +11,7 @@ import os
 
 from .. import objectives, vocab
 from ..errors import atomic_write_text
-from ..stats import format_answer
+from ..stats import format_answer, noise
 from ..vocab import (
     BASELINE,
     COMPLETED,
@@ -87,6 +87,7 @@ def collect_rows(exp: str, grid, cfg: SearchConfig, space: SearchSpace | None, o
         if isinstance(point, tuple):  # a joint loss: its weights w1, w2 (w stays empty)
             row.update(weight_params(loss, point))
         row.update({k: m.get(k) for k in ROW_METRICS})
+        row.update(noise.halves_of(m, objective))  # the noise budget's inputs (last evaluation)
         # every objective's metric (a --constraint may bound any of them: stats.constrained)
         row.update({k: m.get(k) for k in objectives.OBJECTIVES if k not in row})
         row["node_id"] = m.get("node_id")

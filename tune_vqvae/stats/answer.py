@@ -24,7 +24,8 @@ Per loss:
   search-stage runs of a candidate never enter: they were selected (the winner's curse).
 
 For the whole search, `baseline`: the MSE baseline's replicates, their mean interval, the
-run-to-run noise and the smallest relative difference the confirmation can resolve.
+run-to-run noise and the smallest relative difference the confirmation can resolve, and the
+noise budget (`stats.noise`: how much of that noise is the scoring of a finite evaluation set).
 
 Signs: `value` is the objective metric itself (e.g. swd, or val_psnr); a difference is
 candidate - reference in the metric's units; `percent` is it relative to the reference mean.
@@ -47,6 +48,7 @@ from .intervals import (
     seeds_needed,
     verdict,
 )
+from .noise import baseline_budget, budget_json
 from .paired import Comparison, compare_runs, percent_of
 from .runs import (  # noqa: F401  (is_full_length, merge_candidates: the answer's surface)
     baseline_runs,
@@ -308,6 +310,9 @@ def baseline_summary(rows: list[dict], epochs: int, n_per_config: int) -> dict:
         effect_asked=EFFECT,
         seeds_for_effect=seeds_needed(noise.cv, EFFECT) if noise.cv > 0 else 2,
     )
+    budget = baseline_budget(rows, epochs)
+    if budget is not None:
+        out["noise_budget"] = budget_json(budget)
     return out
 
 

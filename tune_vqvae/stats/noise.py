@@ -22,9 +22,17 @@ Both take var(T) as at least 0 (a negative estimate is sampling noise: no seed p
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..vocab import half_metric, images_metric
+from .runs import baseline_runs, finite
+
+# A results row's noise-budget columns: its objective on each half and the full set's size.
+HALF_KEYS = ("value_half1", "value_half2", "value_images")
+SHARE = 0.1  # the evaluation share the answer asks about: "N images bring it to 10%"
 
 
 @dataclass(frozen=True)
@@ -83,3 +91,49 @@ def images_for_share(budget: NoiseBudget, share: float = 0.1) -> int:
                          "the evaluation's share is 1 at any size")
     # eval * n_eval / n <= share / (1 - share) * seed
     return math.ceil(budget.eval * budget.n_eval * (1 - share) / (share * budget.seed))
+
+
+def halves_of(metrics: dict, objective: str) -> dict:
+    """A results row's HALF_KEYS from a trial's last metrics (the search's results and the
+    report's trials both read them here); None where the objective has no halves."""
+    names = (half_metric(objective, 1), half_metric(objective, 2), images_metric(objective))
+    return {key: _float(metrics.get(name)) for key, name in zip(HALF_KEYS, names)}
+
+
+def _float(v) -> float | None:
+    return float(v) if finite(v) else None
+
+
+def baseline_budget(rows: Iterable[dict], epochs: int) -> NoiseBudget | None:
+    """The MSE baseline's noise budget from its full-length runs scored on two halves; None
+    with fewer than 2 such runs (an objective without halves: psnr, ssim, mse)."""
+    runs = [r for r in baseline_runs(rows, epochs, "value_half1")
+            if finite(r.get("value_half2")) and finite(r.get("value_images"))]
+    if len(runs) < 2:
+        return None
+    return split_halves([r["value_half1"] for r in runs], [r["value_half2"] for r in runs],
+                        n_eval=int(runs[0]["value_images"]))
+
+
+def budget_json(b: NoiseBudget) -> dict:
+    """results.json's baseline "noise_budget": variances, the evaluation share and the images
+    that would bring it to SHARE (None: no seed part measured, no size will)."""
+    try:
+        images = images_for_share(b, SHARE)
+    except ValueError:
+        images = None
+    return {"total": b.total, "seed": b.seed, "eval": b.eval, "eval_share": b.eval_share,
+            "n_eval": b.n_eval, "runs": b.runs, "share_asked": SHARE, "images_for_share": images}
+
+
+def budget_text(d: dict) -> str:
+    """The noise budget as the console and the report say it."""
+    text = (f"{100 * d['eval_share']:.0f}% of the baseline's run-to-run variance is the scoring "
+            f"of {d['n_eval']:,} images, {100 - 100 * d['eval_share']:.0f}% the training seed "
+            f"(halves of the evaluation set, {d['runs']} runs)")
+    if d["eval_share"] <= d["share_asked"]:
+        return text + "; more evaluation images would not help, more seeds would"
+    if d["images_for_share"] is None:
+        return text + "; no training-seed variance seen: score on more images before adding seeds"
+    return (text + f"; about {d['images_for_share']:,} evaluation images would bring the scoring "
+            f"part to {100 * d['share_asked']:.0f}%")

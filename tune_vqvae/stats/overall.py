@@ -11,6 +11,7 @@ from .answer import baseline_summary, loss_answer
 from .answer_text import _g, format_loss
 from .constrained import add_budget, constrained_answer
 from .equivalence import DEFAULT_MIN_EFFECT
+from .noise import budget_text
 from .race import Raced, RaceSettings, race_comparisons, race_json, race_of, race_text
 from .runs import finite
 
@@ -80,6 +81,8 @@ def format_answer(ans: dict, objective: str) -> str:
             f"about {b['seeds_for_effect']} seeds per config, if runs are unpaired (same-seed runs "
             f"that correlate resolve less: each verdict's paired interval says what these did)"
         )
+        if "noise_budget" in b:
+            lines.append(f"noise budget: {budget_text(b['noise_budget'])}")
     else:
         lines.append(f"MSE baseline: {b.get('note')}")
     return "\n".join(lines)

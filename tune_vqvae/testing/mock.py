@@ -26,7 +26,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import zlib
 
+import numpy as np
 from ray import tune
 
 from .. import objectives
@@ -43,7 +45,7 @@ from ..trainable import (
     report_epoch,
     restore_state,
 )
-from ..vocab import joint_weights, loss_settings, test_metric
+from ..vocab import EVAL_METRICS, half_metric, images_metric, joint_weights, loss_settings, test_metric
 
 # The known best weight of each loss in the mock (not on the paper's grid on purpose).
 MOCK_BEST_W = {"psnr": 0.05, "ssim": 2.0, "ms_ssim": 3.0, "haarpsi": 0.1, "gmsd": 2.0,
@@ -117,6 +119,22 @@ def _scores(value: float) -> dict:
                 val_psnr=30 - value, val_ssim=1 - value / 10)
 
 
+MOCK_EVAL_NOISE = 0.02  # a half's scoring error, relative (the noise budget's eval part)
+MOCK_EVAL_IMAGES = 1000
+
+
+def _half_scores(config: dict, value: float) -> dict:
+    """The evaluated metrics on two halves of the evaluation images: the value off by a
+    scoring error drawn from the trial's config and seed (reproducible, like a real run)."""
+    key = json.dumps([loss_settings(config), config["train"].get("seed", 0)], default=str)
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
+    out = {}
+    for half in (1, 2):
+        scores = _scores(value * (1 + MOCK_EVAL_NOISE * rng.standard_normal()))
+        out.update({half_metric(k, half): scores[k] for k in EVAL_METRICS})
+    return {**out, **{images_metric(k): float(MOCK_EVAL_IMAGES) for k in EVAL_METRICS}}
+
+
 def mock_objective(config: dict, epoch: int, epochs: int) -> float:
     """The mock's objective after `epoch` of `epochs`: with the known curve it starts 1.0
     above the final value and decays like 1/epoch; else the trial's `mock_curve`."""
@@ -178,6 +196,8 @@ def mock_trainable(config: dict, data=None) -> None:
                 perplexity=20.0, codes_used=0.5, eval_epoch=float(epoch), diverged=0.0,
                 node_id=node_id(),
             )
+            if epoch == epochs:  # as the real trainable: the halves at the last evaluation
+                metrics.update(_half_scores(config, value))
             if epoch == epochs and config["train"]["data"].get("holdout"):
                 # With a holdout the test split ranks the weights differently (mock_test_objective).
                 metrics.update({test_metric(k): v for k, v in _scores(mock_test_objective(config)).items()})
