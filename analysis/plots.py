@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from tune_vqvae.stats.answer_text import seeds_text
 from tune_vqvae.stats.intervals import mean_interval
 from tune_vqvae.vocab import PAPER, SEARCH, SEED, paper_weights
 
@@ -79,6 +80,16 @@ def _baseline_stripe(ax, values: np.ndarray, scale: float = 1.0, color: str = "C
     ax.axhline(mean, color=color, ls="--", lw=1.4, label=text)
 
 
+def _same_seed_baseline(ax, a: Analysis, seeds: list[int] | None) -> None:
+    """The MSE baseline's runs at the surrogate's seed(s): what its band compares with (the
+    stripe averages the baseline's other seeds too)."""
+    t = a.trials
+    runs = t[(t["role"] == "baseline") & answer.full_length(t) & t["seed"].isin(seeds or [])]
+    if len(runs):
+        ax.axhline(float(runs["value"].mean()), color="C1", ls=":", lw=1.4,
+                   label=f"MSE baseline at the surrogate's seed{'s' if len(seeds) > 1 else ''}")
+
+
 def _jittered(w: pd.Series) -> np.ndarray:
     """Replicates at one w drawn side by side (0.025 decades apart), so each stays visible."""
     keys = w.map(lambda v: f"{v:.6g}")
@@ -96,10 +107,10 @@ def _runs(ax, runs: pd.DataFrame) -> None:
             ax.scatter(x[m.index], m["value"], zorder=4, **style)
 
 
-def _curve(ax, fit, scale: float = 1.0, color="C0", label=True) -> None:
+def _curve(ax, fit, scale: float = 1.0, color="C0", label=True, seeds: list[int] | None = None) -> None:
     w = 10 ** fit.log10_w
     ax.fill_between(w, fit.low / scale, fit.high / scale, color=color, alpha=0.16, lw=0,
-                    label="surrogate: 95% band" if label else None)
+                    label=f"surrogate: 95% band{seeds_text(seeds)}" if label else None)
     ax.plot(w, fit.mean / scale, color=color, lw=2,
             label="surrogate: posterior mean (GP on log w)" if label else None)
 
@@ -180,7 +191,9 @@ def weight_plot(a: Analysis, loss: str) -> bytes:
         ci = mean_interval(base)
         ranges.append(np.array([ci.low, ci.high]))
     if fit is not None:
-        _curve(ax, fit)
+        seeds = a.answer["losses"][loss]["surrogate"].get("seeds")
+        _curve(ax, fit, seeds=seeds)
+        _same_seed_baseline(ax, a, seeds)
         keep = _in_range(fit, runs)
         ranges += [fit.low[keep], fit.high[keep]]
     _runs(ax, runs)

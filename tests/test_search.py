@@ -171,6 +171,7 @@ def test_realistic_mock_replicates_pruned_stops_and_verdicts_from_confirmation(r
     assert "noise budget: " in out
     gmsd = answer["losses"]["gmsd"]
     assert gmsd["surrogate"]["fitted"] and len(gmsd["surrogate"]["mean"]) == len(gmsd["surrogate"]["log10_w"])
+    assert gmsd["surrogate"]["seeds"] == [0, 1] and "full-length runs, at seeds 0, 1;" in out  # --seeds 2
     verdict = gmsd["comparisons"]["recommended_vs_baseline"]
     assert verdict["verdict"] in equivalence.VERDICTS and verdict["n_candidate"] == 2
     assert verdict["min_effect"] == 5.0 and verdict["largest_gain"] == pytest.approx(-verdict["percent_low"])

@@ -50,6 +50,10 @@ def test_surrogate_uses_full_length_runs_only_and_recommends_inside_the_range():
     wi = fit["w_interval"]
     assert wi["low"] <= fit["recommended_w"] <= wi["high"]
     assert len(fit["log10_w"]) == len(fit["mean"]) == len(fit["low"]) == len(fit["high"])
+    # every run trained seed 0: the band is that seed's curve, and the console says so
+    assert fit["seeds"] == [0]
+    assert "(surrogate of 8 full-length runs, all at seed 0: that seed's curve;" in \
+        answer_text.format_loss("gmsd", {"surrogate": fit, "candidates": {}, "comparisons": {}}, "swd")[0]
     assert np.all(np.array(fit["low"]) <= np.array(fit["high"]))
     named = ans.candidates(runs, fit, lower_is_better=True)
     assert set(named) == {"recommended", "best_paper", "best_observed"}

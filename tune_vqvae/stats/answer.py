@@ -111,10 +111,14 @@ def fit_curve(w, values, epochs_trained, *, epochs: float, bounds: tuple[float, 
     return in_metric_units(fit, lower_is_better)
 
 
-def surrogate_json(fit: SurrogateFit, bounds: tuple[float, float]) -> dict:
+def surrogate_json(fit: SurrogateFit, bounds: tuple[float, float], seeds: list[int] | None = None) -> dict:
+    """`seeds`: the training seeds of the runs it was fitted on. With one seed (the search's
+    default) the band is that seed's curve, not a mean over seeds: it is said so, and never
+    set against runs of other seeds."""
     return {
         "fitted": True,
         "n_observations": fit.n_observations,
+        "seeds": seeds or [],
         "bounds": list(bounds),
         "log10_w": fit.log10_w.tolist(),
         "mean": fit.mean.tolist(),
@@ -148,7 +152,7 @@ def fit_surrogate(runs: list[dict], epochs: int, bounds: tuple[float, float], lo
         return {"fitted": False, "n_observations": len(w), "note": str(e)}
     if fits is not None:
         fits[loss] = fit
-    return surrogate_json(fit, bounds)
+    return surrogate_json(fit, bounds, sorted({int(r["seed"]) for r in mse_runs if finite(r.get("seed"))}))
 
 
 def candidates(runs: list[dict], surrogate: dict, lower_is_better: bool, loss: str = "") -> dict[str, dict]:

@@ -45,14 +45,24 @@ def _described(c: dict, who: str, reference: str) -> str:
     )
 
 
+def seeds_text(seeds: list[int] | None) -> str:
+    """Which training seeds a surrogate's band stands for: ", all at seed 0: that seed's
+    curve", ", at seeds 0, 1"; "" where the rows do not say."""
+    if not seeds:
+        return ""
+    if len(seeds) == 1:
+        return f", all at seed {seeds[0]}: that seed's curve"
+    return ", at seeds " + ", ".join(str(s) for s in seeds)
+
+
 def format_loss(loss: str, a: dict, objective: str) -> list[str]:
     s, named = a["surrogate"], a["candidates"]
     if s.get("fitted"):
         wi, oi = s["w_interval"], s["objective"]
         head = (
             f"{loss}: recommended w={_g(s['recommended_w'])} [{_g(wi['low'])}, {_g(wi['high'])}] "
-            f"(surrogate of {s['n_observations']} full-length runs; {objective} {_g(oi['estimate'])} "
-            f"[{_g(oi['low'])}, {_g(oi['high'])}])"
+            f"(surrogate of {s['n_observations']} full-length runs{seeds_text(s.get('seeds'))}; "
+            f"{objective} {_g(oi['estimate'])} [{_g(oi['low'])}, {_g(oi['high'])}])"
         )
     else:
         head = f"{loss}: no surrogate ({s.get('note')})"
