@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tune_vqvae import constraints
-from tune_vqvae.stats.front import shown_points
-from tune_vqvae.stats.runs import finite, search_stage
+from tune_vqvae.stats.front import front_runs, shown_points
 
 from .document import Table
 from .plots import _png
@@ -51,11 +50,9 @@ def _budget(ax, front: dict, constrained: dict | None) -> str:
     first, second = front["objectives"]
     metric = constraints.parse(constrained["constraint"]).metric
     said = f"; {constrained['constraint']}: its bound "
-    if metric == second:
-        ax.axvline(constrained["threshold"], color="C3", ls="--", lw=1.2, label=f"budget {constrained['constraint']}")
-        said += "the dashed line"
-    elif metric == first:
-        ax.axhline(constrained["threshold"], color="C3", ls="--", lw=1.2, label=f"budget {constrained['constraint']}")
+    line = dict(color="C3", ls="--", lw=1.2, label=f"budget {constrained['constraint']}")
+    if metric in (first, second):  # the bound of the x axis' metric is a vertical line
+        (ax.axvline if metric == second else ax.axhline)(constrained["threshold"], **line)
         said += "the dashed line"
     else:
         said += f"not drawn ({metric} is neither axis)"
@@ -74,8 +71,7 @@ def front_plot(a, loss: str, front: dict, constrained: dict | None) -> tuple[byt
     first, second = front["objectives"]
     curves, grid = front["curves"], np.asarray(front["log10_w"])
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    runs = [r for r in search_stage(a.rows, loss, a.epochs)
-            if finite(r.get("value")) and finite(r.get(second))]  # value: the first objective
+    runs = front_runs(a.rows, loss, a.epochs, second)  # the runs the surrogates fitted
     ax.scatter([r[second] for r in runs], [r["value"] for r in runs], s=18, color="0.5", alpha=0.35,
                label=f"single runs ({len(runs)}, full-length)")
     low, high = (np.log10(w) for w in (min(r["w"] for r in runs), max(r["w"] for r in runs)))

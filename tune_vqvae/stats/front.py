@@ -85,6 +85,13 @@ def estimate_front(w, first, second, *, names: tuple[str, str], epochs: int,
     }
 
 
+def front_runs(rows, loss: str, epochs: int, trade_off: str) -> list[dict]:
+    """The runs the surrogates of the front fit: the loss's full-length search-stage runs with
+    MSE, a w, and both objectives finite (the first is the row's "value")."""
+    return [r for r in search_stage(rows, loss, epochs) if r.get("with_mse", True) and finite(r.get("w"))
+            and finite(r.get("value")) and finite(r.get(trade_off))]
+
+
 def front_answer(rows, loss: str, *, epochs: int, bounds: tuple[float, float], objective: str,
                  trade_off: str) -> dict:
     """A single loss's answer["front"]: `estimate_front` on its search-stage runs with both
@@ -92,8 +99,7 @@ def front_answer(rows, loss: str, *, epochs: int, bounds: tuple[float, float], o
     as JSON; or {"fitted": False, "note"} where it cannot be fitted."""
     names = (objective, trade_off)
     keys = [key_of(n, objective) for n in names]
-    runs = [r for r in search_stage(rows, loss, epochs)
-            if r.get("with_mse", True) and finite(r.get("w")) and all(finite(r.get(k)) for k in keys)]
+    runs = front_runs(rows, loss, epochs, trade_off)
     out = {"fitted": False, "objectives": list(names), "n_observations": len(runs)}
     if len({float(r["w"]) for r in runs}) < 3:
         out["note"] = (f"{len({float(r['w']) for r in runs})} distinct w with full-length runs "
@@ -146,7 +152,8 @@ def format_front(loss: str, front: dict) -> list[str]:
              f"  {'w':>8}  {a + ' [95%]':<28}{b + ' [95%]'}"]
     lines += [f"  {p['w']:>8.3g}  {_band_text(p[a]):<28}{_band_text(p[b])}" for p in shown_points(front)]
     base = front.get("baseline") or {}
-    lines.append(f"  {'MSE':>8}  {_band_text(base.get(a)):<28}{_band_text(base.get(b))}  (baseline runs' mean)")
+    lines.append(f"  {'MSE':>8}  {_band_text(base.get(a)):<28}{_band_text(base.get(b))}  "
+                 f"(baseline runs' mean)")
     for cand, c in (front.get("confirmed") or {}).items():
         lines.append(f"  {c['w']:>8.3g}  {_band_text(c[a]):<28}{_band_text(c[b])}  "
                      f"({cand.replace('_', ' ')}: {c[a]['n']} confirmation runs' mean)")
