@@ -81,10 +81,12 @@ def front_plot(a, loss: str, front: dict, constrained: dict | None) -> tuple[byt
     p = front["points"]
     ax.plot([q[second]["estimate"] for q in p], [q[first]["estimate"] for q in p], "-", color="C0", lw=3,
             label=f"estimated front: w {front['w_range'][0]:.3g} to {front['w_range'][1]:.3g}")
-    for q in shown_points(front):
+    shown = shown_points(front)
+    for q in shown:
         _errorbar(ax, q[second], q[first], fmt="o", color="C0", ms=4, lw=1)
+    for q, dy in ((shown[0], 4), (shown[-1], -10)):  # the ends only: a short front's labels overlap
         ax.annotate(f"w={q['w']:.3g}", (q[second]["estimate"], q[first]["estimate"]), fontsize=7,
-                    xytext=(5, 4), textcoords="offset points")
+                    xytext=(5, dy), textcoords="offset points")
     base = front.get("baseline") or {}
     if base.get(first) and base.get(second):
         _errorbar(ax, base[second], base[first], fmt="s", color="k", ms=6, label="MSE baseline (mean, 95%)")

@@ -100,6 +100,21 @@ def test_front_answer_has_the_baseline_and_the_confirmed_candidates():
     assert format_front("gmsd", f)[0].startswith("gmsd: no front of swd vs val_psnr")
 
 
+def test_the_figure_draws_the_budget_and_the_constrained_recommendation():
+    from types import SimpleNamespace
+
+    from analysis.front import front_plot
+
+    f = front_answer(_rows(), "gmsd", epochs=4, bounds=BOUNDS, objective="swd", trade_off="val_psnr")
+    a = SimpleNamespace(rows=_rows(), epochs=4)
+    budget = {"constraint": "val_psnr >= -0.5", "threshold": 25.4, "recommended_w": 0.1}
+    png, said = front_plot(a, "gmsd", f, budget)
+    assert png[:4] == b"\x89PNG" and "the dashed line" in said and "w = 0.1" in said
+    png, said = front_plot(a, "gmsd", f, {**budget, "constraint": "val_ssim >= -1%"})
+    assert "not drawn (val_ssim is neither axis)" in said
+    assert front_plot(a, "gmsd", f, None)[1] == ""
+
+
 @pytest.mark.parametrize("names, said", [
     (["swd", "val_psnr", "val_ssim"], "given 3 times"),
     (["swd", "swd"], "given twice"),
