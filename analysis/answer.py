@@ -163,6 +163,16 @@ def saved_constraint(search_dirs: list[Path]) -> constraints.Constraint | None:
     return constraints.parse(saved.pop()) if saved else None
 
 
+def saved_trade_off(search_dirs: list[Path]) -> str | None:
+    """The second objective the search estimated a front against (search.json's `trade_off`,
+    --objective twice), None for one objective. Searches analysed together that differ: refused."""
+    saved = {_settings(d).get("trade_off") for d in search_dirs} - {None}
+    if len(saved) > 1:
+        raise UserError(f"the searches estimated fronts against different objectives "
+                        f"({', '.join(sorted(saved))}); report them one at a time")
+    return saved.pop() if saved else None
+
+
 def saved_race(search_dirs: list[Path], min_effect: float) -> RaceSettings | None:
     """The sequential confirmation's settings (search.json's `confirm_budget`), None without
     one. Searches analysed together each ran their own race: the report restates one."""
@@ -276,13 +286,20 @@ def analyse_answer(a) -> None:
                              lower_is_better=a.lower_is_better,
                              n_per_config=max(2, a.replicates), fits=a.fits,
                              min_effect=margin, race=saved_race(searches, margin),
-                             constraint=saved_constraint(searches))
+                             constraint=saved_constraint(searches), front=_front(a, searches))
     values = baseline_values(rows, epochs)
     a.noise = run_noise(values) if len(values) >= 2 else None
     for loss in a.losses:
         ans = a.answer["losses"][loss]
         a.curves[loss] = curve_of(loss, ans, a.fits.get(loss), rows, epochs, bounds[loss])
         a.comparisons += comparisons_of(loss, ans, rows, epochs)
+
+
+def _front(a, searches: list[Path]) -> tuple[str, str] | None:
+    """(objective, trade-off) of a two-objective search, where the report's objective is
+    another metric than the trade-off (--objective of the analysis may pick either)."""
+    trade_off = saved_trade_off(searches)
+    return (a.objective, trade_off) if trade_off and trade_off != a.objective else None
 
 
 def full_length(trials: pd.DataFrame) -> pd.Series:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from tune_vqvae.errors import atomic_write_bytes, atomic_write_text
 
-from . import joint, plots
+from . import front, joint, plots
 from .answer import comparisons_frame, curves_frame
 from .document import Report
 from .load import IN_PROGRESS
@@ -75,6 +75,7 @@ def build(a: Analysis, experiments: list[Path], out: Path, *, requested_objectiv
     r.table(summary_table(a))
     r.table(grid_table(a))
     joint.section(r, a)  # joint losses (ssim+gmsd): the contour over (w1, w2), the pair's verdict
+    front.section(r, a)  # two objectives (--objective twice): the estimated front of each loss
 
     r.h("Perception versus distortion")
     if len(a.pareto):
@@ -110,7 +111,7 @@ def build(a: Analysis, experiments: list[Path], out: Path, *, requested_objectiv
     r.table(failures_table(a))
 
     r.h("Files")
-    r.ul([f"`{name}`" for name in CSV_FILES] + [f"`{n}`" for n in r.figures])
+    r.ul([f"`{name}`" for name in (*CSV_FILES, *front.frames(a))] + [f"`{n}`" for n in r.figures])
     return r
 
 
@@ -130,6 +131,7 @@ def write(a: Analysis, r: Report, out: Path) -> list[Path]:
     trials = a.trials.drop(columns=["search"], errors="ignore")
     frames = dict(zip(CSV_FILES, (a.summary, a.grid, a.overhead, a.failures, a.pareto, trials,
                                   comparisons_frame(a.comparisons), curves_frame(a.curves))))
+    frames.update(front.frames(a))  # front.csv: only where the search had two objectives
     for name, df in frames.items():
         atomic_write_text(out / name, _csv(df))
         written.append(out / name)

@@ -13,6 +13,8 @@ spelling of the direction.
     {'val_psnr': 30.0, 'objective': -30.0}
     >>> get("fid").needs_inception, get("swd").needs_inception
     (True, False)
+    >>> pair(["swd", "val_psnr"]), pair(["swd"]), pair(None)
+    (('swd', 'val_psnr'), ('swd', None), (None, None))
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ class Objective:
     @property
     def direction(self) -> str:
         return "lower is better" if self.lower_is_better else "higher is better"
+
+    @property
+    def mode(self) -> str:
+        """The direction in Ray Tune's and Optuna's word: "min" or "max"."""
+        return "min" if self.lower_is_better else "max"
 
     def minimised(self, value: float) -> float:
         return value if self.lower_is_better else -value
@@ -94,3 +101,20 @@ def get(name: str) -> Objective:
 def register(objective: Objective) -> None:
     """Add an objective (its record and scorer) for --objective and every layer after it."""
     OBJECTIVES[objective.name] = objective
+
+
+def pair(names: list[str] | None) -> tuple[str | None, str | None]:
+    """--objective given 0, 1 or 2 times -> (objective, trade-off objective); a search selects
+    on one objective or estimates the front of two (issue 24). UserError: more than two, one
+    twice, an unknown one."""
+    names = list(names or [])
+    if len(names) > 2:
+        raise UserError(f"--objective given {len(names)} times ({', '.join(names)}): a search has "
+                        f"one objective, or two for a perception-distortion front")
+    for name in names:
+        if name not in OBJECTIVES:
+            raise UserError(f"unknown --objective {name!r}; valid: {', '.join(OBJECTIVES)}")
+    if len(names) == 2 and names[0] == names[1]:
+        raise UserError(f"--objective {names[0]} given twice: a front needs two different objectives, "
+                        f"e.g. --objective swd --objective val_psnr")
+    return (names + [None, None])[0], (names + [None, None])[1]

@@ -40,6 +40,11 @@ class WeightSampler(optuna.samplers.BaseSampler):
     is one of the paper's points) the categorical chooses "with MSE"; re-running it would
     repeat the same seeded run.
 
+    Two objectives (a front, --objective twice: the study has two directions): the shadow
+    study has the same two, so GPSampler proposes by log expected hypervolume improvement
+    (one GP per objective over log w), spreading the w along the front instead of piling
+    them at one objective's optimum.
+
     With a distortion budget (`constraint`, relative to the MSE baseline's `baseline_mean`),
     every completed trial enters the shadow study with its slack (`Constraint.slack` of its
     `CONSTRAINT_VALUE` user attr) as an Optuna constraint, so the GP proposes by constrained
@@ -97,7 +102,7 @@ class WeightSampler(optuna.samplers.BaseSampler):
     def _shadow(self, study, trial, constrained: bool = False):
         """A private study whose GPSampler sees only the trials we hand it."""
         return optuna.create_study(
-            direction=study.direction,
+            directions=study.directions,  # two with a front (--objective twice): GPSampler's log EHVI
             sampler=optuna.samplers.GPSampler(
                 seed=(self.seed * 7919 + trial.number) % 2**32,
                 n_startup_trials=self.n_startup_trials,
@@ -113,15 +118,15 @@ class WeightSampler(optuna.samplers.BaseSampler):
         states = optuna.trial.TrialState
         mine = [(t, p) for t in others if t.params.get("with_mse") is True
                 and (p := params_of(t)) is not None]
-        completed = [t for t, _ in mine
-                     if t.state == states.COMPLETE and t.value is not None and math.isfinite(t.value)]
+        completed = [t for t, _ in mine if t.state == states.COMPLETE and t.values is not None
+                     and all(math.isfinite(v) for v in t.values)]
         slacks, done = self._slacks(completed), {t.number for t in completed}
         shadow = self._shadow(study, trial, constrained=slacks is not None)
         for t, params in mine:
             if t.number in done:
                 attrs = compat.constraint_attrs([slacks[t.number]]) if slacks is not None else None
                 shadow.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
-                                                           value=t.value, system_attrs=attrs))
+                                                           values=t.values, system_attrs=attrs))
             elif t.state in (states.RUNNING, states.PRUNED):
                 # A pruned (early-stopped) w enters as pending, never with its early value (that
                 # is the objective at another fidelity): the joint EI of pending points keeps

@@ -52,8 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--hidden", type=int, help=f"model width (default {d.hidden})")
     p.add_argument("--codebook-size", type=int, help=f"default {d.codebook_size}")
-    p.add_argument("--objective", help=f"metric to minimise: {', '.join(objectives.OBJECTIVES)} (PSNR/SSIM "
-                   "are maximised); default fid (needs its weights; --smoke falls back to swd)")
+    p.add_argument("--objective", action="append",
+                   help=f"metric to minimise: {', '.join(objectives.OBJECTIVES)} (PSNR/SSIM "
+                   "are maximised); default fid (needs its weights; --smoke falls back to swd). "
+                   "Twice (e.g. --objective swd --objective val_psnr): a two-objective search whose "
+                   "answer is the estimated front over w (see README, Perception-distortion front)")
     p.add_argument("--fid-weights",
                    help="Inception weights file for FID (pt_inception-2015-12-05-6726825d.pth)")
     p.add_argument("--lpips-weights", metavar="DIR", help="directory holding LPIPS's two weights files, "

@@ -19,7 +19,7 @@ from pathlib import Path
 import ray
 from ray import tune
 
-from .. import constraints
+from .. import constraints, objectives
 from ..data import DataConfig, load_data
 from ..errors import UserError, atomic_write_text, cli_entry, remove_empty_dirs, terminate_like_ctrl_c
 from ..losses import PERCEPTUAL_LOSSES, lpips
@@ -52,6 +52,8 @@ def config_from_args(a: argparse.Namespace) -> SearchConfig:
     values = {k: v for k, v in vars(a).items() if v is not None and k in
               {f.name for f in dataclasses.fields(SearchConfig)}}
     values["losses"] = list(dict.fromkeys(losses))
+    # --objective once, or twice for a front: the first and the trade-off (bad lists: exit 2)
+    values["objective"], values["trade_off"] = objectives.pair(a.objective)
     if a.min_effect is not None:  # read by `number`, not argparse: a bad value is one line, exit 2
         values["min_effect"] = number("--min-effect", a.min_effect)
     if a.confirm_budget and a.confirm_seeds is not None:
@@ -72,6 +74,7 @@ def config_from_args(a: argparse.Namespace) -> SearchConfig:
 
 # What --resume may set; every other setting is the saved search's own (search.json).
 RESUME_MAY_SET = ("seeds", "confirm_seeds", "confirm_budget", "storage_path", "name")
+FLAGS = {"losses": "--loss", "trade_off": "--objective"}  # a setting's flag, where not its name
 
 
 def refuse_changed_settings(a: argparse.Namespace, saved: SearchConfig, settings_file: Path) -> None:
@@ -79,6 +82,8 @@ def refuse_changed_settings(a: argparse.Namespace, saved: SearchConfig, settings
     defaults = build_parser()
     given = {k for k, v in vars(a).items() if v != defaults.get_default(k)}
     given = {"losses" if k == "loss" else k for k in given}
+    if "objective" in given:  # --objective sets both: `--objective swd` alone drops a saved front
+        given.add("trade_off")
     new = config_from_args(argparse.Namespace(**{**vars(a), "smoke": False}))
     new.smoke = a.smoke
 
@@ -86,7 +91,7 @@ def refuse_changed_settings(a: argparse.Namespace, saved: SearchConfig, settings
     for f in dataclasses.fields(SearchConfig):
         value, kept = getattr(new, f.name), getattr(saved, f.name)
         if f.name in given and f.name not in RESUME_MAY_SET and value != kept:
-            flag = "--loss" if f.name == "losses" else "--" + f.name.replace("_", "-")
+            flag = FLAGS.get(f.name, "--" + f.name.replace("_", "-"))
             changed.append(f"{flag} {_shown(value)} (saved: {_shown(kept)})")
     if changed:
         raise UserError(f"--resume keeps the search's settings ({settings_file}); {', '.join(changed)} "
@@ -254,7 +259,8 @@ def run(plan: Plan) -> int:
     journal = journal_storage(layout.local / JOURNAL_FILE)
     n = sum(len(s.points) * cfg.replicates if s.grid else cfg.num_samples for s in plan.spaces.values())
     say(f"search {layout.name}: {', '.join(cfg.losses)}; {n} trials + {cfg.baseline_seeds} MSE baseline, "
-        f"{cfg.epochs} epochs each; objective {objective} ({plan.why}); "
+        f"{cfg.epochs} epochs each; objective {objective} ({plan.why})"
+        f"{f', front against {cfg.trade_off}' if cfg.trade_off else ''}; "
         f"{cfg.cpus_per_trial:g} CPU + {cfg.gpus_per_trial:g} GPU per trial; "
         f"{'resuming ' if plan.resume else ''}{layout.storage}")
 

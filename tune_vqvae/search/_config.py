@@ -43,6 +43,9 @@ class SearchConfig:
     hidden: int = ModelConfig.hidden
     codebook_size: int = ModelConfig.codebook_size
     objective: str | None = None  # None: fid when its weights are found, else swd
+    # The second --objective (issue 24): the search is two-objective and each loss's answer
+    # is the estimated front of `objective` vs `trade_off` over w (stats.front).
+    trade_off: str | None = None
     fid_weights: str | None = None
     lpips_weights: str | None = None  # a directory holding LPIPS's two files, on every node
     fid_samples: int = FIDConfig.samples
@@ -91,6 +94,14 @@ class SearchConfig:
             raise UserError(f"--confirm-budget {self.confirm_budget} allows more than {MAX_RACE_ROUNDS} "
                             f"rounds; give at most {MAX_RACE_ROUNDS * (1 + max(1, len(self.losses)))}")
 
+    def check_front(self) -> None:
+        """Two objectives: two known, different ones, and no ASHA (it judges runs on the first
+        objective alone, so it would stop the w that are good on the second)."""
+        objectives.pair([self.objective, self.trade_off])  # known, different: else exit 2
+        if self.early_stop:
+            raise UserError("--early-stop with two --objective: ASHA stops runs on the first objective "
+                            "alone, which cuts the front short; drop --early-stop")
+
     def validate(self) -> None:
         if self.lpips_weights:  # before the losses check LPIPS's weights
             lpips.use_weights_dir(self.lpips_weights)
@@ -137,6 +148,8 @@ class SearchConfig:
         if self.objective is not None and self.objective not in objectives.OBJECTIVES:
             valid = ", ".join(objectives.OBJECTIVES)
             raise UserError(f"unknown --objective {self.objective!r}; valid: {valid}")
+        if self.trade_off is not None:
+            self.check_front()
         if self.grace_period is not None:
             if not self.early_stop:
                 raise UserError("--grace-period applies to early stopping: add --early-stop")
@@ -223,11 +236,12 @@ def resolve_objective(cfg: SearchConfig, saved: bool = False) -> tuple[str, dict
         objective, why = "swd", "--smoke without FID weights (give --fid-weights): the offline SWD"
     elif objective is None:
         objective, why = "fid", "the default objective"
-    if objectives.get(objective).needs_inception and weights is None:
-        weights = require_fid_weights(fid, objective.upper())  # tries the download; else exit 2
+    inception = [n for n in (objective, cfg.trade_off) if n and objectives.get(n).needs_inception]
+    if inception and weights is None:
+        weights = require_fid_weights(fid, inception[0].upper())  # tries the download; else exit 2
     if weights:  # a file that is not the weights: exit 2 now, not a failure in every trial
         verify_fid_weights(weights)
-    if objectives.get(objective).needs_inception:
+    if inception:
         why += f", Inception weights {weights}"
     fid.weights_path = weights
     fid.fid_mode = "required" if weights else "off"

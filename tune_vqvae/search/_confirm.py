@@ -42,7 +42,8 @@ def search_answer(cfg: SearchConfig, spaces: dict[str, SearchSpace], rows: list[
     n = cfg.confirm_seeds if cfg.confirm_seeds >= 2 else cfg.baseline_seeds
     return answer_of(rows, cfg.losses, epochs=cfg.epochs, bounds=bounds,
                      lower_is_better=objectives.get(objective).lower_is_better, n_per_config=n,
-                     min_effect=cfg.min_effect, race=race_settings(cfg), constraint=cfg.budget)
+                     min_effect=cfg.min_effect, race=race_settings(cfg), constraint=cfg.budget,
+                     front=(objective, cfg.trade_off) if cfg.trade_off else None)
 
 
 def confirm(cfg: SearchConfig, experiments: Experiments, spaces: dict[str, SearchSpace], rows: list[dict],

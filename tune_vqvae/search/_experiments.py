@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ray import tune
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
+from .. import objectives
 from ..stats.constrained import budget_baseline
 from ..trainable import train_vqvae
 from ..vocab import (
@@ -45,6 +46,14 @@ def trial_dirname(trial) -> str:
     c = trial.config
     w = joint_weights(c) or c.get("w")  # a joint loss: its (w1, w2)
     return f"{trial.trial_id}_{dir_tag(c.get('role'), c.get('with_mse', True), w)}"
+
+
+def searched_metrics(cfg: SearchConfig) -> dict:
+    """What the sampler optimises: the reported `objective` (minimised), and with a second
+    --objective that metric too, in its own direction (a two-objective study: the front)."""
+    if cfg.trade_off is None:
+        return {"metric": "objective", "mode": "min"}
+    return {"metric": ["objective", cfg.trade_off], "mode": ["min", objectives.get(cfg.trade_off).mode]}
 
 
 def trainable_for(cfg: SearchConfig, data_ref):
@@ -150,7 +159,7 @@ class Experiments:
 
         def build():
             searcher = WeightSearch(
-                space=WeightSpace(space), metric="objective", mode="min",
+                space=WeightSpace(space), **searched_metrics(cfg),
                 points_to_evaluate=[dict(p) for p in space.points],
                 sampler=WeightSampler(seed=cfg.seed, constraint=budget, baseline_mean=baseline_mean),
                 study_name=loss, storage=journal, epochs=cfg.epochs, replicates=cfg.replicates,

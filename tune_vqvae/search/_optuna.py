@@ -57,6 +57,10 @@ class WeightSearch(OptunaSearch):
     averages repeats before telling the searcher, cannot be combined with a scheduler that
     stops trials.)
 
+    Two objectives (a front: `metric` and `mode` lists, as Ray's OptunaSearch takes them):
+    Optuna keeps no intermediate values of a two-objective trial, so a stopped one is PRUNED
+    without them, and a full-length one missing either value FAIL.
+
     A distortion budget (`constraint_metric`, e.g. "val_psnr"): each trial's last reported
     value of that metric is kept as its user attr `CONSTRAINT_VALUE` before Optuna is told,
     raw (the sampler turns it into the budget's slack; the journal keeps what was measured).
@@ -115,11 +119,17 @@ class WeightSearch(OptunaSearch):
     def on_trial_result(self, trial_id, result):
         """Ignored: a diverged, failed or non-finite report, and reports of a trial told already
         (repeated epochs after a restore)."""
-        value = result.get(self.metric)
-        if result.get("diverged") or result.get("failed") or value is None or not math.isfinite(value) \
+        if result.get("diverged") or result.get("failed") or not self._finite(result) \
                 or trial_id in _compat.searcher_told(self):
             return
-        super().on_trial_result(trial_id, result)
+        super().on_trial_result(trial_id, result)  # two objectives: nothing (no intermediate values)
+
+    def _finite(self, result: dict) -> bool:
+        """Whether `result` has a finite value of every metric the study optimises (two with a
+        front: `metric` is then a list, as Ray's OptunaSearch takes it)."""
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        values = [result.get(m) for m in metrics]
+        return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
     def on_trial_complete(self, trial_id, result=None, error=False):
         """Ignored for a trial told already (e.g. before a driver restart); else told as the
@@ -145,11 +155,14 @@ class WeightSearch(OptunaSearch):
             # an error before the last epoch (retries exhausted) is a failure, not a value
             ot_trial.set_user_attr("error_at_epoch" if error else "stopped_at_epoch", epoch)
             state = states.FAIL if error else states.PRUNED
-            value = result.get(self.metric)
-            if not error and value is not None and math.isfinite(value):
+            if not error and self._finite(result):
                 # Tune withholds the result that made the scheduler stop the trial from the
                 # searcher: record it as the last intermediate value
                 super().on_trial_result(trial_id, result)
+        elif not error and isinstance(self.metric, list) and not self._finite(result):
+            # Optuna cannot store a missing objective of two; Ray would leave the trial RUNNING
+            ot_trial.set_user_attr("error", f"no finite value of each of {', '.join(self.metric)}")
+            state = states.FAIL
         else:
             super().on_trial_complete(trial_id, result=result, error=error)
             return

@@ -11,6 +11,7 @@ from .answer import baseline_summary, loss_answer
 from .answer_text import _g, format_loss
 from .constrained import add_budget, constrained_answer
 from .equivalence import DEFAULT_MIN_EFFECT
+from .front import format_front, front_answer
 from .noise import budget_text
 from .race import Raced, RaceSettings, race_comparisons, race_json, race_of, race_text
 from .runs import finite
@@ -19,7 +20,7 @@ from .runs import finite
 def search_answer(rows: list[dict], losses: list[str], *, epochs: int, bounds: dict[str, tuple[float, float]],
            lower_is_better: bool, n_per_config: int, fits: dict | None = None,
            min_effect: float = DEFAULT_MIN_EFFECT, race: RaceSettings | None = None,
-           constraint: Constraint | None = None) -> dict:
+           constraint: Constraint | None = None, front: tuple[str, str] | None = None) -> dict:
     """results.json's "answer": {"baseline": baseline_summary, "losses": {loss: its answer},
     "min_effect": the equivalence margin of the verdicts against the baseline (--min-effect),
     and with a sequential confirmation (`race`: its settings) "race": what it spent}; the
@@ -27,7 +28,9 @@ def search_answer(rows: list[dict], losses: list[str], *, epochs: int, bounds: d
     distortion budget (`constraint`, --constraint) each single loss's answer has "constrained":
     the best w within it (`constrained.constrained_answer`; a pair's 2-D answer has none yet),
     which is then a candidate ("within_budget"), and each of its comparisons against the
-    baseline a "budget" entry: the same runs on the constrained metric (`constrained.add_budget`)."""
+    baseline a "budget" entry: the same runs on the constrained metric (`constrained.add_budget`).
+    With two objectives (`front`: the objective's name and the trade-off's, --objective twice)
+    each single loss's answer has "front": the estimated front over log w (`front.front_answer`)."""
     raced = race_of(rows, race, epochs=epochs, lower_is_better=lower_is_better) if race else None
     out = {
         "baseline": baseline_summary(rows, epochs, raced.state.rounds if raced else n_per_config),
@@ -45,6 +48,9 @@ def search_answer(rows: list[dict], losses: list[str], *, epochs: int, bounds: d
                                                   lower_is_better=lower_is_better, constraint=constraint)
             add_budget(a, rows, loss, epochs=epochs, constraint=constraint,
                        raced=raced if _in_race(raced, loss) else None)
+        if front is not None and not is_joint(loss):
+            a["front"] = front_answer(rows, loss, epochs=epochs, bounds=bounds[loss], objective=front[0],
+                                      trade_off=front[1])
     if raced:
         out["race"] = race_json(raced)
     return out
@@ -68,6 +74,8 @@ def format_answer(ans: dict, objective: str) -> str:
     lines = []
     for loss, a in ans["losses"].items():
         lines.extend((joint.format_loss if a.get("joint") else format_loss)(loss, a, objective))
+        if "front" in a:
+            lines.extend(format_front(loss, a["front"]))
     if "race" in ans:
         lines.append(f"sequential confirmation: {race_text(ans['race'])}")
     b = ans["baseline"]
