@@ -174,13 +174,19 @@ def saved_trade_off(search_dirs: list[Path]) -> str | None:
 
 
 def saved_race(search_dirs: list[Path], min_effect: float) -> RaceSettings | None:
-    """The sequential confirmation's settings (search.json's `confirm_budget`), None without
-    one. Searches analysed together each ran their own race: the report restates one."""
-    budgets = {int(_settings(d).get("confirm_budget") or 0) for d in search_dirs} - {0}
-    if len(budgets) > 1:
+    """The sequential confirmation's settings (search.json's `confirm_budget` and
+    `race_baseline_runs`), None without one. Searches analysed together each ran their own
+    race: the report restates one."""
+    races = {(int(s.get("confirm_budget") or 0), int(s.get("race_baseline_runs") or 1))
+             for s in map(_settings, search_dirs)} - {(0, 1)}
+    if len(races) > 1:
+        shown = ", ".join(f"{b} ({r} baseline runs a round)" for b, r in sorted(races))
         raise UserError(f"the searches ran sequential confirmations with different budgets "
-                        f"({', '.join(map(str, sorted(budgets)))}); report them one at a time")
-    return RaceSettings(budgets.pop(), min_effect) if budgets else None
+                        f"({shown}); report them one at a time")
+    if not races:
+        return None
+    budget, baseline_runs = races.pop()
+    return RaceSettings(budget, min_effect, baseline_runs=baseline_runs) if budget else None
 
 
 def bounds_for(saved: dict, loss: str, rows: list[dict]) -> tuple[float, float]:

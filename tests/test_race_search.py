@@ -137,3 +137,28 @@ def test_a_race_killed_mid_look_resumes_where_it_stood(tmp_path):
                          epochs=2, lower_is_better=True)
         ran = {f"{r['loss']}:{r['candidate']}" for r in raced if r["round"] == k and r["role"] == "confirm"}
         assert ran == set(before.state.alive), k
+
+
+@pytest.mark.slow
+def test_the_baseline_runs_its_own_seeds_besides_the_common_one(ray_cluster, tmp_path, capsys):
+    """--race-baseline-runs 2: round k trains the baseline on seeds 2000 + k (the candidate's)
+    and 3000 + k (its own); a round costs 3 runs of the budget (9: one look after 3 rounds);
+    a started race refuses another B on --resume."""
+    assert run([*COMMON, "--mock-curve", "realistic", "--confirm-budget", "9", "--race-baseline-runs", "2",
+                "--storage-path", str(tmp_path), "--name", "b2"]) == 0
+    exp = tmp_path / "b2"
+    race = json.loads((exp / "results.json").read_text())["answer"]["race"]
+    raced = [r for r in _rows(exp) if r["round"] is not None]
+    spent = (race["rounds"], race["runs"], race["baseline_runs"], race["baseline_runs_per_round"])
+    assert spent == (3, 9, 6, 2)
+    for k in range(3):
+        seeds = {r["role"]: set() for r in raced}
+        for r in raced:
+            if r["round"] == k:
+                seeds[r["role"]].add(int(r["seed"]))
+        assert seeds == {"baseline": {2000 + k, 3000 + k}, "confirm": {2000 + k}}, k
+    assert json.loads((exp / "search.json").read_text())["race_baseline_runs"] == 2
+    capsys.readouterr()
+    assert run(["--resume", str(exp), "--race-baseline-runs", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has started with --race-baseline-runs 2" in err[0]

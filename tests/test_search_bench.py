@@ -80,6 +80,8 @@ def test_search_bench_bad_input_exits_2_with_one_line(tmp_path, capsys):
     for argv, words in ((["--budgets", "x"], "give integers"), (["--curve", "nowhere:f"], "cannot be loaded"),
                         (["--strategies", "magic"], "unknown strategy"),
                         (["--paired-splits", "8+4"], "confirmation runs"),
+                        (["--paired-splits", "8+10x3"], ">= 12 confirmation runs"),  # 3 rounds of 3 + 1
+                        (["--paired-splits", "8+20xb"], "SEARCH+CONFIRMxBASELINE_RUNS"),
                         (["--curve", "realistic@2"], "rho")):
         with pytest.raises(SystemExit) as e:
             bench_main(["search", *argv, "--out-dir", str(tmp_path)])
@@ -119,11 +121,15 @@ def test_search_bench_unwritable_out_dir_fails_before_the_run(tmp_path, capsys):
 
 def test_live_decides_as_the_paired_race_of_the_recommended_w():
     """`live` replays the search's own race from rows (stats.race.race_of); on the same seeds
-    `paired` of the recommended w runs stats.sequential.race directly: outcome for outcome equal."""
+    `paired` of the recommended w runs stats.sequential.race directly: outcome for outcome equal,
+    with the baseline on 3 runs a round too ("6+15x3"), whose runs count as the baseline's."""
     from tune_vqvae.bench.search_sim import SearchBenchConfig, simulate
 
     bc = SearchBenchConfig(curves=["realistic@0.8"], repeats=3, strategies=["paired", "live"],
-                           paired_splits=["6+12"], epochs=3, grace=1)
+                           paired_splits=["6+12", "6+15x3"], epochs=3, grace=1)
     for repeat in range(3):
         out = simulate("realistic@0.8", repeat, bc)
         assert out["live"]["6+12"] == out["paired"]["6+12"], repeat
+        assert out["live"]["6+15x3"] == out["paired"]["6+15x3"], repeat
+        race_runs = out["live"]["6+15x3"]["loss_runs"] - 6
+        assert out["live"]["6+15x3"]["baseline_runs"] == 3 * race_runs  # one candidate, 3 baseline runs

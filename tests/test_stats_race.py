@@ -11,46 +11,53 @@ import numpy as np
 import pytest
 
 from tune_vqvae.stats import search_answer
-from tune_vqvae.stats.race import RaceSettings, race_comparisons, race_of
+from tune_vqvae.stats.race import RaceSettings, race_comparisons, race_json, race_of, race_text
 from tune_vqvae.stats.sequential import BASE, FIRST_LOOK, nominal_levels, race
+from tune_vqvae.vocab import race_seeds
 
 EPOCHS = 4
 
 
-def _row(name: str, k: int, value: float, status: str = "COMPLETED") -> dict:
+def _row(name: str, k: int, value: float, status: str = "COMPLETED", seed: int | None = None) -> dict:
     loss, _, candidate = name.partition(":")
     base = name == BASE
     return {"experiment": f"r{k:02d}-confirm", "loss": "mse" if base else loss,
             "role": "baseline" if base else "confirm", "with_mse": True, "w": None if base else 0.5,
-            "value": value, "status": status, "epochs_trained": EPOCHS, "seed": 2000 + k,
+            "value": value, "status": status, "epochs_trained": EPOCHS, "seed": seed or 2000 + k,
             "candidate": None if base else candidate, "round": k}
 
 
-def _live_race(rng, means: dict, sds: dict, budget: int, min_effect: float):
-    """A race run live (as the benchmark does) that also writes the rows a search would."""
+def _live_race(rng, means: dict, sds: dict, budget: int, min_effect: float, baseline_runs: int = 1):
+    """A race run live (as the benchmark does) that also writes the rows a search would; the
+    baseline's runs past the first on seeds of their own (race_seeds)."""
     rows = []
 
     def run_round(k, names):
         shared = rng.standard_normal()
         out = {c: means[c] + sds[c] * (0.7 * shared + 0.71 * rng.standard_normal()) for c in [BASE, *names]}
         rows.extend(_row(c, k, v) for c, v in out.items())
-        return out
+        extra = means[BASE] + sds[BASE] * rng.standard_normal(baseline_runs - 1)
+        rows.extend(_row(BASE, k, v, seed=s) for v, s in zip(extra, race_seeds(0, k, baseline_runs)[1:]))
+        return out | {BASE: [out[BASE], *extra]}
 
     names = sorted(c for c in means if c != BASE)
-    return race(run_round, names, budget, min_effect), rows
+    return race(run_round, names, budget, min_effect, baseline_runs=baseline_runs), rows
 
 
 @pytest.mark.parametrize("seed", range(12))
 def test_the_replay_of_the_rows_decides_what_the_live_race_decided(seed):
     rng = np.random.default_rng(seed)
-    m = 1 + seed % 3
+    m, b = 1 + seed % 3, 1 + seed // 4  # 1..3 candidates, 1..3 baseline runs a round
     means = {BASE: 70.0, **{f"gmsd:c{i}": 70.0 - rng.uniform(-6, 6) for i in range(m)}}
     sds = {c: rng.uniform(0.5, 4.0) for c in means}
-    live, rows = _live_race(rng, means, sds, budget=(1 + m) * 12, min_effect=3.0)
-    raced = race_of(rows, RaceSettings((1 + m) * 12, 3.0), epochs=EPOCHS, lower_is_better=True)
+    live, rows = _live_race(rng, means, sds, budget=(b + m) * 12, min_effect=3.0, baseline_runs=b)
+    settings = RaceSettings((b + m) * 12, 3.0, baseline_runs=b)
+    raced = race_of(rows, settings, epochs=EPOCHS, lower_is_better=True)
     again = raced.state
     assert (again.rounds, again.alive, again.verdicts, again.dropped, again.stopped) == \
         (live.rounds, live.alive, live.verdicts, live.dropped, live.stopped)
+    assert (again.runs, again.baseline_runs) == (live.runs, live.baseline_runs) == \
+        (sum(r["role"] == "confirm" for r in rows), b * live.rounds)
     assert {c: p.estimate for c, p in again.percent.items()} == \
         pytest.approx({c: p.estimate for c, p in live.percent.items()})
 
@@ -83,6 +90,21 @@ def test_a_failed_run_is_a_hole_and_pairs_form_on_common_rounds():
     c = race_comparisons(raced, "gmsd", EPOCHS)["recommended_vs_baseline"]
     assert raced.state.stopped == "resolved" and 1 not in raced.state.values["gmsd:recommended"]
     assert c["pairs"] == c["n_candidate"] == raced.state.rounds - 1 and c["verdict"] == "better"
+
+
+def test_a_round_averages_the_baseline_runs_that_finished():
+    """B = 2: round 1 lost one baseline run (its value is the other's), round 2 both (a hole)."""
+    rows = []
+    for k in range(4):
+        base = [70.0 + k, 72.0 + k]
+        status = {1: ["COMPLETED", "ERROR"], 2: ["ERROR", "ERROR"]}.get(k, ["COMPLETED"] * 2)
+        rows += [_row(BASE, k, v, s, seed) for v, s, seed in zip(base, status, race_seeds(0, k, 2))]
+        rows.append(_row("gmsd:recommended", k, 66.0 + k + 0.1 * (-1) ** k))
+    raced = race_of(rows, RaceSettings(15, 3.0, baseline_runs=2), epochs=EPOCHS, lower_is_better=True)
+    assert raced.state.values[BASE] == {0: 71.0, 1: 71.0, 3: 74.0}
+    assert raced.state.baseline_runs == 5 and raced.state.rounds == 4
+    race = race_json(raced)
+    assert race["baseline_runs_per_round"] == 2 and "(5 baseline, 2 a round)" in race_text(race)
 
 
 def test_a_round_whose_runs_all_failed_still_counts():

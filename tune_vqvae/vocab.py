@@ -48,6 +48,20 @@ CONFIRM_SEED_OFFSET = 1000  # confirmation seeds: --seed + 1000 + k, never used 
 # The sequential confirmation's round k (--confirm-budget) trains seed --seed + 2000 + k: not
 # 1000 + k, so a race added by --resume to a search with a fixed stage pairs no seed twice.
 RACE_SEED_OFFSET = 2000
+# With --race-baseline-runs B the baseline trains B - 1 more seeds in round k, run j = 1..B-1
+# on --seed + 2000 + k + 1000 * j: >= 3000, so never a search, baseline, --seeds, fixed-stage
+# or common race seed (rounds stay below stats.sequential.MAX_RACE_ROUNDS < 1000), and no
+# other round's either; seeds no candidate trains, so each round's baseline mean stays
+# independent of every other round's.
+RACE_EXTRA_SEED_STRIDE = 1000
+
+
+def race_seeds(seed: int, k: int, runs: int = 1) -> list[int]:
+    """The seeds round k of a race trains the MSE baseline on: the common one first (every
+    candidate of the round trains it too), then runs - 1 seeds of the baseline's own."""
+    return [seed + RACE_SEED_OFFSET + k + RACE_EXTRA_SEED_STRIDE * j for j in range(runs)]
+
+
 # --- a trial's status in results.csv / results.json (the search's rows; the report's too) ---
 COMPLETED, STOPPED, DIVERGED, ERROR = "COMPLETED", "STOPPED", "DIVERGED", "ERROR"
 FAILED_STATUSES = (ERROR, DIVERGED)

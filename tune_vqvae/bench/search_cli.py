@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm-seeds", type=int, default=d.confirm_seeds)
     p.add_argument("--replicates", type=int, default=d.replicates)
     p.add_argument("--paired-splits", default=",".join(d.paired_splits),
-                   help="paired: SEARCH+CONFIRM runs per split, comma-separated (e.g. 8+24,12+20)")
+                   help="paired, live: SEARCH+CONFIRM runs per split, comma-separated (e.g. 8+24,12+20); "
+                   "SEARCH+CONFIRMxB: the race's baseline trains B runs a round (e.g. 8+20x3)")
     p.add_argument("--paired-candidates", default=",".join(d.paired_candidates),
                    help="paired: which candidates race the baseline (recommended, best_paper, best_observed)")
     p.add_argument("--min-effect", type=float, default=d.min_effect,

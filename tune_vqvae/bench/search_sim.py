@@ -22,7 +22,8 @@ verdicts). Strategies:
   confirmation (`tune_vqvae.stats.sequential.race`) of the recommended w against the
   baseline on common seeds under a budget of C runs (the baseline's included), verdicts
   with the equivalence margin `min_effect`; reported per split "S+C" (`--paired-splits`),
-  so the benchmark shows where runs are better spent. A gain is claimed on "better".
+  so the benchmark shows where runs are better spent; "S+CxB": the baseline trains B runs
+  a round (`--race-baseline-runs B`), counted in C. A gain is claimed on "better".
 - `live` (issue 21): the search's own `--confirm-budget C` after S search trials: the
   recommended w (`stats.race.raced_candidate`) races the baseline, one round of rows at a
   time, each look decided by `stats.race.race_of` on the rows exactly as
@@ -59,10 +60,10 @@ from ..vocab import (
     CANDIDATES,
     CONFIRM,
     PAPER,
-    RACE_SEED_OFFSET,
     RECOMMENDED,
     SEARCH,
     paper_points,
+    race_seeds,
 )
 
 STRATEGIES = ("paper_grid", "old", "new", "new_asha", "paired", "live")
@@ -102,21 +103,23 @@ class SearchBenchConfig:
             load_curve(c)
         if self.min_effect <= 0 or set(self.paired_candidates) - set(CANDIDATES):
             raise UserError(f"--min-effect must be > 0 and --paired-candidates among {', '.join(CANDIDATES)}")
-        least = sequential.least_budget(len(self.paired_candidates))
         for split in self.paired_splits:
-            search, confirm = split_of(split)
-            if search < 5 or confirm < least:
-                raise UserError(f"--paired-splits {split}: need >= 5 search trials and >= {least} "
-                                "confirmation runs")
+            search, confirm, runs = split_of(split)
+            least = sequential.least_budget(len(self.paired_candidates), runs)
+            if search < 5 or confirm < least or runs < 1:
+                raise UserError(f"--paired-splits {split}: need >= 5 search trials, >= 1 baseline run "
+                                f"a round and >= {least} confirmation runs")
 
 
-def split_of(split: str) -> tuple[int, int]:
-    """"S+C" -> (search trials, confirmation runs)."""
+def split_of(split: str) -> tuple[int, int, int]:
+    """"S+C" or "S+CxB" -> (search trials, confirmation runs, the baseline's runs a round)."""
     try:
-        search, confirm = (int(v) for v in split.split("+"))
+        search, _, rest = split.partition("+")
+        confirm, _, runs = rest.partition("x")
+        return int(search), int(confirm), int(runs or 1)
     except ValueError:
-        raise UserError(f"--paired-splits {split!r}: give SEARCH+CONFIRM pairs, e.g. 8+24,12+20") from None
-    return search, confirm
+        raise UserError(f"--paired-splits {split!r}: give SEARCH+CONFIRM or SEARCH+CONFIRMxBASELINE_RUNS, "
+                        "e.g. 8+24,8+20x3") from None
 
 
 # --- the stopping rule -------------------------------------------------------------------
@@ -287,27 +290,29 @@ def new_answer(sim: Sim, rows: list[dict]) -> dict:
     return outcome(named[who], said, len(rows) + len(confirm), bc.baseline_seeds)
 
 
-def paired_answer(sim: Sim, rows: list[dict], confirm_budget: int, named: dict[str, dict]) -> dict:
+def paired_answer(sim: Sim, rows: list[dict], confirm_budget: int, named: dict[str, dict],
+                  baseline_runs: int = 1) -> dict:
     """`new`'s candidates (`named`, of `rows`), confirmed by the sequential paired race on
-    common seeds."""
+    common seeds, the baseline on `baseline_runs` seeds a round."""
     bc = sim.bc
     chosen = {k: v for k, v in named.items() if k in bc.paired_candidates}
     chosen = chosen or {BEST_OBSERVED: named[BEST_OBSERVED]}  # no surrogate fitted: the best run
     merged = ans.merge_candidates(chosen)
 
-    def run_round(k: int, names: list[str]) -> dict[str, float]:
-        seed = sim.seed0 + RACE_SEED_OFFSET + k  # one common seed for every config, as the search's race
-        out = {sequential.BASE: sim.run(True, None, seed, loss="mse")[0][-1]}
+    def run_round(k: int, names: list[str]) -> dict:
+        seeds = race_seeds(sim.seed0, k, baseline_runs)  # as the search's race: [0] is the common seed
+        out: dict = {sequential.BASE: [sim.run(True, None, s, loss="mse")[0][-1] for s in seeds]}
         for name in names:
-            out[name] = sim.run(merged[name]["with_mse"], merged[name].get("w"), seed)[0][-1]
+            out[name] = sim.run(merged[name]["with_mse"], merged[name].get("w"), seeds[0])[0][-1]
         return out
 
-    r = sequential.race(run_round, list(merged), confirm_budget, bc.min_effect)
+    r = sequential.race(run_round, list(merged), confirm_budget, bc.min_effect, baseline_runs=baseline_runs)
     pick = r.best()
     return outcome(merged[pick], r.verdicts[pick], len(rows) + r.runs, r.baseline_runs)
 
 
-def live_answer(sim: Sim, rows: list[dict], confirm_budget: int, named: dict[str, dict]) -> dict:
+def live_answer(sim: Sim, rows: list[dict], confirm_budget: int, named: dict[str, dict],
+                baseline_runs: int = 1) -> dict:
     """The search's sequential confirmation (`--confirm-budget`) of the candidate it races
     (`stats.race.raced_candidate` of `named`), looked at through the rows as
     `search/_confirm.confirm_race` does."""
@@ -318,15 +323,16 @@ def live_answer(sim: Sim, rows: list[dict], confirm_budget: int, named: dict[str
         rounds = range(sequential.FIRST_LOOK) if raced is None else [raced.state.rounds]
         alive = list(points) if raced is None else raced.state.alive
         for k in rounds:
-            seed = sim.seed0 + RACE_SEED_OFFSET + k
-            base = sim.run(True, None, seed, loss="mse")
-            race_rows.append(sim.row(BASELINE, True, None, *base, seed, None, k))
+            seeds = race_seeds(sim.seed0, k, baseline_runs)
+            race_rows += [sim.row(BASELINE, True, None, *sim.run(True, None, s, loss="mse"), s, None, k)
+                          for s in seeds]
+            seed = seeds[0]
             for name in alive:
                 with_mse, w = points[name]["with_mse"], points[name].get("w")
                 race_rows.append(sim.row(CONFIRM, with_mse, w, *sim.run(with_mse, w, seed), seed,
                                          name.partition(":")[2], k))
-        raced = race_of(rows + race_rows, RaceSettings(confirm_budget, bc.min_effect), epochs=bc.epochs,
-                        lower_is_better=True)
+        settings = RaceSettings(confirm_budget, bc.min_effect, baseline_runs=baseline_runs)
+        raced = race_of(rows + race_rows, settings, epochs=bc.epochs, lower_is_better=True)
     who = RECOMMENDED if RECOMMENDED in named else BEST_OBSERVED
     said = race_comparisons(raced, bc.loss, bc.epochs).get(f"{who}_vs_baseline", {}).get("verdict")
     return outcome(named[who], said, len(rows) + raced.state.runs, raced.state.baseline_runs)
@@ -349,15 +355,16 @@ def simulate(curve_spec: str, repeat: int, bc: SearchBenchConfig) -> dict:
                     out[strategy][budget] = outcome(point, "better" if claimed else None, budget, 1)
                 else:
                     out[strategy][budget] = new_answer(sim, rows)
-    splits = [split_of(s) for s in bc.paired_splits] if {"paired", "live"} & set(bc.strategies) else []
-    longest = max([*(bc.budgets if "new" in bc.strategies else []), *(s for s, _ in splits)], default=0)
+    splits = {t: split_of(t) for t in bc.paired_splits} if {"paired", "live"} & set(bc.strategies) else {}
+    longest = max([*(bc.budgets if "new" in bc.strategies else []), *(s for s, _, _ in splits.values())],
+                  default=0)
     if longest:
         # shared: its first b trials are a b-trial search (trials run one after another)
         rows = sim.gp_search(longest, pruned=True, early_stop=False)
         if "new" in bc.strategies:
             out["new"] = {b: new_answer(sim, rows[:b]) for b in bc.budgets}
-        named = {s: search_candidates(sim, rows[:s]) for s in {s for s, _ in splits}}  # one GP fit each
+        named = {s: search_candidates(sim, rows[:s]) for s, _, _ in splits.values()}  # one GP fit each
         for strategy, answer in (("paired", paired_answer), ("live", live_answer)):
             if splits and strategy in bc.strategies:
-                out[strategy] = {f"{s}+{c}": answer(sim, rows[:s], c, named[s]) for s, c in splits}
+                out[strategy] = {t: answer(sim, rows[:s], c, named[s], b) for t, (s, c, b) in splits.items()}
     return out

@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "included) spent in rounds of one common seed for the baseline and every candidate "
                    "still in the race, until every verdict is resolved (default 0: off; see README, "
                    "Paired, sequential confirmation)")
+    p.add_argument("--race-baseline-runs", metavar="B",
+                   help=f"with --confirm-budget: runs of the MSE baseline per round, the common seed "
+                   f"and B-1 of its own, their mean paired with each candidate (default "
+                   f"{d.race_baseline_runs}); a round costs B + candidates runs of the budget")
     p.add_argument("--min-effect", metavar="P",
                    help=f"equivalence margin of the verdicts against the MSE baseline, in %% of its "
                    f"mean: a candidate whose interval lies within +-P%% is \"equivalent\" (default "

@@ -34,7 +34,7 @@ from ..vocab import (
 )
 from . import _cluster, _trackers
 from ._args import build_parser, smoke_settings
-from ._config import SearchConfig, number, resolve_objective, resolve_spaces, train_config_dict
+from ._config import SearchConfig, number, resolve_objective, resolve_spaces, train_config_dict, whole
 from ._confirm import confirm, search_answer
 from ._experiments import Experiments, Layout, trainable_for
 from ._optuna import journal_storage
@@ -56,6 +56,8 @@ def config_from_args(a: argparse.Namespace) -> SearchConfig:
     values["objective"], values["trade_off"] = objectives.pair(a.objective)
     if a.min_effect is not None:  # read by `number`, not argparse: a bad value is one line, exit 2
         values["min_effect"] = number("--min-effect", a.min_effect)
+    if a.race_baseline_runs is not None:
+        values["race_baseline_runs"] = whole("--race-baseline-runs", a.race_baseline_runs)
     if a.confirm_budget and a.confirm_seeds is not None:
         raise UserError("--confirm-budget replaces --confirm-seeds (the race decides how many seeds "
                         "each candidate gets); give one of them")
@@ -73,7 +75,7 @@ def config_from_args(a: argparse.Namespace) -> SearchConfig:
 
 
 # What --resume may set; every other setting is the saved search's own (search.json).
-RESUME_MAY_SET = ("seeds", "confirm_seeds", "confirm_budget", "storage_path", "name")
+RESUME_MAY_SET = ("seeds", "confirm_seeds", "confirm_budget", "race_baseline_runs", "storage_path", "name")
 FLAGS = {"losses": "--loss", "trade_off": "--objective"}  # a setting's flag, where not its name
 
 
@@ -98,13 +100,18 @@ def refuse_changed_settings(a: argparse.Namespace, saved: SearchConfig, settings
                         f"would change them: drop the flag, or start a new search with another --name")
 
 
-def check_race_unchanged(saved: SearchConfig, layout: Layout, budget: int) -> None:
-    """A started race keeps its budget: its looks' levels were spent by it (stats.sequential)."""
-    started = tune.Tuner.can_restore(layout.experiment(race_experiment(FIRST_LOOK)))
-    if budget != saved.confirm_budget and started:
-        raise UserError(f"--resume: this search's sequential confirmation has started with --confirm-budget "
-                        f"{saved.confirm_budget}; its verdicts' levels depend on it: drop --confirm-budget "
-                        f"{budget}, or start a new search")
+def check_race_unchanged(saved: SearchConfig, layout: Layout, budget: int, baseline_runs: int) -> None:
+    """A started race keeps its budget and its baseline runs a round: its looks' levels were
+    spent by them, its rounds' baseline means made of them (stats.sequential)."""
+    if (budget, baseline_runs) == (saved.confirm_budget, saved.race_baseline_runs):
+        return
+    if tune.Tuner.can_restore(layout.experiment(race_experiment(FIRST_LOOK))):
+        flag, kept, new = ("--confirm-budget", saved.confirm_budget, budget)
+        if budget == saved.confirm_budget:
+            flag, kept, new = ("--race-baseline-runs", saved.race_baseline_runs, baseline_runs)
+        raise UserError(f"--resume: this search's sequential confirmation has started with {flag} "
+                        f"{kept}; its verdicts' levels depend on it: drop {flag} {new}, or start a "
+                        f"new search")
 
 
 def _shown(v) -> str:
@@ -143,9 +150,12 @@ def settings(a: argparse.Namespace) -> tuple[SearchConfig, Layout, bool]:
             cfg.seeds = a.seeds
         if a.confirm_seeds is not None:  # --resume DIR --confirm-seeds N: (re)run the confirmation
             cfg.confirm_seeds = a.confirm_seeds
-        if a.confirm_budget is not None:  # --resume DIR --confirm-budget N: start a race
-            check_race_unchanged(cfg, layout, a.confirm_budget)
-            cfg.confirm_budget = a.confirm_budget
+        if a.confirm_budget is not None or a.race_baseline_runs is not None:  # start a race
+            budget = cfg.confirm_budget if a.confirm_budget is None else a.confirm_budget
+            runs = (cfg.race_baseline_runs if a.race_baseline_runs is None
+                    else whole("--race-baseline-runs", a.race_baseline_runs))
+            check_race_unchanged(cfg, layout, budget, runs)
+            cfg.confirm_budget, cfg.race_baseline_runs = budget, runs
         cfg.validate()
         return cfg, layout, True
     cfg = config_from_args(a)
@@ -196,7 +206,7 @@ def prepare(a: argparse.Namespace) -> Plan:
     layout.check_writable()
     return Plan(cfg, layout, resume, spaces, objective, fid, why, train, data, a.address, a.num_cpus,
                 write_settings=not resume or a.seeds is not None or a.confirm_seeds is not None
-                or a.confirm_budget is not None)
+                or a.confirm_budget is not None or a.race_baseline_runs is not None)
 
 
 def worker_env(cfg: SearchConfig) -> dict[str, str]:

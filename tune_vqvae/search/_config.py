@@ -63,6 +63,9 @@ class SearchConfig:
     # > 0: the sequential confirmation replaces confirm_seeds: a budget of runs (the
     # baseline's included) spent in rounds of one common seed until every verdict is resolved
     confirm_budget: int = 0
+    # The race's MSE baseline runs per round: the common seed and B - 1 of its own, their mean
+    # paired with each candidate (its noise dominates the differences: stats.sequential)
+    race_baseline_runs: int = 1
     # The equivalence margin of the verdicts against the MSE baseline, % of its mean: saved
     # here (search.json) so that the report states the verdicts the search stated.
     min_effect: float = DEFAULT_MIN_EFFECT
@@ -80,19 +83,27 @@ class SearchConfig:
     faults: dict | list | None = None
 
     def check_confirm_budget(self) -> None:
-        """0, or a budget that pays for the race's first look (one candidate per loss), and
-        whose most rounds stay within `MAX_RACE_ROUNDS`."""
+        """0, or a budget that pays for the race's first look (one candidate per loss and the
+        baseline's runs a round), and whose most rounds stay within `MAX_RACE_ROUNDS`."""
+        b = self.race_baseline_runs
+        if b < 1:
+            raise UserError(f"--race-baseline-runs must be >= 1, got {b}")
         if self.confirm_budget == 0:
+            if b != 1:
+                raise UserError("--race-baseline-runs applies to the sequential confirmation: "
+                                "add --confirm-budget")
             return
-        least = least_budget(max(1, len(self.losses)))
+        per_round = b + max(1, len(self.losses))
+        least = least_budget(max(1, len(self.losses)), b)
         if self.confirm_budget < least:
+            baseline = "the MSE baseline" + (f" ({b} runs a round)" if b > 1 else "")
             raise UserError(f"--confirm-budget {self.confirm_budget} cannot pay for the first look: "
-                            f"{FIRST_LOOK} rounds of the MSE baseline and each loss's recommended w "
+                            f"{FIRST_LOOK} rounds of {baseline} and each loss's recommended w "
                             f"need at least {least} runs; give --confirm-budget "
                             f"{least} or more, or 0 (the fixed --confirm-seeds stage)")
-        if self.confirm_budget // (1 + max(1, len(self.losses))) > MAX_RACE_ROUNDS:
+        if self.confirm_budget // per_round > MAX_RACE_ROUNDS:
             raise UserError(f"--confirm-budget {self.confirm_budget} allows more than {MAX_RACE_ROUNDS} "
-                            f"rounds; give at most {MAX_RACE_ROUNDS * (1 + max(1, len(self.losses)))}")
+                            f"rounds; give at most {MAX_RACE_ROUNDS * per_round}")
 
     def check_front(self) -> None:
         """Two objectives: two known, different ones, and no ASHA (it judges runs on the first
@@ -175,6 +186,14 @@ class SearchConfig:
     def from_dict(cls, d: dict) -> "SearchConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def whole(flag: str, text: str) -> int:
+    """A flag's whole number read by us, not argparse: a bad one is one line and exit 2."""
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"{flag} must be a whole number, got {text!r}") from None
 
 
 def number(flag: str, text: str) -> float:

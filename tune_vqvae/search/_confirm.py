@@ -9,7 +9,8 @@ fresh seeds together with the MSE baseline, so each verdict pairs same-seed runs
   baseline-confirm/;
 - sequential (`--confirm-budget N`): each loss's recommended w (with --constraint its best w
   within the budget; `stats.race.raced_candidate`) and the baseline in rounds of one common
-  seed, until every verdict is resolved or the budget is spent (`stats.sequential`). One
+  seed (with --race-baseline-runs B the baseline on B - 1 more seeds of its own a round),
+  until every verdict is resolved or the budget is spent (`stats.sequential`). One
   experiment per look: r03-confirm/ runs rounds 0..2, r04-confirm/ round 3, ... Which
   candidates run next is always replayed from the rows (`stats.race.race_of`), so --resume
   continues exactly where the race stood.
@@ -32,7 +33,9 @@ from ._spaces import SearchSpace
 
 
 def race_settings(cfg: SearchConfig) -> RaceSettings | None:
-    return RaceSettings(cfg.confirm_budget, cfg.min_effect) if cfg.confirm_budget else None
+    if not cfg.confirm_budget:
+        return None
+    return RaceSettings(cfg.confirm_budget, cfg.min_effect, baseline_runs=cfg.race_baseline_runs)
 
 
 def search_answer(cfg: SearchConfig, spaces: dict[str, SearchSpace], rows: list[dict],

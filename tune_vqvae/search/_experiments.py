@@ -25,12 +25,12 @@ from ..vocab import (
     BASELINE_EXPERIMENT,
     CONFIRM_SEED_OFFSET,
     CONFIRM_SUFFIX,
-    RACE_SEED_OFFSET,
     SEARCH,
     SEEDS_SUFFIX,
     config_label,
     dir_tag,
     joint_weights,
+    race_seeds,
 )
 from . import _trackers
 from ._config import SearchConfig
@@ -236,14 +236,18 @@ class Experiments:
 
     def race_round(self, exp: str, rounds: list[int], points: dict[str, dict]) -> Callable:
         """One look's experiment of the sequential confirmation (`stats.race`): rounds `rounds`,
-        round k on seed --seed + RACE_SEED_OFFSET + k, of the MSE baseline and of `points`
-        ({"loss:candidate": point} still in the race), each run a preset point of Tune's
-        variant generator that says its round."""
+        round k of the MSE baseline on its seeds (`vocab.race_seeds`: the common one
+        --seed + RACE_SEED_OFFSET + k, and --race-baseline-runs - 1 of its own) and of
+        `points` ({"loss:candidate": point} still in the race) on the common one, each run a
+        preset point of Tune's variant generator that says its round."""
         base = {"role": BASELINE, "loss": "mse", "candidate": None, "with_mse": True, "w": None}
-        configs = [base] + [{"role": SEARCH, "loss": key.partition(":")[0],
-                             "candidate": key.partition(":")[2], "w": None, **p} for key, p in points.items()]
-        preset = [{**c, "round": k, "train": {"seed": self.cfg.seed + RACE_SEED_OFFSET + k}}
-                  for k in rounds for c in configs]
+        configs = [{"role": SEARCH, "loss": key.partition(":")[0], "candidate": key.partition(":")[2],
+                    "w": None, **p} for key, p in points.items()]
+        preset = []
+        for k in rounds:
+            seeds = race_seeds(self.cfg.seed, k, self.cfg.race_baseline_runs)
+            preset += [{**base, "round": k, "train": {"seed": s}} for s in seeds]
+            preset += [{**c, "round": k, "train": {"seed": seeds[0]}} for c in configs]
         common = {"stage": "confirm", **{key: None for p in preset for key in p
                                          if key not in ("train", "with_mse", "w")}}  # preset keys must exist
         search = BasicVariantGenerator(points_to_evaluate=preset, max_concurrent=self.cfg.max_concurrent)

@@ -2,7 +2,9 @@
 
 The race's state is its rows: each confirmation run of a race carries its `round` (round k
 trained seed `--seed + RACE_SEED_OFFSET + k` for the baseline and every candidate still in
-the race), and `race_of` replays them (`sequential.replay`) under the settings search.json
+the race, and with `--race-baseline-runs B` B - 1 more seeds for the baseline, `vocab.race_seeds`;
+no other column: a round's baseline value is the mean of the baseline rows of that round,
+`sequential.round_value`), and `race_of` replays them (`sequential.replay`) under the settings search.json
 keeps. The live search calls it after each round to learn who runs next, `--resume` to
 continue, the report to restate the answer: one replay, so they agree by construction.
 
@@ -21,7 +23,7 @@ from ..vocab import BASELINE, BEST_OBSERVED, BEST_PAPER, CONFIRM, RECOMMENDED, W
 from .answer import comparison_json
 from .paired import measured_correlation
 from .runs import candidate_names, finite, is_full_length, merge_candidates
-from .sequential import BASE, FIRST_LOOK, Race, RaceSpec, judge, look_interval, replay
+from .sequential import BASE, FIRST_LOOK, Race, RaceSpec, judge, look_interval, replay, round_value
 
 SEQUENTIAL = "paired-t (repeated)"  # the method of a race's intervals: repeated confidence intervals
 
@@ -45,11 +47,13 @@ def raced_candidate(named: dict[str, dict]) -> dict[str, dict]:
 @dataclass(frozen=True)
 class RaceSettings:
     """What search.json keeps of a race: the budget of runs (--confirm-budget, the baseline's
-    included), the equivalence margin and the family-wise alpha."""
+    included), the equivalence margin, the family-wise alpha and the baseline's runs per
+    round (--race-baseline-runs)."""
 
     budget: int
     min_effect: float
     alpha: float = 0.05
+    baseline_runs: int = 1
 
 
 @dataclass
@@ -75,13 +79,20 @@ def _name(row: dict) -> str:
     return BASE if row.get("role") == BASELINE else race_key(row["loss"], str(row["candidate"]))
 
 
-def values_by_round(rows: list[dict], epochs: int, key: str = "value") -> dict[str, dict[int, float]]:
-    """{race name: {round: value}} of the full-length raced runs with a finite `key`."""
-    out: dict[str, dict[int, float]] = {}
+def runs_by_round(rows: list[dict], epochs: int, key: str = "value") -> dict[str, dict[int, list[float]]]:
+    """{race name: {round: [`key` of each run]}} of the full-length raced runs with a finite
+    `key`: a candidate's one run of a round, the baseline's B."""
+    out: dict[str, dict[int, list[float]]] = {}
     for r in rows:
         if is_raced(r) and is_full_length(r, epochs) and finite(r.get(key)):
-            out.setdefault(_name(r), {})[int(r["round"])] = float(r[key])
+            out.setdefault(_name(r), {}).setdefault(int(r["round"]), []).append(float(r[key]))
     return out
+
+
+def values_by_round(rows: list[dict], epochs: int, key: str = "value") -> dict[str, dict[int, float]]:
+    """{race name: {round: value}}: each round's value as the race takes it (`round_value`)."""
+    return {name: {k: round_value(v)[0] for k, v in by_round.items()}
+            for name, by_round in runs_by_round(rows, epochs, key).items()}
 
 
 def race_of(rows: list[dict], settings: RaceSettings, *, epochs: int, lower_is_better: bool) -> Raced | None:
@@ -92,10 +103,10 @@ def race_of(rows: list[dict], settings: RaceSettings, *, epochs: int, lower_is_b
     if not names:
         return None
     spec = RaceSpec(tuple(names), settings.budget, settings.min_effect, settings.alpha, lower_is_better,
-                    tuple(n.partition(":")[0] for n in names))
+                    tuple(n.partition(":")[0] for n in names), settings.baseline_runs)
     # every round that ran counts, even if all its runs failed: the budget was spent on it
-    rounds: dict[int, dict[str, float]] = {int(r["round"]): {} for r in raced}
-    for name, by_round in values_by_round(raced, epochs).items():
+    rounds: dict[int, dict[str, list[float]]] = {int(r["round"]): {} for r in raced}
+    for name, by_round in runs_by_round(raced, epochs).items():
         for k, v in by_round.items():
             rounds.setdefault(k, {})[name] = v
     return Raced(spec, replay(spec, rounds), raced)
@@ -160,6 +171,7 @@ def race_json(raced: Raced) -> dict:
     s, spec = raced.state, raced.spec
     return {
         "budget": spec.budget, "alpha": spec.alpha, "candidates": list(spec.candidates),
+        "baseline_runs_per_round": spec.baseline_runs,
         "max_rounds": spec.max_rounds, "rounds": s.rounds, "runs": s.runs + s.baseline_runs,
         "baseline_runs": s.baseline_runs, "stopped": s.stopped, "alive": list(s.alive),
         "dropped": {n: _dropped_by(b) for n, b in s.dropped.items()},
@@ -168,9 +180,12 @@ def race_json(raced: Raced) -> dict:
 
 def race_text(race: dict) -> str:
     """What the race spent and why it stopped, for the console and the report: "3 of at most
-    5 rounds, 9 of 16 runs (3 baseline), every verdict resolved; ... dropped (worse than ...)"."""
+    5 rounds, 9 of 16 runs (3 baseline), every verdict resolved; ... dropped (worse than ...)";
+    with B baseline runs a round "(6 baseline, 2 a round)"."""
     why = {"resolved": "every verdict resolved", "budget": "budget spent", None: "still running"}
+    per_round = race.get("baseline_runs_per_round", 1)
+    base = f"{race['baseline_runs']} baseline" + (f", {per_round} a round" if per_round > 1 else "")
     dropped = "; ".join(f"{n} dropped (worse than {b.replace('_', ' ')})" for n, b in race["dropped"].items())
     return (f"{race['rounds']} of at most {race['max_rounds']} rounds, "
-            f"{race['runs']} of {race['budget']} runs ({race['baseline_runs']} baseline), "
+            f"{race['runs']} of {race['budget']} runs ({base}), "
             f"{why.get(race['stopped'], race['stopped'])}" + (f"; {dropped}" if dropped else ""))

@@ -1,7 +1,15 @@
 """Sequential confirmation: a budget of runs spent in rounds of common seeds (issue 21).
 
 Each round trains the baseline and every candidate still in the race on one fresh seed
-(common random numbers: `stats.paired`). After each round from `FIRST_LOOK` pairs on:
+(common random numbers: `stats.paired`), and the baseline on B - 1 more seeds of its own
+(`baseline_runs`, B >= 1): a config's value in a round is the mean of its finished runs there
+(`round_value`), so a candidate pairs with the mean of the baseline's B. Why B > 1: the
+baseline's run-to-run noise (5.2% on the CIFAR subset) is about three times the candidates'
+(1.7%), so it dominates var(candidate - baseline), and one baseline serves every candidate of
+the round (Neyman allocation). Validity is untouched: rounds stay i.i.d. (the extra seeds are
+fresh and no other run uses them), so the paired t over rounds of d_k = candidate_k - mean of
+the baseline's round k is the same test on a less noisy d. A round costs B + (candidates
+alive) runs. After each round from `FIRST_LOOK` pairs on:
 
 - every candidate's `candidate - baseline` gets a repeated confidence interval (paired t at
   the look's nominal level) and a verdict (`stats.equivalence`: better / worse / equivalent
@@ -87,14 +95,22 @@ def look_interval(candidate, baseline, nominal_alpha: float) -> Interval:
 BASE = "baseline"  # the baseline's key in Race.values and in run_round's answer
 
 
-def max_rounds(budget: int, candidates: int) -> int:
+def max_rounds(budget: int, candidates: int, baseline_runs: int = 1) -> int:
     """Rounds the budget pays for with every candidate in the race (the spending's K)."""
-    return budget // (1 + candidates)
+    return budget // (baseline_runs + candidates)
 
 
-def least_budget(candidates: int) -> int:
+def least_budget(candidates: int, baseline_runs: int = 1) -> int:
     """The smallest budget that pays for the first look with every candidate in the race."""
-    return FIRST_LOOK * (1 + candidates)
+    return FIRST_LOOK * (baseline_runs + candidates)
+
+
+def round_value(runs) -> tuple[float, int] | None:
+    """(mean, count) of one config's finished runs in one round (a number or a sequence; the
+    non-finite ones failed), None where none finished: a hole. The one rule of a round's
+    value, for the race live and for its replay from rows."""
+    done = [float(v) for v in np.atleast_1d(np.asarray(runs, dtype=float)) if np.isfinite(v)]
+    return (float(np.mean(done)), len(done)) if done else None
 
 
 @dataclass(frozen=True)
@@ -102,8 +118,8 @@ class RaceSpec:
     """What a race is run under, fixed when it starts: the candidates (in this order: drops
     depend on it), the budget of runs (the baseline's included), the equivalence margin in %
     of the baseline, the family-wise alpha (alpha / m per candidate), the metric's direction,
-    and a group per candidate (a candidate is dropped only for a rival of its group: the
-    losses of one search each keep their own verdict)."""
+    a group per candidate (a candidate is dropped only for a rival of its group: the
+    losses of one search each keep their own verdict), and the baseline's runs per round."""
 
     candidates: tuple[str, ...]
     budget: int
@@ -111,18 +127,21 @@ class RaceSpec:
     alpha: float = 0.05
     lower_is_better: bool = True
     groups: tuple[str, ...] | None = None
+    baseline_runs: int = 1
 
     @property
     def max_rounds(self) -> int:
-        return max_rounds(self.budget, len(self.candidates))
+        return max_rounds(self.budget, len(self.candidates), self.baseline_runs)
 
     def levels(self) -> tuple[float, ...]:
         """Each look's two-sided nominal alpha, index rounds - FIRST_LOOK."""
-        m, k_max = len(self.candidates), self.max_rounds
-        if m < 1 or k_max < FIRST_LOOK:
-            raise ValueError(f"race: {self.budget} runs pay for {k_max} rounds of {m} candidates + baseline; "
-                             f"give a budget of at least {least_budget(m)}")
-        return nominal_levels(k_max, self.alpha / m)
+        m, b = len(self.candidates), self.baseline_runs
+        if b < 1:
+            raise ValueError(f"race: the baseline needs at least 1 run per round, got {b}")
+        if m < 1 or self.max_rounds < FIRST_LOOK:
+            raise ValueError(f"race: {self.budget} runs pay for {self.max_rounds} rounds of {m} candidates + "
+                             f"{b} baseline; give a budget of at least {least_budget(m, b)}")
+        return nominal_levels(self.max_rounds, self.alpha / m)
 
     def group(self, name: str) -> str:
         return self.groups[self.candidates.index(name)] if self.groups else ""
@@ -130,8 +149,9 @@ class RaceSpec:
 
 @dataclass
 class Race:
-    """The state and outcome of a sequential confirmation: runs per config {round: value}
-    (the baseline under BASE; a failed run leaves a hole, and pairs form on common rounds),
+    """The state and outcome of a sequential confirmation: values per config {round: value}
+    (the baseline under BASE, its round's mean; a round where all of a config's runs failed
+    is a hole, and pairs form on common rounds), the finished runs per config,
     each candidate's last interval (% of the baseline mean) and verdict, who dropped whom,
     the rounds of each candidate's last look and that look's level, and why it stopped
     ("resolved": every verdict left is resolved, "budget": the budget is spent, None: running)."""
@@ -145,14 +165,15 @@ class Race:
     last_look: dict[str, int] = field(default_factory=dict)  # candidate -> rounds at its last look
     levels: dict[str, float] = field(default_factory=dict)  # candidate -> that look's level
     stopped: str | None = None
+    finished: dict[str, int] = field(default_factory=dict)  # config -> its finished runs
 
     @property
     def runs(self) -> int:
-        return sum(len(v) for k, v in self.values.items() if k != BASE)
+        return sum(n for k, n in self.finished.items() if k != BASE)
 
     @property
     def baseline_runs(self) -> int:
-        return len(self.values[BASE])
+        return self.finished.get(BASE, 0)
 
     def pairs(self, name: str, other: str = BASE,
               rounds: int | None = None) -> tuple[list[float], list[float]]:
@@ -180,14 +201,15 @@ def start(spec: RaceSpec) -> Race:
 
 
 def advance(state: Race, spec: RaceSpec, values: dict[str, float]) -> Race:
-    """Add the next round (`values`: {BASE: value, name: value} of the baseline and the
-    candidates alive; a missing or non-finite one is a hole), look from FIRST_LOOK rounds on,
-    and say whether the race stopped."""
+    """Add the next round (`values`: {BASE: its runs' values, name: value} of the baseline
+    and the candidates alive; a value or a sequence of them per config, see `round_value`;
+    a missing one is a hole), look from FIRST_LOOK rounds on, and say whether the race stopped."""
     k = state.rounds
     for name in [BASE, *state.alive]:
-        v = values.get(name)
-        if v is not None and np.isfinite(v):
-            state.values[name][k] = float(v)
+        done = round_value(values[name]) if name in values else None
+        if done is not None:
+            state.values[name][k] = done[0]
+            state.finished[name] = state.finished.get(name, 0) + done[1]
     state.rounds = k + 1
     if state.rounds >= FIRST_LOOK:
         _look(state, spec, spec.levels()[state.rounds - FIRST_LOOK])
@@ -198,7 +220,7 @@ def advance(state: Race, spec: RaceSpec, values: dict[str, float]) -> Race:
     return state
 
 
-def replay(spec: RaceSpec, rounds: dict[int, dict[str, float]]) -> Race:
+def replay(spec: RaceSpec, rounds: dict[int, dict[str, list[float]]]) -> Race:
     """The race as its rounds' values decide it: the live search after each round, `--resume`
     and the report all call this on the same rows, so their decisions agree. Rounds past the
     stop, and values of candidates not alive in their round, are left out."""
@@ -210,12 +232,15 @@ def replay(spec: RaceSpec, rounds: dict[int, dict[str, float]]) -> Race:
     return state
 
 
-def race(run_round: Callable[[int, list[str]], dict[str, float]], candidates: list[str], budget: int,
-         min_effect: float, alpha: float = 0.05, lower_is_better: bool = True) -> Race:
-    """Run the sequential confirmation. `run_round(k, names)` trains round k's seed for the
-    baseline and `names` and returns {BASE: value, name: value, ...}; `budget` counts runs,
-    the baseline's included; `min_effect` is the equivalence margin in % of the baseline."""
-    spec = RaceSpec(tuple(candidates), budget, min_effect, alpha, lower_is_better)
+def race(run_round: Callable[[int, list[str]], dict], candidates: list[str], budget: int,
+         min_effect: float, alpha: float = 0.05, lower_is_better: bool = True,
+         baseline_runs: int = 1) -> Race:
+    """Run the sequential confirmation. `run_round(k, names)` trains round k's common seed for
+    the baseline and `names`, and `baseline_runs` - 1 more seeds for the baseline, and returns
+    {BASE: [its values], name: value, ...}; `budget` counts runs, the baseline's included;
+    `min_effect` is the equivalence margin in % of the baseline."""
+    spec = RaceSpec(tuple(candidates), budget, min_effect, alpha, lower_is_better,
+                    baseline_runs=baseline_runs)
     state = start(spec)
     while not state.stopped:
         advance(state, spec, run_round(state.rounds, list(state.alive)))
