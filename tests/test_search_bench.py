@@ -82,7 +82,7 @@ def test_search_bench_bad_input_exits_2_with_one_line(tmp_path, capsys):
                         (["--paired-splits", "8+4"], "confirmation runs"),
                         (["--paired-splits", "8+10x3"], ">= 12 confirmation runs"),  # 3 rounds of 3 + 1
                         (["--paired-splits", "8+20xb"], "SEARCH+CONFIRMxBASELINE_RUNS"),
-                        (["--curve", "realistic@2"], "rho")):
+                        (["--curve", "realistic@2"], "rho"), (["--search-seeds", "each"], "--search-seeds")):
         with pytest.raises(SystemExit) as e:
             bench_main(["search", *argv, "--out-dir", str(tmp_path)])
         assert e.value.code == 2
@@ -133,3 +133,16 @@ def test_live_decides_as_the_paired_race_of_the_recommended_w():
         assert out["live"]["6+15x3"] == out["paired"]["6+15x3"], repeat
         race_runs = out["live"]["6+15x3"]["loss_runs"] - 6
         assert out["live"]["6+15x3"]["baseline_runs"] == 3 * race_runs  # one candidate, 3 baseline runs
+
+
+def test_the_search_stage_trains_one_seed_or_one_seed_per_trial():
+    """--search-seeds: "shared" (as the search: every trial --seed) or "distinct" (issue 21's
+    seed policy, measured by the benchmark)."""
+    from tune_vqvae.bench.search_sim import SearchBenchConfig, Sim
+    from tune_vqvae.curves import load_curve
+
+    for policy in ("shared", "distinct"):
+        bc = SearchBenchConfig(curves=["realistic@0.8"], epochs=3, grace=1, search_seeds=policy)
+        rows = Sim(load_curve("realistic@0.8"), bc, seed0=20_000).gp_search(7, pruned=True, early_stop=False)
+        seeds = [r["seed"] for r in rows]
+        assert seeds == ([20_000] * 7 if policy == "shared" else [20_500 + i for i in range(7)]), policy

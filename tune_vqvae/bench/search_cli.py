@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline-seeds", type=int, default=d.baseline_seeds)
     p.add_argument("--confirm-seeds", type=int, default=d.confirm_seeds)
     p.add_argument("--replicates", type=int, default=d.replicates)
+    p.add_argument("--search-seeds", default=d.search_seeds, help="the search stage's training seeds: "
+                   "shared (as the search: every trial --seed) or distinct (one per trial)")
     p.add_argument("--paired-splits", default=",".join(d.paired_splits),
                    help="paired, live: SEARCH+CONFIRM runs per split, comma-separated (e.g. 8+24,12+20); "
                    "SEARCH+CONFIRMxB: the race's baseline trains B runs a round (e.g. 8+20x3)")
@@ -108,6 +110,7 @@ def config_from_args(a) -> SearchBenchConfig:
         baseline_seeds=a.baseline_seeds,
         confirm_seeds=a.confirm_seeds,
         replicates=a.replicates,
+        search_seeds=a.search_seeds,
         paired_splits=a.paired_splits.split(","),
         paired_candidates=a.paired_candidates.split(","),
         min_effect=a.min_effect,

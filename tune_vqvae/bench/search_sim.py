@@ -67,6 +67,8 @@ from ..vocab import (
 )
 
 STRATEGIES = ("paper_grid", "old", "new", "new_asha", "paired", "live")
+SEARCH_SEEDS = ("shared", "distinct")
+DISTINCT_SEED_OFFSET = 500  # distinct search seeds: seed0 + 500 + trial (no other stage uses them)
 
 
 @dataclass
@@ -84,6 +86,9 @@ class SearchBenchConfig:
     baseline_seeds: int = 3  # SearchConfig's defaults
     confirm_seeds: int = 3
     replicates: int = 1
+    # The search stage's seeds: "shared" (the search's way: every trial trains --seed, its
+    # replicates --seed + k) or "distinct" (each trial its own seed): issue 21's seed policy.
+    search_seeds: str = "shared"
     paired_splits: list[str] = field(default_factory=lambda: ["8+24"])  # search trials + confirmation runs
     paired_candidates: list[str] = field(default_factory=lambda: [RECOMMENDED])
     min_effect: float = 5.0  # the equivalence margin, % of the baseline
@@ -97,6 +102,9 @@ class SearchBenchConfig:
         unknown = sorted(set(self.strategies) - set(STRATEGIES))
         if unknown:
             raise UserError(f"unknown strategy {unknown[0]!r}; valid: {', '.join(STRATEGIES)}")
+        if self.search_seeds not in SEARCH_SEEDS:
+            raise UserError(f"--search-seeds must be one of {', '.join(SEARCH_SEEDS)}, "
+                            f"got {self.search_seeds!r}")
         if not 1 <= self.grace < self.epochs:
             raise UserError(f"--grace must be in 1..epochs-1, got {self.grace}")
         for c in self.curves:
@@ -231,7 +239,8 @@ class Sim:
                 p["with_mse"] == with_mse and (not with_mse or math.isclose(p["w"], w))
                 for p in paper_points()
             )
-            seed = self.seed0 + int(replicate)
+            shared = self.bc.search_seeds == "shared"
+            seed = self.seed0 + (int(replicate) if shared else DISTINCT_SEED_OFFSET + i)
             values, stopped = self.run(with_mse, w, seed, asha, i, protected=is_paper)
             for step, v in enumerate(values, 1):
                 t.report(v, step)
