@@ -73,8 +73,8 @@ class BudgetSim(Sim):
             self.distortion(r["loss"], with_mse, r["w"], seed, len(values), self.bc.epochs))
         return r
 
-    def sampler(self, **budget):
-        return super().sampler(constraint=self.constraint, baseline_mean=self.baseline_mean)
+    def sampler(self, **kwargs):
+        return super().sampler(constraint=self.constraint, baseline_mean=self.baseline_mean, **kwargs)
 
     def before_tell(self, trial, row: dict) -> None:
         trial.set_user_attr(CONSTRAINT_VALUE, row[self.constraint.metric])  # as WeightSearch
@@ -125,8 +125,7 @@ def constrained_outcomes(curve_spec: str, repeat: int, bc: SearchBenchConfig) ->
     trials are a b-trial search: trials run one after another), as `new`'s."""
     sim = budget_sim(curve_spec, repeat, bc)
     rows = constrained_search(sim, max(bc.budgets))
-    first_trials = bc.baseline_seeds  # the baseline's rows come first
-    return {b: constrained_answer(sim, rows[:first_trials + b]) for b in bc.budgets}
+    return {b: constrained_answer(sim, rows[:bc.baseline_seeds + b]) for b in bc.budgets}  # baseline first
 
 
 def simulate(curve_spec: str, repeat: int, bc: SearchBenchConfig) -> dict:

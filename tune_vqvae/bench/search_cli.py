@@ -43,7 +43,8 @@ def print_summary(doc: dict) -> None:
                     + f"{dist:>10}{100 * s['claim_rate']:>7.0f}%{100 * s['false_claim_rate']:>7.0f}%"
                     f"{100 * s['equivalent_rate']:>6.0f}%"
                 )
-    print("\n".join(budget_lines(doc)))
+    for line in budget_lines(doc):  # with strategy constrained: every strategy under the budget
+        print(line)
     for key, t in doc["targets"].items():
         if "bar" in t and isinstance(t["bar"], str):  # issue 21's
             iv = t.get("interval95")

@@ -156,6 +156,7 @@ def budget_summary(scores: list[dict], outcomes: list[dict]) -> dict:
         "no_recommendation": sum(bool(o.get("no_recommendation")) for o in outcomes),
         "budget_verdicts": {str(v): verdicts.count(v) for v in dict.fromkeys(verdicts)},
         "feasible_regrets": [round(float(r), 4) for r in regret],
+        "true_slacks": [round(float(s["true_slack"]), 4) for s in scores],  # > 0: past the bound
     }
 
 
