@@ -15,7 +15,8 @@ MAX_LINES = 400
 LAYERS = [
     {"errors", "vocab", "compat", "sessions"},
     {"objectives", "model", "curves"},
-    {"constraints"},  # a budget on an objective's metric (reads its record); stats judges it
+    # a budget on an objective's metric (reads its record; stats judges it), the benchmark's distortion
+    {"constraints", "distortion_curves"},
     {"stats", "sampler"},
     {"data", "losses"},
     {"metrics", "storage", "train"},

@@ -4,6 +4,7 @@ and the GPU check `python -m tune_vqvae.bench.gpu_check`.
     compute       train, overhead, fid, fused, packing: timed side by side in one process
     timing        BenchConfig, Timer, interleaved repeats, error rows, the printed table
     search_sim    the search simulated in-process on synthetic curves (sampler, ASHA, answer)
+    search_budget the search under a distortion budget (strategy constrained) and its truth
     search_score  regret, claims and their intervals; the issue targets; worker processes
     search_cli    `bench search`: flags, summary, JSON
     load          `bench load`: N --mock searches at once, checked for lost or doubled work

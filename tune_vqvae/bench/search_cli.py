@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..errors import UserError, atomic_write_text, cli_entry, writable_dir_for_run
+from .search_budget import budget_lines, validate_budget
 from .search_score import run_bench
 from .search_sim import STRATEGIES, SearchBenchConfig
 
@@ -42,6 +43,8 @@ def print_summary(doc: dict) -> None:
                     + f"{dist:>10}{100 * s['claim_rate']:>7.0f}%{100 * s['false_claim_rate']:>7.0f}%"
                     f"{100 * s['equivalent_rate']:>6.0f}%"
                 )
+    for line in budget_lines(doc):  # with strategy constrained: every strategy under the budget
+        print(line)
     for key, t in doc["targets"].items():
         if "bar" in t and isinstance(t["bar"], str):  # issue 21's
             iv = t.get("interval95")
@@ -89,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paired: which candidates race the baseline (recommended, best_paper, best_observed)")
     p.add_argument("--min-effect", type=float, default=d.min_effect,
                    help="equivalence margin, %% of the baseline")
+    p.add_argument("--constraint", default=d.constraint,
+                   help=f"constrained: the distortion budget, as the search's --constraint "
+                   f"(default {d.constraint!r})")
+    p.add_argument("--distortion", default=d.distortion,
+                   help="constrained: the distortion curve (measured, binding; tune_vqvae.distortion_curves) "
+                   f"or module:function (default {d.distortion})")
     p.add_argument("--workers", type=int, default=min(d.workers, os.cpu_count() or 1))
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out-dir", default=d.out_dir)
@@ -114,11 +123,14 @@ def config_from_args(a) -> SearchBenchConfig:
         paired_splits=a.paired_splits.split(","),
         paired_candidates=a.paired_candidates.split(","),
         min_effect=a.min_effect,
+        constraint=a.constraint,
+        distortion=a.distortion,
         workers=a.workers,
         seed=a.seed,
         out_dir=a.out_dir,
     )
     bc.validate()
+    validate_budget(bc)
     return bc
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..curves import Curve, load_curve
-from .search_sim import SearchBenchConfig, simulate
+from .search_budget import CONSTRAINED, BudgetTruth, median_interval, simulate
+from .search_sim import SearchBenchConfig
 
 
 @dataclass
@@ -122,13 +123,54 @@ def score(bc: SearchBenchConfig, raw: dict) -> dict:
             "true_best_log10_w": [float(truth.minimisers.min()), float(truth.minimisers.max())],
             "gain_exists": truth.minimum < truth.baseline,
         }
+        budget = BudgetTruth(truth, bc) if CONSTRAINED in bc.strategies else None
+        if budget:  # every strategy is scored against the budget too (issue 24)
+            per["budget"] = budget.describe()
         for strategy in bc.strategies:
             per[strategy] = {}
             for key in repeats[0][strategy]:
                 picks = [rep[strategy][key] for rep in repeats]
                 per[strategy][str(key)] = summarise(
                     [truth.score(o["point"], o["claimed"], o["equivalent"]) for o in picks], picks)
-    return {"curves": results, "targets": targets(bc, results) | issue21_targets(bc, results)}
+                if budget:
+                    scores = [budget.score(o["point"]) for o in picks]
+                    per[strategy][str(key)] |= budget_summary(scores, picks)
+    return {"curves": results,
+            "targets": targets(bc, results) | issue21_targets(bc, results) | budget_targets(results)}
+
+
+def budget_summary(scores: list[dict], outcomes: list[dict]) -> dict:
+    """A strategy's figures under the budget: the rate of recommendations that truly violate
+    it with its Wilson interval, the regret among feasible weights (median with its 95%
+    interval), and for `constrained` the searches with no w feasible enough and the
+    confirmation's budget verdicts."""
+    k, n = sum(s["violates"] for s in scores), len(scores)
+    regret = np.array([s["feasible_regret"] for s in scores])
+    verdicts = [o["budget_verdict"] for o in outcomes if "budget_verdict" in o]
+    return {
+        "violation_rate": k / n,
+        "violation_interval95": rate_interval(k, n),
+        "median_feasible_regret": float(np.median(regret)),
+        "feasible_regret_interval95": median_interval(regret),
+        "median_feasible_regret_pct": float(np.median([s["feasible_regret_pct"] for s in scores])),
+        "no_recommendation": sum(bool(o.get("no_recommendation")) for o in outcomes),
+        "budget_verdicts": {str(v): verdicts.count(v) for v in dict.fromkeys(verdicts)},
+        "feasible_regrets": [round(float(r), 4) for r in regret],
+        "true_slacks": [round(float(s["true_slack"]), 4) for s in scores],  # > 0: past the bound
+    }
+
+
+def budget_targets(results: dict) -> dict:
+    """Issue 24's bar: the constrained search's recommendation truly violates the budget in
+    <= 5% of the searches, judged with its Wilson 95% interval (met where the upper end is)."""
+    out = {}
+    for curve, per in results.items():
+        for key, s in per.get(CONSTRAINED, {}).items():
+            low, high = s["violation_interval95"]
+            out[f"{curve}/{CONSTRAINED}/{key}/violations"] = {
+                "value": s["violation_rate"], "interval95": [low, high], "bar": "<= 0.05",
+                "met": _judged(low, high, 0.05)}
+    return out
 
 
 def targets(bc: SearchBenchConfig, results: dict) -> dict:

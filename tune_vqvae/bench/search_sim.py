@@ -29,6 +29,7 @@ verdicts). Strategies:
   time, each look decided by `stats.race.race_of` on the rows exactly as
   `search/_confirm.confirm_race` does; the verdict is `race_comparisons`'. On the same seeds
   as `paired --paired-candidates recommended` it decides the same, look for look.
+- `constrained` (issue 24): the search under a distortion budget (`search_budget`).
 
 Per curve, strategy and budget (trials per loss, paper points included, as --num-samples):
 the regret of the recommended config (true objective there minus the true minimum over
@@ -59,6 +60,7 @@ from ..vocab import (
     BEST_OBSERVED,
     CANDIDATES,
     CONFIRM,
+    CONFIRM_SEED_OFFSET,
     PAPER,
     RECOMMENDED,
     SEARCH,
@@ -66,7 +68,8 @@ from ..vocab import (
     race_seeds,
 )
 
-STRATEGIES = ("paper_grid", "old", "new", "new_asha", "paired", "live")
+# "constrained" runs in search_budget (the budget's simulation and truth)
+STRATEGIES = ("paper_grid", "old", "new", "new_asha", "paired", "live", "constrained")
 SEARCH_SEEDS = ("shared", "distinct")
 DISTINCT_SEED_OFFSET = 500  # distinct search seeds: seed0 + 500 + trial (no other stage uses them)
 
@@ -92,6 +95,8 @@ class SearchBenchConfig:
     paired_splits: list[str] = field(default_factory=lambda: ["8+24"])  # search trials + confirmation runs
     paired_candidates: list[str] = field(default_factory=lambda: [RECOMMENDED])
     min_effect: float = 5.0  # the equivalence margin, % of the baseline
+    constraint: str = "val_psnr >= -0.2"  # strategy constrained: the budget (search_budget)
+    distortion: str = "measured"  # ... and the distortion curve it bounds (tune_vqvae.distortion_curves)
     workers: int = 2
     seed: int = 0
     out_dir: str = "benchmarks/results"
@@ -202,8 +207,9 @@ class Sim:
             "round": round_,
         }
 
-    def baseline(self, n: int) -> list[dict]:
-        seeds = [self.seed0 + k for k in range(n)]
+    def baseline(self, n: int, offset: int = 0) -> list[dict]:
+        """n baseline runs, seeds from seed0 + offset (CONFIRM_SEED_OFFSET: the confirmation's)."""
+        seeds = [self.seed0 + offset + k for k in range(n)]
         return [self.row(BASELINE, True, None, *self.run(True, None, s, loss="mse"), s) for s in seeds]
 
     def paper_grid(self) -> list[dict]:
@@ -219,9 +225,7 @@ class Sim:
         pruned=False is the old behaviour: stopped trials told COMPLETE (optuna/optuna#3100)."""
         import optuna
 
-        from ..sampler import WeightSampler
-
-        study = optuna.create_study(sampler=WeightSampler(seed=self.seed0 // 10_000))  # the repeat
+        study = optuna.create_study(sampler=self.sampler())
         for p in paper_points():
             study.enqueue_trial(dict(p))
         asha = AsyncHalving(self.bc.grace, self.bc.epochs, self.bc.reduction_factor) if early_stop else None
@@ -244,15 +248,25 @@ class Sim:
             values, stopped = self.run(with_mse, w, seed, asha, i, protected=is_paper)
             for step, v in enumerate(values, 1):
                 t.report(v, step)
+            rows.append(self.row(PAPER if is_paper else SEARCH, with_mse, w, values, stopped, seed))
+            self.before_tell(t, rows[-1])
             if stopped and pruned:
                 study.tell(t, state=optuna.trial.TrialState.PRUNED)
             else:
                 study.tell(t, values[-1])
-            rows.append(self.row(PAPER if is_paper else SEARCH, with_mse, w, values, stopped, seed))
         return rows
 
+    def sampler(self, **budget):
+        """The loss's sampler as the search builds it (search_budget's adds the budget)."""
+        from ..sampler import WeightSampler
+
+        return WeightSampler(seed=self.seed0 // 10_000, **budget)  # the repeat
+
+    def before_tell(self, trial, row: dict) -> None:
+        """What WeightSearch keeps on a trial before telling Optuna: nothing without a budget."""
+
     def confirm(self, named: dict[str, dict]) -> list[dict]:
-        seeds = [self.seed0 + 1000 + k for k in range(self.bc.confirm_seeds)]
+        seeds = [self.seed0 + CONFIRM_SEED_OFFSET + k for k in range(self.bc.confirm_seeds)]
         return [
             self.row(CONFIRM, p["with_mse"], p.get("w"), *self.run(p["with_mse"], p.get("w"), s), s, name)
             for name, p in named.items()
@@ -347,9 +361,14 @@ def live_answer(sim: Sim, rows: list[dict], confirm_budget: int, named: dict[str
     return outcome(named[who], said, len(rows) + raced.state.runs, raced.state.baseline_runs)
 
 
+def repeat_seed(bc: SearchBenchConfig, repeat: int) -> int:
+    """The seed base of one repeat's runs (its sampler's seed: seed0 // 10_000)."""
+    return bc.seed + 10_000 * repeat
+
+
 def simulate(curve_spec: str, repeat: int, bc: SearchBenchConfig) -> dict:
     """Every strategy and budget on one repeat: {strategy: {budget or split: outcome}}."""
-    sim = Sim(load_curve(curve_spec), bc, seed0=bc.seed + 10_000 * repeat)
+    sim = Sim(load_curve(curve_spec), bc, seed0=repeat_seed(bc, repeat))
     out: dict = {}
     if "paper_grid" in bc.strategies:
         point, claimed = old_answer(sim, sim.paper_grid())
