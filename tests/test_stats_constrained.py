@@ -64,6 +64,24 @@ def test_a_higher_is_better_objective_and_a_percent_budget():
     assert r.objective[0] == pytest.approx(ssim_like(np.log10(r.recommended_w)), abs=0.02)
 
 
+def test_the_baselines_own_error_makes_the_recommendation_safer():
+    """The bound is the baseline's mean - 0.2 dB, and that mean is an estimate: the noisier the
+    baseline's runs, the less sure a w near the bound is feasible (`bound_error`), so the
+    recommendation moves away from it; with an exact baseline nothing changes."""
+    from tune_vqvae.stats.constrained import bound_error
+
+    c = parse("val_psnr >= -0.2")
+    assert bound_error(c, [25.0]) == 0.0 and bound_error(c, [25.0, 25.0, 25.0]) == 0.0
+    assert bound_error(c, [24.9, 25.1]) == pytest.approx(np.std([24.9, 25.1], ddof=1) / np.sqrt(2))
+    assert bound_error(parse("val_psnr >= -10%"), [24.9, 25.1]) == pytest.approx(0.9 * 0.1)
+    w, obj, psnr, _ = runs(2)
+    kw = dict(constraint=c, lower_is_better=True, epochs_trained=[EPOCHS] * N, epochs=EPOCHS, bounds=BOUNDS)
+    exact = recommend(w, obj, psnr, [PSNR_0] * 3, **kw)
+    noisy = recommend(w, obj, psnr, [PSNR_0 - 0.1, PSNR_0, PSNR_0 + 0.1], **kw)
+    assert np.all(noisy.p_feasible[exact.p_feasible > 0.5] <= exact.p_feasible[exact.p_feasible > 0.5] + 1e-12)
+    assert noisy.recommended_w < exact.recommended_w
+
+
 def test_a_stricter_level_recommends_a_safer_w():
     assert answer(1, level=0.99).recommended_w <= answer(1, level=0.8).recommended_w
 
