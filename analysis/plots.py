@@ -107,10 +107,11 @@ def _runs(ax, runs: pd.DataFrame) -> None:
             ax.scatter(x[m.index], m["value"], zorder=4, **style)
 
 
-def _curve(ax, fit, scale: float = 1.0, color="C0", label=True, seeds: list[int] | None = None) -> None:
+def _curve(ax, fit, scale: float = 1.0, color="C0", label=True, seeds: list[int] | None = None,
+           runs: int | None = None) -> None:
     w = 10 ** fit.log10_w
     ax.fill_between(w, fit.low / scale, fit.high / scale, color=color, alpha=0.16, lw=0,
-                    label=f"surrogate: 95% band{seeds_text(seeds)}" if label else None)
+                    label=f"surrogate: 95% band{seeds_text(seeds, runs)}" if label else None)
     ax.plot(w, fit.mean / scale, color=color, lw=2,
             label="surrogate: posterior mean (GP on log w)" if label else None)
 
@@ -192,7 +193,7 @@ def weight_plot(a: Analysis, loss: str) -> bytes:
         ranges.append(np.array([ci.low, ci.high]))
     if fit is not None:
         seeds = a.answer["losses"][loss]["surrogate"].get("seeds")
-        _curve(ax, fit, seeds=seeds)
+        _curve(ax, fit, seeds=seeds, runs=fit.n_observations)
         _same_seed_baseline(ax, a, seeds)
         keep = _in_range(fit, runs)
         ranges += [fit.low[keep], fit.high[keep]]

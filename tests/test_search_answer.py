@@ -50,10 +50,15 @@ def test_surrogate_uses_full_length_runs_only_and_recommends_inside_the_range():
     wi = fit["w_interval"]
     assert wi["low"] <= fit["recommended_w"] <= wi["high"]
     assert len(fit["log10_w"]) == len(fit["mean"]) == len(fit["low"]) == len(fit["high"])
-    # every run trained seed 0: the band is that seed's curve, and the console says so
+    # every run trained seed 0 (searches before 2026-12-01): the band is that seed's curve, and
+    # the console says so; with a seed per run (the search's way now) it is a band over seeds
     assert fit["seeds"] == [0]
-    assert "(surrogate of 8 full-length runs, all at seed 0: that seed's curve;" in \
-        answer_text.format_loss("gmsd", {"surrogate": fit, "candidates": {}, "comparisons": {}}, "swd")[0]
+    said = lambda f: answer_text.format_loss("gmsd", {"surrogate": f, "candidates": {}, "comparisons": {}}, "swd")[0]
+    assert "(surrogate of 8 full-length runs, all at seed 0: that seed's curve;" in said(fit)
+    for k, r in enumerate(runs):
+        r["seed"] = 500 + k
+    assert "(surrogate of 8 full-length runs, each at its own seed;" in \
+        said(ans.fit_surrogate(runs, 6, (1e-3, 10.0), lower_is_better=True))
     assert np.all(np.array(fit["low"]) <= np.array(fit["high"]))
     named = ans.candidates(runs, fit, lower_is_better=True)
     assert set(named) == {"recommended", "best_paper", "best_observed"}

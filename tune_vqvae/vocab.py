@@ -45,6 +45,17 @@ RECOMMENDED, BEST_PAPER, BEST_OBSERVED = "recommended", "best_paper", "best_obse
 WITHIN_BUDGET = "within_budget"
 CANDIDATES = (RECOMMENDED, BEST_PAPER, BEST_OBSERVED, WITHIN_BUDGET)
 CONFIRM_SEED_OFFSET = 1000  # confirmation seeds: --seed + 1000 + k, never used by the search
+# Each trial of the search stage trains a seed of its own: --seed + 500 + its trial number in
+# its loss's study (issue 21's seed policy, chosen by `bench search --search-seeds`: with one
+# shared seed a w proposed twice re-ran the identical run, which the GP took as two agreeing
+# observations). A study past 500 trials would share seeds with later stages' runs: harmless,
+# as search-stage runs never enter a verdict.
+SEARCH_SEED_OFFSET = 500
+
+
+def search_seed(seed: int, trial_number: int) -> int:
+    """The training seed of the search-stage trial `trial_number` of a loss's study."""
+    return seed + SEARCH_SEED_OFFSET + trial_number
 # The sequential confirmation's round k (--confirm-budget) trains seed --seed + 2000 + k: not
 # 1000 + k, so a race added by --resume to a search with a fixed stage pairs no seed twice.
 RACE_SEED_OFFSET = 2000

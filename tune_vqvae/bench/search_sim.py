@@ -66,12 +66,12 @@ from ..vocab import (
     SEARCH,
     paper_points,
     race_seeds,
+    search_seed,
 )
 
 # "constrained" runs in search_budget (the budget's simulation and truth)
 STRATEGIES = ("paper_grid", "old", "new", "new_asha", "paired", "live", "constrained")
-SEARCH_SEEDS = ("shared", "distinct")
-DISTINCT_SEED_OFFSET = 500  # distinct search seeds: seed0 + 500 + trial (no other stage uses them)
+SEARCH_SEEDS = ("distinct", "shared")
 
 
 @dataclass
@@ -89,9 +89,9 @@ class SearchBenchConfig:
     baseline_seeds: int = 3  # SearchConfig's defaults
     confirm_seeds: int = 3
     replicates: int = 1
-    # The search stage's seeds: "shared" (the search's way: every trial trains --seed, its
-    # replicates --seed + k) or "distinct" (each trial its own seed): issue 21's seed policy.
-    search_seeds: str = "shared"
+    # The search stage's seeds: "distinct" (the search's way: vocab.search_seed, one per trial)
+    # or "shared" (the search before 2026-12-01: every trial --seed, replicate k --seed + k).
+    search_seeds: str = "distinct"
     paired_splits: list[str] = field(default_factory=lambda: ["8+24"])  # search trials + confirmation runs
     paired_candidates: list[str] = field(default_factory=lambda: [RECOMMENDED])
     min_effect: float = 5.0  # the equivalence margin, % of the baseline
@@ -244,7 +244,7 @@ class Sim:
                 for p in paper_points()
             )
             shared = self.bc.search_seeds == "shared"
-            seed = self.seed0 + (int(replicate) if shared else DISTINCT_SEED_OFFSET + i)
+            seed = self.seed0 + int(replicate) if shared else search_seed(self.seed0, t.number)
             values, stopped = self.run(with_mse, w, seed, asha, i, protected=is_paper)
             for step, v in enumerate(values, 1):
                 t.report(v, step)

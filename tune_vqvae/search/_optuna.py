@@ -12,6 +12,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from ..sampler import CONSTRAINT_VALUE, WeightSampler
+from ..vocab import search_seed
 from . import _compat
 from ._spaces import SearchSpace
 
@@ -48,14 +49,16 @@ class WeightSearch(OptunaSearch):
     - diverged, ended in an error, or ended itself as failed (a damaged checkpoint): FAIL
       (never scored).
 
+    Seeds: every trial trains a seed of its own, `vocab.search_seed(run_seed, its number)`
+    (user attr `seed`), so a w proposed twice is two independent runs.
+
     Replicates: each w the sampler proposes (and each of the points evaluated first) runs
-    `replicates` times, seeds `run_seed`, `run_seed + 1`, ...: replicate 0 is the proposal itself,
-    replicates 1.. are enqueued Optuna trials with the same parameters (user attrs
-    `replicate`, `seed`), each its own Tune trial. So the GP (which models observation
-    noise) sees every run as one noisy observation at its w, ASHA judges each run on its
-    own, and a stopped replicate is PRUNED like any other trial. (Ray's `Repeater`, which
-    averages repeats before telling the searcher, cannot be combined with a scheduler that
-    stops trials.)
+    `replicates` times: replicate 0 is the proposal itself, replicates 1.. are enqueued
+    Optuna trials with the same parameters (user attr `replicate`), each its own Tune trial.
+    So the GP (which models observation noise) sees every run as one noisy observation at its
+    w, ASHA judges each run on its own, and a stopped replicate is PRUNED like any other
+    trial. (Ray's `Repeater`, which averages repeats before telling the searcher, cannot be
+    combined with a scheduler that stops trials.)
 
     Two objectives (a front: `metric` and `mode` lists, as Ray's OptunaSearch takes them):
     Optuna keeps no intermediate values of a two-objective trial, so a stopped one is PRUNED
@@ -78,17 +81,13 @@ class WeightSearch(OptunaSearch):
             return None
         ot_trial = _compat.searcher_trials(self)[trial_id]
         ot_trial.set_user_attr("ray_trial_id", trial_id)
-        replicate = ot_trial.user_attrs.get("replicate")
-        if replicate is None:  # a proposal (or a point): queue its replicates right behind it
-            replicate = 0
+        if ot_trial.user_attrs.get("replicate") is None:  # a proposal (or a point): its replicates next
             ot_trial.set_user_attr("replicate", 0)
             for k in range(1, getattr(self, "replicates", 1)):
                 _compat.searcher_study(self).enqueue_trial(dict(params), user_attrs={"replicate": k})
-        seed = getattr(self, "run_seed", 0) + int(replicate)
+        seed = search_seed(getattr(self, "run_seed", 0), ot_trial.number)
         ot_trial.set_user_attr("seed", seed)
-        if replicate:  # merged (deeply) into the trial's config by Tune: train.seed
-            params = {**params, "train": {"seed": seed}}
-        return params
+        return {**params, "train": {"seed": seed}}  # merged (deeply) into the trial's config by Tune
 
     def restore(self, checkpoint_path):
         """Restore from the experiment's last snapshot, then reconcile it with the journal,

@@ -45,14 +45,15 @@ def _described(c: dict, who: str, reference: str) -> str:
     )
 
 
-def seeds_text(seeds: list[int] | None) -> str:
-    """Which training seeds a surrogate's band stands for: ", all at seed 0: that seed's
-    curve", ", at seeds 0, 1"; "" where the rows do not say."""
+def seeds_text(seeds: list[int] | None, runs: int | None = None) -> str:
+    """Which training seeds a surrogate's band stands for: ", each at its own seed" (the
+    search's way: a band over seeds), ", all at seed 0: that seed's curve" (searches before
+    2026-12-01), ", at 3 seeds"; "" where the rows do not say."""
     if not seeds:
         return ""
     if len(seeds) == 1:
         return f", all at seed {seeds[0]}: that seed's curve"
-    return ", at seeds " + ", ".join(str(s) for s in seeds)
+    return ", each at its own seed" if len(seeds) == runs else f", at {len(seeds)} seeds"
 
 
 def format_loss(loss: str, a: dict, objective: str) -> list[str]:
@@ -61,7 +62,8 @@ def format_loss(loss: str, a: dict, objective: str) -> list[str]:
         wi, oi = s["w_interval"], s["objective"]
         head = (
             f"{loss}: recommended w={_g(s['recommended_w'])} [{_g(wi['low'])}, {_g(wi['high'])}] "
-            f"(surrogate of {s['n_observations']} full-length runs{seeds_text(s.get('seeds'))}; "
+            f"(surrogate of {s['n_observations']} full-length runs"
+            f"{seeds_text(s.get('seeds'), s['n_observations'])}; "
             f"{objective} {_g(oi['estimate'])} [{_g(oi['low'])}, {_g(oi['high'])}])"
         )
     else:
