@@ -302,8 +302,8 @@ def analyse_answer(a) -> None:
 
 
 def _front(a, searches: list[Path]) -> tuple[str, str] | None:
-    """(objective, trade-off) of a two-objective search, where the report's objective is
-    another metric than the trade-off (--objective of the analysis may pick either)."""
+    """(objective, trade-off) of a two-objective search; None (no front section) where the
+    report's --objective is the trade-off itself."""
     trade_off = saved_trade_off(searches)
     return (a.objective, trade_off) if trade_off and trade_off != a.objective else None
 

@@ -27,7 +27,7 @@ from waiting import Lines, wait_until  # noqa: E402
 
 from tune_vqvae.stats import equivalence  # noqa: E402
 from tune_vqvae.testing import MOCK_BEST_W, MOCK_TEST_FACTOR, mock_test_objective  # noqa: E402
-from tune_vqvae.vocab import JOURNAL_FILE  # noqa: E402
+from tune_vqvae.vocab import JOURNAL_FILE, search_seed  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -146,8 +146,13 @@ def test_realistic_mock_replicates_pruned_stops_and_verdicts_from_confirmation(r
     # every trial its own seed (vocab.search_seed: --seed + 500 + its trial number), replicates too
     assert len(searched) == 10 and sorted(searched.seed) == list(range(500, 510))
     assert set(searched.replicate) == {0, 1} and (searched.stopped == (searched.status == "STOPPED")).all()
-    for (with_mse, w), group in searched.groupby(["with_mse", searched.w.fillna(-1)]):
-        assert sorted(group.replicate)[: 2] == [0, 1] or len(group) == 1  # a budget may cut the last pair
+    journal = {t.number: t for t in study(exp, "gmsd").trials}
+    for t in journal.values():  # a replicate: an earlier proposal's w, on a seed of its own
+        k = t.user_attrs["replicate"]
+        assert t.user_attrs["seed"] == search_seed(0, t.number) and k in (0, 1)
+        assert k == 0 or any(o.user_attrs["replicate"] == 0 and o.params == t.params
+                             for o in journal.values() if o.number < t.number)
+    assert sum(t.user_attrs["replicate"] == 1 for t in journal.values()) >= 4  # proposals replicated
 
     # fidelity: the journal agrees with the rows; a stopped trial is PRUNED, its early value unscored
     by_id = {t.user_attrs["ray_trial_id"]: t for t in study(exp, "gmsd").trials}
@@ -172,7 +177,8 @@ def test_realistic_mock_replicates_pruned_stops_and_verdicts_from_confirmation(r
     assert "noise budget: " in out
     gmsd = answer["losses"]["gmsd"]
     assert gmsd["surrogate"]["fitted"] and len(gmsd["surrogate"]["mean"]) == len(gmsd["surrogate"]["log10_w"])
-    assert gmsd["surrogate"]["seeds"] == sorted(gmsd["surrogate"]["seeds"]) and min(gmsd["surrogate"]["seeds"]) >= 500
+    seeds = gmsd["surrogate"]["seeds"]
+    assert seeds == sorted(seeds) and min(seeds) >= 500
     assert "full-length runs, each at its own seed;" in out
     verdict = gmsd["comparisons"]["recommended_vs_baseline"]
     assert verdict["verdict"] in equivalence.VERDICTS and verdict["n_candidate"] == 2

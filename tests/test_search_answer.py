@@ -53,7 +53,8 @@ def test_surrogate_uses_full_length_runs_only_and_recommends_inside_the_range():
     # every run trained seed 0 (searches before 2026-12-01): the band is that seed's curve, and
     # the console says so; with a seed per run (the search's way now) it is a band over seeds
     assert fit["seeds"] == [0]
-    said = lambda f: answer_text.format_loss("gmsd", {"surrogate": f, "candidates": {}, "comparisons": {}}, "swd")[0]
+    said = lambda f: answer_text.format_loss(
+        "gmsd", {"surrogate": f, "candidates": {}, "comparisons": {}}, "swd")[0]
     assert "(surrogate of 8 full-length runs, all at seed 0: that seed's curve;" in said(fit)
     for k, r in enumerate(runs):
         r["seed"] = 500 + k

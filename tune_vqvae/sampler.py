@@ -37,8 +37,8 @@ class WeightSampler(optuna.samplers.BaseSampler):
     and it would sample w at random. Here the GP sees exactly the with-MSE trials: finished
     ones with their value, running and early-stopped (PRUNED) ones as pending.
     The no-MSE variant has no free parameter: once it has been measured (it
-    is one of the paper's points) the categorical chooses "with MSE"; re-running it would
-    repeat the same seeded run.
+    is one of the paper's points) the categorical chooses "with MSE": the budget is better
+    spent on w, which the question is about (more seeds of it: --seeds).
 
     Two objectives (a front, --objective twice: the study has two directions): the shadow
     study has the same two, so GPSampler proposes by log expected hypervolume improvement

@@ -48,9 +48,18 @@ CONFIRM_SEED_OFFSET = 1000  # confirmation seeds: --seed + 1000 + k, never used 
 # Each trial of the search stage trains a seed of its own: --seed + 500 + its trial number in
 # its loss's study (issue 21's seed policy, chosen by `bench search --search-seeds`: with one
 # shared seed a w proposed twice re-ran the identical run, which the GP took as two agreeing
-# observations). A study past 500 trials would share seeds with later stages' runs: harmless,
-# as search-stage runs never enter a verdict.
+# observations). Trial numbers stay below MAX_TRIALS (search._config refuses more), so a search
+# run never trains a confirmation seed (+1000..): the best observed w's confirmation would
+# otherwise re-run the very run that selected it.
 SEARCH_SEED_OFFSET = 500
+MAX_TRIALS = 400  # trials per loss (--num-samples); the rest up to 500: resumes' orphaned trials
+
+
+def rerun_seeds(seed: int, baseline_seeds: int, n: int) -> list[int]:
+    """--seeds N: the seeds of the re-runs of the baseline and each loss's best config, after
+    the baseline's own seeds (--seed .. --seed + baseline_seeds - 1): a seed trained twice is
+    the same run, not a replicate, and would shrink the measured run-to-run noise."""
+    return [seed + max(baseline_seeds, 1) + k for k in range(n)]
 
 
 def search_seed(seed: int, trial_number: int) -> int:

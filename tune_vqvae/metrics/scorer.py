@@ -218,14 +218,14 @@ class FIDEvaluator:
         lower is better. `halves`: also each metric on the two disjoint halves of its images
         (`fid_half1`, `fid_half2`, ...) and its image count (`fid_images`): the noise budget's
         inputs (tune_vqvae.stats.noise), asked for at a run's last evaluation."""
-        halves = halves and self.swd_samples >= 4  # two halves of at least 2 images each
+        halves_fid = halves and self.samples >= 4  # two halves of at least 2 images each
         ref = self.reference_stats() if "fid" in self.metrics else None
         stats = StreamingStats() if ref is not None else None
         feats = FeatureStore() if ref is not None else None
         acc = SWDAccumulator(self.cfg.swd_patches, self.cfg.seed) if "swd" in self.metrics else None
         # The halves draw their own patches and directions: those are part of the scoring noise.
         swd_halves = [SWDAccumulator(self.cfg.swd_patches, self.cfg.seed + k) for k in (1, 2)] \
-            if acc is not None and halves else None
+            if acc is not None and halves and self.swd_samples >= 4 else None
         bs = self.cfg.batch_size
         for i in range(0, self.samples, bs):
             x_u8 = self.images[i : min(i + bs, self.samples)]
@@ -249,7 +249,7 @@ class FIDEvaluator:
             out["fid"] = frechet_distance(stats.mean(), stats.cov(), *ref)
             fake_feats = feats.array()
             out["kid"], out["kid_std"] = self.kid(fake_feats)
-            if halves:
+            if halves_fid:
                 out.update(self._inception_halves(fake_feats))
         if acc is not None:
             out["swd"] = acc.distance()

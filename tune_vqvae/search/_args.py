@@ -84,11 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"retries of a crashed trial from its last checkpoint (default {d.max_failures})")
     p.add_argument("--seeds", type=int,
                    help="after the search, re-run the best config of each loss and the MSE "
-                   "baseline N more times with seeds --seed+1..--seed+N (mean ± std in the "
+                   "baseline N more times, seeds --seed + baseline-seeds .. (mean ± std in the "
                    "report); with --resume DIR, adds them to a finished search")
     p.add_argument("--replicates", type=int,
-                   help=f"runs (seeds --seed, --seed+1, ...) of each w the sampler proposes, the paper "
-                   f"points included; each run is one of --num-samples (default {d.replicates})")
+                   help=f"runs of each w the sampler proposes, the paper points included, each on a "
+                   f"seed of its own (--seed + 500 + its trial number); each run is one of "
+                   f"--num-samples (default {d.replicates})")
     p.add_argument("--baseline-seeds", type=int,
                    help=f"runs of the MSE baseline, seeds --seed.. (default {d.baseline_seeds}); its "
                    "spread is the run-to-run noise every verdict rests on")

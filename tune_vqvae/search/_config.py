@@ -18,6 +18,7 @@ from ..model import ModelConfig
 from ..stats.equivalence import DEFAULT_MIN_EFFECT
 from ..stats.sequential import FIRST_LOOK, MAX_RACE_ROUNDS, least_budget
 from ..train import TrainConfig
+from ..vocab import MAX_TRIALS
 from . import _trackers
 from ._spaces import SearchSpace, load_space, space_for
 
@@ -125,6 +126,8 @@ class SearchConfig:
                     "val_images", "batch_size", "hidden", "codebook_size"):
             if getattr(self, key) < 1:
                 raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
+        if self.num_samples > MAX_TRIALS:  # search seeds would reach the confirmation's (vocab)
+            raise UserError(f"--num-samples must be <= {MAX_TRIALS} per loss, got {self.num_samples}")
         if not self.cpus_per_trial > 0:
             raise UserError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
         if self.gpus_per_trial is not None and self.gpus_per_trial < 0:

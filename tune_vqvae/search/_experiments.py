@@ -31,6 +31,7 @@ from ..vocab import (
     dir_tag,
     joint_weights,
     race_seeds,
+    rerun_seeds,
 )
 from . import _trackers
 from ._config import SearchConfig
@@ -177,11 +178,12 @@ class Experiments:
         return self.job(loss, build)
 
     def seed_reruns(self, summary: dict) -> dict[str, Callable]:
-        """--seeds N: jobs re-running the MSE baseline and each loss's best config with the
-        seeds cfg.seed+1 .. cfg.seed+N (a grid over train.seed), each an experiment of its
-        own (baseline-seeds/, <loss>-seeds/) in the search directory, resumable like the others."""
+        """--seeds N: jobs re-running the MSE baseline and each loss's best config with N seeds
+        after the baseline's own (`vocab.rerun_seeds`, a grid over train.seed), each an
+        experiment of its own (baseline-seeds/, <loss>-seeds/) in the search directory,
+        resumable like the others."""
         cfg = self.cfg
-        seeds = [cfg.seed + k for k in range(1, cfg.seeds + 1)]
+        seeds = rerun_seeds(cfg.seed, cfg.baseline_seeds, cfg.seeds)
         train = self.seeds(seeds)
         points = {BASELINE_EXPERIMENT: {"role": BASELINE, "loss": "mse"}}
         for loss in cfg.losses:

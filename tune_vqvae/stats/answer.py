@@ -112,9 +112,9 @@ def fit_curve(w, values, epochs_trained, *, epochs: float, bounds: tuple[float, 
 
 
 def surrogate_json(fit: SurrogateFit, bounds: tuple[float, float], seeds: list[int] | None = None) -> dict:
-    """`seeds`: the training seeds of the runs it was fitted on. With one seed (the search's
-    default) the band is that seed's curve, not a mean over seeds: it is said so, and never
-    set against runs of other seeds."""
+    """`seeds`: the training seeds of the runs it was fitted on. With one seed (searches before
+    2026-12-01 trained every trial on --seed) the band is that seed's curve, not a mean over
+    seeds: it is said so, and never set against runs of other seeds."""
     return {
         "fitted": True,
         "n_observations": fit.n_observations,

@@ -39,7 +39,7 @@ import numpy as np
 from scipy import stats
 
 from .. import objectives
-from ..constraints import Constraint
+from ..constraints import PERCENT, Constraint
 from ..errors import UserError
 from ..vocab import CANDIDATES, NOT_RESOLVED, WITHIN_BUDGET
 from .answer import compare, fit_curve, minimised
@@ -114,7 +114,9 @@ def bound_error(constraint: Constraint, baseline_values) -> float:
     if values.size < 2:
         return 0.0
     mean, se = float(values.mean()), float(values.std(ddof=1)) / math.sqrt(values.size)
-    return abs(constraint.threshold(mean + se) - constraint.threshold(mean))
+    # d bound / d mean: 1, or 1 + sign(mean) * amount / 100 in the percent form (of |mean|)
+    slope = 1.0 if constraint.unit != PERCENT else 1 + math.copysign(constraint.amount / 100, mean)
+    return abs(slope) * se
 
 
 def recommend(w, objective_values, constrained_values, baseline_values, *, constraint: Constraint,

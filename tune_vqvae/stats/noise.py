@@ -14,6 +14,11 @@ images shrink it, about as 1/n; cheap). Two ways to see E:
 
 Both take var(T) as at least 0 (a negative estimate is sampling noise: no seed part seen).
 
+What "evaluation" covers: the choice of images (which shrinks as 1/n). SWD's 4 x 128 random
+directions and KID's fixed subsets add a part that does not shrink with n; each half draws
+its own directions, so that part enters var(A - B) / 4 only half (the scoring share is then a
+little low for SWD), and `images_for_share` assumes all of it shrinks as 1/n.
+
     >>> b = split_eval_std([66.1, 70.2, 63.9, 68.0], [1.0, 1.0, 1.0, 1.0], n_eval=1000)
     >>> round(b.eval_share, 2), images_for_share(b, 0.1)
     (0.14, 1448)
@@ -109,7 +114,7 @@ def baseline_budget(rows: Iterable[dict], epochs: int) -> NoiseBudget | None:
     with fewer than 2 such runs (an objective without halves: psnr, ssim, mse)."""
     runs = [r for r in baseline_runs(rows, epochs, "value_half1")
             if finite(r.get("value_half2")) and finite(r.get("value_images"))]
-    if len(runs) < 2:
+    if len(runs) < 2 or len({r["value_images"] for r in runs}) > 1:  # mixed --fid-samples: no one n
         return None
     return split_halves([r["value_half1"] for r in runs], [r["value_half2"] for r in runs],
                         n_eval=int(runs[0]["value_images"]))
