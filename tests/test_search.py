@@ -370,6 +370,8 @@ def bad_cases(tmp_path):
          "small are 8x8, too small for --loss ssim: it needs at least 11x11"),
         (["--loss", "fancy", "--storage-path", s], "unknown loss 'fancy'"),
         (["--loss", "mse", "--storage-path", s], "baseline runs in every search"),
+        (["--loss", "gmsd", "--mock", "--num-samples", "401", "--storage-path", s],
+         "--num-samples must be <= 400"),  # search seeds would reach the confirmation's
         (["--loss", "gmsd", "--space", str(bad_range), "--storage-path", s], "must be < high"),
         (["--loss", "gmsd", "--space", str(bad_key), "--storage-path", s], "'sampler': unknown key"),
         (["--loss", "gmsd", "--data", str(tmp_path / "missing.npz"), "--objective", "swd",

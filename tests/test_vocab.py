@@ -66,3 +66,23 @@ def test_the_vocabulary_imports_neither_ray_nor_torch():
     code = "import sys, tune_vqvae.vocab; print(sorted({'ray', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_stage_trains_seeds_no_other_stage_does():
+    """The baseline, --seeds re-runs, search trials, the fixed confirmation and the race: the
+    seed ranges of vocab never meet (a seed trained twice is the same run, not a replicate)."""
+    from tune_vqvae.vocab import CONFIRM_SEED_OFFSET, MAX_TRIALS, race_seeds, rerun_seeds, search_seed
+
+    for base in (0, 7):
+        stages = {
+            "baseline": {base + k for k in range(3)},
+            "reruns": set(rerun_seeds(base, 3, 5)),
+            "search": {search_seed(base, n) for n in range(MAX_TRIALS)},
+            "confirm": {base + CONFIRM_SEED_OFFSET + k for k in range(5)},
+            "race": {s for k in range(50) for s in race_seeds(base, k, 3)},
+        }
+        names = list(stages)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                assert not stages[a] & stages[b], (a, b)
+    assert rerun_seeds(0, 1, 2) == [1, 2] and rerun_seeds(0, 3, 2) == [3, 4]

@@ -115,7 +115,7 @@ def bound_error(constraint: Constraint, baseline_values) -> float:
         return 0.0
     mean, se = float(values.mean()), float(values.std(ddof=1)) / math.sqrt(values.size)
     # d bound / d mean: 1, or 1 + sign(mean) * amount / 100 in the percent form (of |mean|)
-    slope = 1.0 if constraint.unit != PERCENT else 1 + math.copysign(constraint.amount / 100, mean)
+    slope = 1.0 if constraint.unit != PERCENT else 1 + math.copysign(1.0, mean) * constraint.amount / 100
     return abs(slope) * se
 
 
