@@ -60,12 +60,13 @@ def test_stopped_trials_are_pruned_and_never_enter_the_sampler():
 def test_each_proposed_w_runs_with_replicate_seeds():
     s = searcher(replicates=3, points=[{"with_mse": True, "w": 0.5}])
     params = [s.suggest(t) for t in ("a", "b", "c", "d")]
-    assert params[0] == {"with_mse": True, "w": 0.5}  # replicate 0: the run seed of the search
-    assert params[1] == {"with_mse": True, "w": 0.5, "train": {"seed": 6}}
-    assert params[2] == {"with_mse": True, "w": 0.5, "train": {"seed": 7}}
-    assert "train" not in params[3]  # the sampler's next proposal
+    # every trial on a seed of its own: vocab.search_seed(run seed 5, its trial number)
+    assert params[0] == {"with_mse": True, "w": 0.5, "train": {"seed": 505}}
+    assert params[1] == {"with_mse": True, "w": 0.5, "train": {"seed": 506}}
+    assert params[2] == {"with_mse": True, "w": 0.5, "train": {"seed": 507}}
+    assert params[3]["train"] == {"seed": 508}  # the sampler's next proposal
     trials = s._ot_study.trials
     asked = [t.user_attrs for t in trials if t.state == STATES.RUNNING]
-    assert [(a["replicate"], a["seed"]) for a in asked] == [(0, 5), (1, 6), (2, 7), (0, 5)]
+    assert [(a["replicate"], a["seed"]) for a in asked] == [(0, 505), (1, 506), (2, 507), (0, 508)]
     # the proposal's two replicates wait in the queue, ahead of any new proposal
     assert [t.user_attrs for t in trials if t.state == STATES.WAITING] == [{"replicate": 1}, {"replicate": 2}]
