@@ -58,6 +58,13 @@ class Constraint:
                             f"a percent budget is undefined; give it in the metric's units")
         return baseline_mean + abs(baseline_mean) * self.amount / 100
 
+    def threshold_slope(self, baseline_mean: float) -> float:
+        """How far the bound moves per unit of the baseline's mean (d threshold / d mean): 1,
+        or 1 + sign(mean) * amount / 100 in the percent form (of |mean|)."""
+        if self.unit != PERCENT:
+            return 1.0
+        return 1 + math.copysign(1.0, baseline_mean) * self.amount / 100
+
     def slack(self, value: float, baseline_mean: float) -> float:
         """How far `value` is past the bound, in the metric's units: <= 0 within the budget
         (Optuna's `constraints_func` convention), > 0 over it."""

@@ -16,7 +16,7 @@ from ..losses import PERCEPTUAL_LOSSES, LossConfig, find_metrics, lpips
 from ..metrics import FIDConfig, check_fid_weights, require_fid_weights, verify_fid_weights
 from ..model import ModelConfig
 from ..stats.equivalence import DEFAULT_MIN_EFFECT
-from ..stats.sequential import FIRST_LOOK, MAX_RACE_ROUNDS, least_budget
+from ..stats.sequential import FIRST_LOOK, MAX_RACE_ROUNDS, least_budget, max_rounds, round_cost
 from ..train import TrainConfig
 from ..vocab import MAX_TRIALS
 from . import _trackers
@@ -94,17 +94,17 @@ class SearchConfig:
                 raise UserError("--race-baseline-runs applies to the sequential confirmation: "
                                 "add --confirm-budget")
             return
-        per_round = b + max(1, len(self.losses))
-        least = least_budget(max(1, len(self.losses)), b)
+        m = max(1, len(self.losses))
+        least = least_budget(m, b)
         if self.confirm_budget < least:
             baseline = "the MSE baseline" + (f" ({b} runs a round)" if b > 1 else "")
             raise UserError(f"--confirm-budget {self.confirm_budget} cannot pay for the first look: "
                             f"{FIRST_LOOK} rounds of {baseline} and each loss's recommended w "
                             f"need at least {least} runs; give --confirm-budget "
                             f"{least} or more, or 0 (the fixed --confirm-seeds stage)")
-        if self.confirm_budget // per_round > MAX_RACE_ROUNDS:
+        if max_rounds(self.confirm_budget, m, b) > MAX_RACE_ROUNDS:
             raise UserError(f"--confirm-budget {self.confirm_budget} allows more than {MAX_RACE_ROUNDS} "
-                            f"rounds; give at most {MAX_RACE_ROUNDS * per_round}")
+                            f"rounds; give at most {MAX_RACE_ROUNDS * round_cost(m, b)}")
 
     def check_front(self) -> None:
         """Two objectives: two known, different ones, and no ASHA (it judges runs on the first

@@ -39,7 +39,7 @@ import numpy as np
 from scipy import stats
 
 from .. import objectives
-from ..constraints import PERCENT, Constraint
+from ..constraints import Constraint
 from ..errors import UserError
 from ..vocab import CANDIDATES, NOT_RESOLVED, WITHIN_BUDGET
 from .answer import compare, fit_curve, minimised
@@ -114,9 +114,7 @@ def bound_error(constraint: Constraint, baseline_values) -> float:
     if values.size < 2:
         return 0.0
     mean, se = float(values.mean()), float(values.std(ddof=1)) / math.sqrt(values.size)
-    # d bound / d mean: 1, or 1 + sign(mean) * amount / 100 in the percent form (of |mean|)
-    slope = 1.0 if constraint.unit != PERCENT else 1 + math.copysign(1.0, mean) * constraint.amount / 100
-    return abs(slope) * se
+    return abs(constraint.threshold_slope(mean)) * se
 
 
 def recommend(w, objective_values, constrained_values, baseline_values, *, constraint: Constraint,

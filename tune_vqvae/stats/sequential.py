@@ -95,14 +95,19 @@ def look_interval(candidate, baseline, nominal_alpha: float) -> Interval:
 BASE = "baseline"  # the baseline's key in Race.values and in run_round's answer
 
 
+def round_cost(candidates: int, baseline_runs: int = 1) -> int:
+    """Runs of one round with every candidate in the race: the baseline's and one each."""
+    return baseline_runs + candidates
+
+
 def max_rounds(budget: int, candidates: int, baseline_runs: int = 1) -> int:
     """Rounds the budget pays for with every candidate in the race (the spending's K)."""
-    return budget // (baseline_runs + candidates)
+    return budget // round_cost(candidates, baseline_runs)
 
 
 def least_budget(candidates: int, baseline_runs: int = 1) -> int:
     """The smallest budget that pays for the first look with every candidate in the race."""
-    return FIRST_LOOK * (baseline_runs + candidates)
+    return FIRST_LOOK * round_cost(candidates, baseline_runs)
 
 
 def round_value(runs) -> tuple[float, int] | None:
