@@ -123,7 +123,8 @@ def test_live_decides_as_the_paired_race_of_the_recommended_w():
     """`live` replays the search's own race from rows (stats.race.race_of); on the same seeds
     `paired` of the recommended w runs stats.sequential.race directly: outcome for outcome equal,
     with the baseline on 3 runs a round too ("6+15x3"), whose runs count as the baseline's."""
-    from tune_vqvae.bench.search_sim import SearchBenchConfig, simulate
+    from tune_vqvae.bench.search_config import SearchBenchConfig
+    from tune_vqvae.bench.search_sim import simulate
 
     bc = SearchBenchConfig(curves=["realistic@0.8"], repeats=3, strategies=["paired", "live"],
                            paired_splits=["6+12", "6+15x3"], epochs=3, grace=1)
@@ -138,7 +139,8 @@ def test_live_decides_as_the_paired_race_of_the_recommended_w():
 def test_the_search_stage_trains_one_seed_or_one_seed_per_trial():
     """--search-seeds: "shared" (as the search: every trial --seed) or "distinct" (issue 21's
     seed policy, measured by the benchmark)."""
-    from tune_vqvae.bench.search_sim import SearchBenchConfig, Sim
+    from tune_vqvae.bench.search_config import SearchBenchConfig
+    from tune_vqvae.bench.search_sim import Sim
     from tune_vqvae.curves import load_curve
 
     for policy in ("shared", "distinct"):

@@ -21,8 +21,8 @@ from tune_vqvae.bench.search_budget import (  # noqa: E402
     median_interval,
     simulate,
 )
+from tune_vqvae.bench.search_config import SearchBenchConfig  # noqa: E402
 from tune_vqvae.bench.search_score import Truth, score  # noqa: E402
-from tune_vqvae.bench.search_sim import SearchBenchConfig  # noqa: E402
 from tune_vqvae.constraints import parse  # noqa: E402
 from tune_vqvae.curves import OPTIMUM_LOG10_W, load_curve  # noqa: E402
 

@@ -232,3 +232,24 @@ def test_a_race_judges_the_budget_at_the_objectives_look_and_level():
     assert b["verdict"] == budget_verdict(parse("val_psnr >= -0.5"),
                                           Interval(b["diff"], b["low"], b["high"]), b["reference_mean"])
     assert f" at {100 * b['level']:.4g}%" in budget_text(b)
+
+
+def test_the_confirmations_baseline_runs_never_move_the_confirmed_recommendation():
+    """The answer after the confirmation recommends the w the confirmation ran: the budget's
+    bound is the baseline experiment's, as when the sampler and the candidates used it."""
+    from tune_vqvae.stats.constrained import constrained_answer
+
+    w, obj, psnr, base = runs(0)
+    rows = [{"experiment": "baseline", "loss": "mse", "role": "baseline", "with_mse": True, "w": None,
+             "value": 70.0, "val_psnr": float(p), "status": "COMPLETED", "epochs_trained": EPOCHS, "seed": s}
+            for s, p in enumerate(base)]
+    rows += [{"experiment": "gmsd", "loss": "gmsd", "role": "search", "with_mse": True, "w": float(x),
+              "value": float(v), "val_psnr": float(p), "status": "COMPLETED", "epochs_trained": EPOCHS,
+              "seed": 500 + i} for i, (x, v, p) in enumerate(zip(w, obj, psnr))]
+    kw = dict(epochs=EPOCHS, bounds=BOUNDS, lower_is_better=True, constraint=parse("val_psnr >= -0.2"))
+    before = constrained_answer(rows, "gmsd", **kw)
+    later = [{**rows[0], "experiment": "baseline-confirm", "val_psnr": PSNR_0 + 1.0, "seed": 1000 + k}
+             for k in range(6)]  # a confirmation's baseline runs, 1 dB off: a different mean
+    after = constrained_answer(rows + later, "gmsd", **kw)
+    assert after == before and before["recommended_w"] is not None
+    assert before["baseline_mean"] == pytest.approx(float(np.mean(base)))

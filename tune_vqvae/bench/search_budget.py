@@ -42,7 +42,8 @@ from ..sampler import CONSTRAINT_VALUE
 from ..stats import merge_candidates, search_answer
 from ..stats.constrained import budget_baseline
 from ..vocab import BASELINE, CONFIRM_SEED_OFFSET, WITHIN_BUDGET
-from .search_sim import STRATEGIES, SearchBenchConfig, Sim, outcome, repeat_seed
+from .search_config import STRATEGIES, SearchBenchConfig
+from .search_sim import Sim, outcome, repeat_seed
 from .search_sim import simulate as simulate_unconstrained
 
 CONSTRAINED = "constrained"

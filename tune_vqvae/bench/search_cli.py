@@ -17,8 +17,8 @@ from pathlib import Path
 
 from ..errors import UserError, atomic_write_text, cli_entry, writable_dir_for_run
 from .search_budget import budget_lines, validate_budget
+from .search_config import STRATEGIES, SearchBenchConfig
 from .search_score import run_bench
-from .search_sim import STRATEGIES, SearchBenchConfig
 
 
 def print_summary(doc: dict) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..curves import Curve, load_curve
 from .search_budget import CONSTRAINED, BudgetTruth, median_interval, simulate
-from .search_sim import SearchBenchConfig
+from .search_config import SearchBenchConfig
 
 
 @dataclass

@@ -41,11 +41,11 @@ from scipy import stats
 from .. import objectives
 from ..constraints import Constraint
 from ..errors import UserError
-from ..vocab import CANDIDATES, NOT_RESOLVED, WITHIN_BUDGET
+from ..vocab import BASELINE_EXPERIMENT, CANDIDATES, NOT_RESOLVED, WITHIN_BUDGET
 from .answer import compare, fit_curve, minimised
 from .intervals import Interval
 from .race import Raced, race_comparisons
-from .runs import baseline_runs, baseline_values, by_seed, confirm_runs, finite, search_stage
+from .runs import baseline_runs, by_seed, confirm_runs, finite, search_stage
 from .surrogate import SurrogateFit, fit_objective_curve, observed
 
 LEVEL = 0.95  # the probability of meeting the budget a recommendation needs (issue 24)
@@ -146,10 +146,13 @@ def recommend(w, objective_values, constrained_values, baseline_values, *, const
 
 
 def budget_baseline(rows, epochs: int, constraint: Constraint) -> list[float]:
-    """The MSE baseline's values of the constrained metric a budget is relative to: its
-    full-length runs (`runs.baseline_values`); the search calls it on the baseline
-    experiment's rows before its loss searches start, the answer on all the rows."""
-    return baseline_values(rows, epochs, key=constraint.metric)
+    """The MSE baseline's values of the constrained metric a budget is relative to: the full-
+    length runs of the baseline experiment (`vocab.BASELINE_EXPERIMENT`), which ran before
+    the loss searches. The sampler's budget, the recommendation that is confirmed and the
+    answer after the confirmation are so one: counting the confirmation's baseline runs
+    would move the bound, and with it the recommended w, after that w was confirmed."""
+    return [float(r[constraint.metric]) for r in baseline_runs(rows, epochs, constraint.metric)
+            if r.get("experiment") == BASELINE_EXPERIMENT]
 
 
 def constrained_answer(rows, loss: str, *, epochs: int, bounds: tuple[float, float],
