@@ -174,6 +174,8 @@ def test_realistic_mock_replicates_pruned_stops_and_verdicts_from_confirmation(r
     # the noise budget: the mock scores its last evaluation on two halves with a 2% error each
     budget = answer["baseline"]["noise_budget"]
     assert budget["runs"] == 5 and budget["n_eval"] == 1000 and 0 < budget["eval"] < budget["total"]
+    low, high = budget["eval_share_interval95"]
+    assert 0 <= low <= budget["eval_share"] <= high <= 1
     assert "noise budget: " in out
     gmsd = answer["losses"]["gmsd"]
     assert gmsd["surrogate"]["fitted"] and len(gmsd["surrogate"]["mean"]) == len(gmsd["surrogate"]["log10_w"])

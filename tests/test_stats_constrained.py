@@ -74,6 +74,10 @@ def test_the_baselines_own_error_makes_the_recommendation_safer():
     assert bound_error(c, [25.0]) == 0.0 and bound_error(c, [25.0, 25.0, 25.0]) == 0.0
     assert bound_error(c, [24.9, 25.1]) == pytest.approx(np.std([24.9, 25.1], ddof=1) / np.sqrt(2))
     assert bound_error(parse("val_psnr >= -10%"), [24.9, 25.1]) == pytest.approx(0.9 * 0.1)
+    # pooled with the fit's noise: 1 df of the baseline's spread (0.1414) and 9 of the fit's (0.05)
+    pooled = np.sqrt((0.02 + 9 * 0.05**2) / 10 / 2)
+    assert bound_error(c, [24.9, 25.1], fit_noise=0.05, fit_df=9) == pytest.approx(pooled)
+    assert bound_error(c, [25.0], fit_noise=0.05, fit_df=9) == pytest.approx(0.05)  # one run: the fit's
     w, obj, psnr, _ = runs(2)
     kw = dict(constraint=c, lower_is_better=True, epochs_trained=[EPOCHS] * N, epochs=EPOCHS, bounds=BOUNDS)
     exact = recommend(w, obj, psnr, [PSNR_0] * 3, **kw)
@@ -91,7 +95,7 @@ def test_an_infeasible_budget_is_a_note_not_an_exception():
     r = answer(0, "val_psnr >= 1")  # 1 dB better than MSE's own PSNR: no w gives it
     assert r.recommended_w is None and r.objective is None
     assert r.note.startswith("no searched w keeps val_psnr at least 1 dB above the MSE baseline's mean "
-                             "with probability >= 95% (likeliest: w = ")
+                             "with probability >= 99% (likeliest: w = ")
     out = json.loads(json.dumps(r.to_json(), allow_nan=False))  # strict JSON
     assert out["recommended_w"] is None and out["note"] == r.note
     assert out["constraint"] == "val_psnr >= 1"

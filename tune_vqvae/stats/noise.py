@@ -50,6 +50,8 @@ class NoiseBudget:
     eval: float
     n_eval: int
     runs: int
+    # eval_share's 95% interval: a percentile bootstrap over runs (`_share_interval`)
+    share_interval: tuple[float, float] | None = None
 
     @property
     def eval_share(self) -> float:
@@ -69,9 +71,7 @@ def split_halves(half_a, half_b, n_eval: int) -> NoiseBudget:
     a, b = _runs(half_a, "half_a"), _runs(half_b, "half_b")
     if a.size != b.size:
         raise ValueError(f"split_halves: one score per run on each half, got {a.size} and {b.size}")
-    ev = float(np.var(a - b, ddof=1)) / 4.0
-    total = float(np.var((a + b) / 2.0, ddof=1))
-    return NoiseBudget(total, max(0.0, total - ev), ev, n_eval, a.size)
+    return _budget(_by_halves, n_eval, a, b)
 
 
 def split_eval_std(scores, eval_std, n_eval: int) -> NoiseBudget:
@@ -79,8 +79,38 @@ def split_eval_std(scores, eval_std, n_eval: int) -> NoiseBudget:
     s, e = _runs(scores, "scores"), _runs(eval_std, "eval_std", 1)
     if s.size != e.size or np.any(e < 0):
         raise ValueError(f"split_eval_std: one std >= 0 per run, got {e.size} for {s.size} runs")
-    ev, total = float(np.mean(e**2)), float(np.var(s, ddof=1))
-    return NoiseBudget(total, max(0.0, total - ev), ev, n_eval, s.size)
+    return _budget(_by_eval_std, n_eval, s, e)
+
+
+def _by_halves(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(total, evaluation) variances at the full set from the runs' two halves."""
+    return float(np.var((a + b) / 2.0, ddof=1)), float(np.var(a - b, ddof=1)) / 4.0
+
+
+def _by_eval_std(s: np.ndarray, e: np.ndarray) -> tuple[float, float]:
+    return float(np.var(s, ddof=1)), float(np.mean(e**2))
+
+
+def _budget(variances, n_eval: int, *per_run: np.ndarray) -> NoiseBudget:
+    total, ev = variances(*per_run)
+    return NoiseBudget(total, max(0.0, total - ev), ev, n_eval, per_run[0].size,
+                       _share_interval(variances, per_run))
+
+
+def _share_interval(variances, per_run: tuple[np.ndarray, ...], draws: int = 2000,
+                    level: float = 0.95) -> tuple[float, float]:
+    """The evaluation share's percentile bootstrap interval: the runs resampled with
+    replacement (each run's figures together), a fixed seed so that the search and the
+    report print the same. Few runs make it wide, as they should; it covers less than its
+    level with very few (tests/test_stats_noise.py measures it)."""
+    idx = np.random.default_rng(0).integers(0, per_run[0].size, size=(draws, per_run[0].size))
+    shares = []
+    for i in idx:
+        total, ev = variances(*(x[i] for x in per_run))
+        seed = max(0.0, total - ev)
+        shares.append(ev / (seed + ev) if seed + ev > 0 else 0.0)
+    low, high = np.quantile(shares, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 def images_for_share(budget: NoiseBudget, share: float = 0.1) -> int:
@@ -128,12 +158,15 @@ def budget_json(b: NoiseBudget) -> dict:
     except ValueError:
         images = None
     return {"total": b.total, "seed": b.seed, "eval": b.eval, "eval_share": b.eval_share,
+            "eval_share_interval95": list(b.share_interval) if b.share_interval else None,
             "n_eval": b.n_eval, "runs": b.runs, "share_asked": SHARE, "images_for_share": images}
 
 
 def budget_text(d: dict) -> str:
     """The noise budget as the console and the report say it."""
-    text = (f"{100 * d['eval_share']:.0f}% of the baseline's run-to-run variance is the scoring "
+    low_high = d.get("eval_share_interval95")  # absent from searches before 2026-12-01 (fifth)
+    band = f" [{100 * low_high[0]:.0f}, {100 * low_high[1]:.0f}]" if low_high else ""
+    text = (f"{100 * d['eval_share']:.0f}%{band} of the baseline's run-to-run variance is the scoring "
             f"of {d['n_eval']:,} images, {100 - 100 * d['eval_share']:.0f}% the training seed "
             f"(halves of the evaluation set, {d['runs']} runs)")
     if d["eval_share"] <= d["share_asked"]:
