@@ -21,7 +21,7 @@ from processes import run, study  # noqa: E402
 from test_report_agrees import _same  # noqa: E402
 
 from tune_vqvae.sampler import CONSTRAINT_VALUE  # noqa: E402
-from tune_vqvae.stats.constrained import BUDGET_VERDICTS, budget_text  # noqa: E402
+from tune_vqvae.stats.constrained import BUDGET_VERDICTS, LEVEL, budget_text  # noqa: E402
 
 
 def _strict(text: str) -> dict:
@@ -101,7 +101,7 @@ def test_a_budgeted_search_runs_the_baseline_first_and_answers_within_it(ray_clu
     # the constrained recommendation, strict JSON, printed in one line
     doc = _strict((exp / "results.json").read_text())
     c = doc["answer"]["losses"]["gmsd"]["constrained"]
-    assert c["constraint"] == "val_psnr >= -0.5" and c["level"] == 0.95
+    assert c["constraint"] == "val_psnr >= -0.5" and c["level"] == LEVEL
     assert c["baseline_mean"] == pytest.approx(30 - 1.0, abs=0.02)  # the mock's baseline: 1.0
     assert c["threshold"] == pytest.approx(c["baseline_mean"] - 0.5)
     assert c["recommended_w"] is not None and c["p_feasible_at_recommended"] >= 0.95, c
