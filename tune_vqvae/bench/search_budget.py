@@ -10,7 +10,8 @@ with `--constraint`, driving its own code:
 - the loss's study proposes with the constrained sampler (`WeightSampler` with the budget), each
   trial told with its metric as the user attr `CONSTRAINT_VALUE`, as `WeightSearch` does;
 - the answer is the search's (`stats.search_answer` with the constraint): the best w whose
-  probability of meeting the budget is >= 95% is the candidate `within_budget`;
+  probability of meeting the budget is >= `stats.constrained.LEVEL` (0.99) is the candidate
+  `within_budget`;
 - the confirmation re-runs every merged candidate and the baseline on `confirm_seeds` fresh
   common seeds (as the shipped search's fixed stage), and the answer's `budget` entry of
   `within_budget_vs_baseline` gives the budget verdict (within / over / not resolved).

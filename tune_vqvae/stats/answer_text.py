@@ -90,7 +90,7 @@ def format_loss(loss: str, a: dict, objective: str) -> list[str]:
 
 def constrained_text(c: dict, objective: str) -> str:
     """answer["constrained"] in one line: "within budget val_psnr >= -0.2 (val_psnr at most
-    0.2 dB below the MSE baseline's mean, 24.8): recommended w=0.3 (P >= 0.95), swd 0.21
+    0.2 dB below the MSE baseline's mean, 24.8): recommended w=0.3 (P >= 0.99), swd 0.21
     [0.2, 0.22]", or the note."""
     head = f"within budget {c['constraint']} ({c['description']}"
     head += f", {_g(c['threshold'])})" if c.get("threshold") is not None else ")"
