@@ -8,6 +8,7 @@ import time
 
 from .. import objectives
 from ..losses import PERCEPTUAL_LOSSES
+from ..stats.sequential import DEFAULT_ROUNDS
 from ._config import SearchConfig
 
 DESCRIPTION = "Search the weight w of `mse + w * L` with Optuna, each trial a VQ-VAE run under Ray Tune."
@@ -94,16 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"runs of the MSE baseline, seeds --seed.. (default {d.baseline_seeds}); its "
                    "spread is the run-to-run noise every verdict rests on")
     p.add_argument("--confirm-seeds", type=int,
-                   help=f"after the search, re-run the surrogate's recommended w, the best paper point "
-                   f"and the best observed w with N fresh seeds each; the verdicts come from them "
-                   f"(default {d.confirm_seeds}; 0: no confirmation, no verdicts)")
+                   help=f"the fixed confirmation instead of the race: after the search, re-run the "
+                   f"surrogate's recommended w, the best paper point and the best observed w with N "
+                   f"fresh seeds each; the verdicts come from them (0: no confirmation, no verdicts; "
+                   f"{d.confirm_seeds} where --confirm-budget 0 chooses it)")
     p.add_argument("--confirm-budget", type=int, metavar="N",
-                   help="sequential confirmation instead of --confirm-seeds: N runs (the baseline's "
-                   "included) spent in rounds of one common seed for the baseline and every candidate "
-                   "still in the race, until every verdict is resolved (default 0: off; see README, "
-                   "Paired, sequential confirmation)")
+                   help=f"the sequential confirmation (the default): N runs (the baseline's included) "
+                   f"spent in rounds of one common seed for the baseline and every candidate still in "
+                   f"the race, until every verdict is resolved (default {DEFAULT_ROUNDS} rounds: "
+                   f"{DEFAULT_ROUNDS} x (B + losses) runs; 0: the fixed --confirm-seeds stage; see "
+                   f"README, Paired, sequential confirmation)")
     p.add_argument("--race-baseline-runs", metavar="B",
-                   help=f"with --confirm-budget: runs of the MSE baseline per round, the common seed "
+                   help=f"with the race: runs of the MSE baseline per round, the common seed "
                    f"and B-1 of its own, their mean paired with each candidate (default "
                    f"{d.race_baseline_runs}); a round costs B + candidates runs of the budget")
     p.add_argument("--min-effect", metavar="P",

@@ -61,6 +61,8 @@ def config_from_args(a: argparse.Namespace) -> SearchConfig:
     if a.confirm_budget and a.confirm_seeds is not None:
         raise UserError("--confirm-budget replaces --confirm-seeds (the race decides how many seeds "
                         "each candidate gets); give one of them")
+    if a.confirm_seeds is not None and a.confirm_budget is None:  # the fixed stage, not the race
+        values["confirm_budget"] = 0
     if a.constraint is not None:  # its canonical form: --resume compares it with the saved one
         values["constraint"] = str(constraints.parse(a.constraint))
     values["log_to"] = list(dict.fromkeys(a.log_to or []))

@@ -16,7 +16,14 @@ from ..losses import PERCEPTUAL_LOSSES, LossConfig, find_metrics, lpips
 from ..metrics import FIDConfig, check_fid_weights, require_fid_weights, verify_fid_weights
 from ..model import ModelConfig
 from ..stats.equivalence import DEFAULT_MIN_EFFECT
-from ..stats.sequential import FIRST_LOOK, MAX_RACE_ROUNDS, least_budget, max_rounds, round_cost
+from ..stats.sequential import (
+    FIRST_LOOK,
+    MAX_RACE_ROUNDS,
+    default_budget,
+    least_budget,
+    max_rounds,
+    round_cost,
+)
 from ..train import TrainConfig
 from ..vocab import MAX_TRIALS
 from . import _trackers
@@ -27,7 +34,9 @@ from ._spaces import SearchSpace, load_space, space_for
 class SearchConfig:
     losses: list[str]
     space: str | None = None  # one file for all losses; None: search_spaces/<loss>.yaml
-    num_samples: int = 20  # Optuna trials per loss, the points included (+1 baseline)
+    # Optuna trials per loss, the points included (+ the baseline); 8 then the race of 20 runs:
+    # the split `bench search` chose at no more runs than 20 trials and 3 fixed seeds
+    num_samples: int = 8
     epochs: int = TrainConfig.epochs
     max_concurrent: int = 4  # per loss experiment
     cpus_per_trial: float = 1.0
@@ -60,10 +69,13 @@ class SearchConfig:
     seeds: int = 0  # after the search: re-run each loss's best config and the baseline N times
     replicates: int = 1  # runs (seeds) of each w the sampler proposes, paper points included
     baseline_seeds: int = 3  # runs of the MSE baseline (every comparison leans on it)
-    confirm_seeds: int = 3  # fresh-seed runs of each top candidate after the search (0: none)
-    # > 0: the sequential confirmation replaces confirm_seeds: a budget of runs (the
-    # baseline's included) spent in rounds of one common seed until every verdict is resolved
-    confirm_budget: int = 0
+    # The fixed confirmation (confirm_budget 0): fresh-seed runs of each top candidate (0: none)
+    confirm_seeds: int = 3
+    # The sequential confirmation: a budget of runs (the baseline's included) spent in rounds
+    # of one common seed until every verdict is resolved; None: the default race,
+    # `sequential.default_budget` of the losses (set once they are known, `check_confirm_budget`);
+    # 0: the fixed stage of confirm_seeds instead (--confirm-seeds N)
+    confirm_budget: int | None = None
     # The race's MSE baseline runs per round: the common seed and B - 1 of its own, their mean
     # paired with each candidate (its noise dominates the differences: stats.sequential)
     race_baseline_runs: int = 1
@@ -85,14 +97,19 @@ class SearchConfig:
 
     def check_confirm_budget(self) -> None:
         """0, or a budget that pays for the race's first look (one candidate per loss and the
-        baseline's runs a round), and whose most rounds stay within `MAX_RACE_ROUNDS`."""
+        baseline's runs a round), and whose most rounds stay within `MAX_RACE_ROUNDS`; the
+        default (None) becomes `default_budget` here once the losses are known."""
         b = self.race_baseline_runs
         if b < 1:
             raise UserError(f"--race-baseline-runs must be >= 1, got {b}")
+        if self.confirm_budget is None:
+            if not self.losses:  # from a space file: `resolve_spaces` checks again
+                return
+            self.confirm_budget = default_budget(len(self.losses), b)
         if self.confirm_budget == 0:
             if b != 1:
-                raise UserError("--race-baseline-runs applies to the sequential confirmation: "
-                                "add --confirm-budget")
+                raise UserError("--race-baseline-runs applies to the sequential confirmation, not "
+                                "the fixed --confirm-seeds stage: drop one of them")
             return
         m = max(1, len(self.losses))
         least = least_budget(m, b)
@@ -188,7 +205,8 @@ class SearchConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "SearchConfig":
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        # a search.json from before the race (2026-11-30) has no confirm_budget: its fixed stage
+        return cls(**{"confirm_budget": 0, **{k: v for k, v in d.items() if k in known}})
 
 
 def whole(flag: str, text: str) -> int:
@@ -217,6 +235,7 @@ def resolve_spaces(cfg: SearchConfig) -> dict[str, SearchSpace]:
                 raise UserError(f"search space {cfg.space}: key 'losses' does not list --loss {name}; "
                                 f"add it there or use search_spaces/{name}.yaml")
         spaces = {name: space for name in cfg.losses}
+        cfg.check_confirm_budget()  # the default race's budget needs the losses
     else:
         if not cfg.losses:
             raise UserError("no loss to search: give --loss NAME (repeatable) or --loss all")
