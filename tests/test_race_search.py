@@ -90,6 +90,9 @@ def test_a_clear_gain_ends_the_race_early_and_resume_keeps_its_budget(ray_cluste
     assert run(["--resume", str(exp), "--confirm-budget", "20"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has started with --confirm-budget 16" in err[0]
+    assert run(["--resume", str(exp), "--confirm-seeds", "3"]) == 2  # the fixed stage, as when new
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the fixed stage would set its verdicts aside" in err[0]
     assert json.loads((exp / "results.json").read_text()) == doc  # nothing written
 
 

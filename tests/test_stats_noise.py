@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tune_vqvae.stats.noise import (
+    INTERVAL_RUNS,
     baseline_budget,
     budget_json,
     budget_text,
@@ -93,7 +94,7 @@ def test_the_scoring_share_has_a_bootstrap_interval_that_covers_it():
         t = 2.0 * rng.standard_normal(13)
         b = split_halves(t + 1.5 * rng.standard_normal(13), t + 1.5 * rng.standard_normal(13), 1000)
         low, high = b.share_interval
-        assert low <= b.eval_share <= high
+        assert 0 <= low <= high <= 1
         covered += low <= true <= high
     assert 0.85 <= covered / 200 <= 0.99
     d = budget_json(b)
@@ -101,3 +102,21 @@ def test_the_scoring_share_has_a_bootstrap_interval_that_covers_it():
     assert budget_text(d).startswith(f"{100 * b.eval_share:.0f}% [{100 * low:.0f}, {100 * high:.0f}] of the")
     old = {k: v for k, v in d.items() if k != "eval_share_interval95"}  # a search before the interval
     assert budget_text(old).startswith(f"{100 * b.eval_share:.0f}% of the")
+
+
+def test_few_runs_give_no_scoring_share_interval_and_row_order_does_not_move_it():
+    """Below INTERVAL_RUNS runs the bootstrap has too few distinct resamples to mean anything:
+    no interval, and the text says the share alone; with enough runs, the search's rows and
+    the report's (another order) give one interval."""
+    rng = np.random.default_rng(1)
+    t = rng.standard_normal(INTERVAL_RUNS)
+    a, b = t + 0.5 * rng.standard_normal(t.size), t + 0.5 * rng.standard_normal(t.size)
+    few = split_halves(a[:-1], b[:-1], 1000)
+    assert few.share_interval is None and budget_json(few)["eval_share_interval95"] is None
+    assert budget_text(budget_json(few)).startswith(f"{100 * few.eval_share:.0f}% of the")
+    rows = [{"role": BASELINE, "status": COMPLETED, "epochs": 3, "seed": k, "value": (x + y) / 2,
+             "value_half1": x, "value_half2": y, "value_images": 1000}
+            for k, (x, y) in enumerate(zip(a, b, strict=True))]
+    forward, backward = baseline_budget(rows, 3), baseline_budget(rows[::-1], 3)
+    assert forward.share_interval is not None
+    assert forward.share_interval == backward.share_interval

@@ -13,7 +13,7 @@ with `--constraint`, driving its own code:
   probability of meeting the budget is >= `stats.constrained.LEVEL` (0.99) is the candidate
   `within_budget`;
 - the confirmation re-runs every merged candidate and the baseline on `confirm_seeds` fresh
-  common seeds (as the shipped search's fixed stage), and the answer's `budget` entry of
+  common seeds (the search's fixed stage, --confirm-seeds N), and the answer's `budget` entry of
   `within_budget_vs_baseline` gives the budget verdict (within / over / not resolved).
 
 The point scored is the confirmed `within_budget` w. Where no w is feasible enough the search

@@ -28,8 +28,8 @@ class SearchBenchConfig:
     epochs: int = 6
     grace: int = 2  # ASHA as the search configures it: epochs // 3, reduction factor 3
     reduction_factor: int = 3
-    baseline_seeds: int = 3  # SearchConfig's defaults
-    confirm_seeds: int = 3
+    baseline_seeds: int = 3  # SearchConfig's default
+    confirm_seeds: int = 3  # the fixed stage's (SearchConfig.confirm_seeds; the race is the default)
     replicates: int = 1
     # The search stage's seeds: "distinct" (the search's way: vocab.search_seed, one per trial)
     # or "shared" (the search before 2026-12-01: every trial --seed, replicate k --seed + k).

@@ -108,6 +108,10 @@ def check_race_unchanged(saved: SearchConfig, layout: Layout, budget: int, basel
     if (budget, baseline_runs) == (saved.confirm_budget, saved.race_baseline_runs):
         return
     if tune.Tuner.can_restore(layout.experiment(race_experiment(FIRST_LOOK))):
+        if budget == 0:
+            raise UserError(f"--resume: this search's sequential confirmation has started (--confirm-budget "
+                            f"{saved.confirm_budget}); the fixed stage would set its verdicts aside: drop "
+                            f"--confirm-seeds (or --confirm-budget 0), or start a new search")
         flag, kept, new = ("--confirm-budget", saved.confirm_budget, budget)
         if budget == saved.confirm_budget:
             flag, kept, new = ("--race-baseline-runs", saved.race_baseline_runs, baseline_runs)
@@ -152,8 +156,9 @@ def settings(a: argparse.Namespace) -> tuple[SearchConfig, Layout, bool]:
             cfg.seeds = a.seeds
         if a.confirm_seeds is not None:  # --resume DIR --confirm-seeds N: (re)run the confirmation
             cfg.confirm_seeds = a.confirm_seeds
-        if a.confirm_budget is not None or a.race_baseline_runs is not None:  # start a race
-            budget = cfg.confirm_budget if a.confirm_budget is None else a.confirm_budget
+        fixed = a.confirm_seeds is not None and a.confirm_budget is None  # as in a new search
+        if a.confirm_budget is not None or a.race_baseline_runs is not None or fixed:
+            budget = 0 if fixed else cfg.confirm_budget if a.confirm_budget is None else a.confirm_budget
             runs = (cfg.race_baseline_runs if a.race_baseline_runs is None
                     else whole("--race-baseline-runs", a.race_baseline_runs))
             check_race_unchanged(cfg, layout, budget, runs)

@@ -108,8 +108,10 @@ class SearchConfig:
             self.confirm_budget = default_budget(len(self.losses), b)
         if self.confirm_budget == 0:
             if b != 1:
-                raise UserError("--race-baseline-runs applies to the sequential confirmation, not "
-                                "the fixed --confirm-seeds stage: drop one of them")
+                raise UserError("--race-baseline-runs applies to the sequential confirmation, and "
+                                "this search has the fixed stage (--confirm-seeds N, --confirm-budget 0, "
+                                "or a search saved before the race): add --confirm-budget N, or drop "
+                                "--race-baseline-runs")
             return
         m = max(1, len(self.losses))
         least = least_budget(m, b)

@@ -174,8 +174,8 @@ def budget_baseline(rows, epochs: int, constraint: Constraint) -> list[float]:
 def constrained_answer(rows, loss: str, *, epochs: int, bounds: tuple[float, float],
                        lower_is_better: bool, constraint: Constraint) -> dict:
     """A single loss's answer["constrained"]: `recommend` on its search-stage runs (the
-    with-MSE full-length runs the surrogate fits, with a finite constrained metric) and every
-    full-length MSE baseline run's value of the metric, as strict JSON; or {"constraint",
+    with-MSE full-length runs the surrogate fits, with a finite constrained metric) and the
+    baseline experiment's runs (`budget_baseline`), as strict JSON; or {"constraint",
     "note"} where it cannot be fitted."""
     runs = [r for r in search_stage(rows, loss, epochs)
             if r.get("with_mse", True) and finite(r.get("w")) and finite(r.get(constraint.metric))]

@@ -38,6 +38,7 @@ from .runs import baseline_runs, finite
 # A results row's noise-budget columns: its objective on each half and the full set's size.
 HALF_KEYS = ("value_half1", "value_half2", "value_images")
 SHARE = 0.1  # the evaluation share the answer asks about: "N images bring it to 10%"
+INTERVAL_RUNS = 5  # the fewest runs the share's bootstrap interval is given for
 
 
 @dataclass(frozen=True)
@@ -98,18 +99,22 @@ def _budget(variances, n_eval: int, *per_run: np.ndarray) -> NoiseBudget:
 
 
 def _share_interval(variances, per_run: tuple[np.ndarray, ...], draws: int = 2000,
-                    level: float = 0.95) -> tuple[float, float]:
+                    level: float = 0.95) -> tuple[float, float] | None:
     """The evaluation share's percentile bootstrap interval: the runs resampled with
     replacement (each run's figures together), a fixed seed so that the search and the
     report print the same. Few runs make it wide, as they should; it covers less than its
-    level with very few (tests/test_stats_noise.py measures it)."""
-    idx = np.random.default_rng(0).integers(0, per_run[0].size, size=(draws, per_run[0].size))
-    shares = []
-    for i in idx:
+    level with very few (tests/test_stats_noise.py measures it), and below `INTERVAL_RUNS`
+    there is none: 4 runs have only 35 distinct resamples."""
+    n = per_run[0].size
+    if n < INTERVAL_RUNS:
+        return None
+    shares = np.full(draws, np.nan)  # a resample of one run repeated has no share: left out
+    for k, i in enumerate(np.random.default_rng(0).integers(0, n, size=(draws, n))):
         total, ev = variances(*(x[i] for x in per_run))
         seed = max(0.0, total - ev)
-        shares.append(ev / (seed + ev) if seed + ev > 0 else 0.0)
-    low, high = np.quantile(shares, [(1 - level) / 2, (1 + level) / 2])
+        if seed + ev > 0:
+            shares[k] = ev / (seed + ev)
+    low, high = np.nanquantile(shares, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
 
 
@@ -146,6 +151,8 @@ def baseline_budget(rows: Iterable[dict], epochs: int) -> NoiseBudget | None:
             if finite(r.get("value_half2")) and finite(r.get("value_images"))]
     if len(runs) < 2 or len({r["value_images"] for r in runs}) > 1:  # mixed --fid-samples: no one n
         return None
+    # one order whoever reads the rows: the bootstrap draws runs by position
+    runs.sort(key=lambda r: (r.get("seed") or 0, r["value_half1"]))
     return split_halves([r["value_half1"] for r in runs], [r["value_half2"] for r in runs],
                         n_eval=int(runs[0]["value_images"]))
 
