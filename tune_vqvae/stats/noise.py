@@ -56,8 +56,17 @@ class NoiseBudget:
 
     @property
     def eval_share(self) -> float:
-        """The evaluation part's share of the run-to-run variance (0..1)."""
-        return self.eval / (self.seed + self.eval) if self.seed + self.eval > 0 else 0.0
+        """The evaluation part's share of the run-to-run variance (0..1; 0 with none)."""
+        share = _split(self.total, self.eval)[1]
+        return 0.0 if math.isnan(share) else share
+
+
+def _split(total: float, ev: float) -> tuple[float, float]:
+    """(training-seed part, evaluation share) of a total variance with evaluation part `ev`:
+    the seed part is what the total leaves, >= 0 (a noisy `ev` can exceed the total); the
+    share is NaN where there is no variance at all."""
+    seed = max(0.0, total - ev)
+    return seed, ev / (seed + ev) if seed + ev > 0 else math.nan
 
 
 def _runs(values, name: str, min_n: int = 2) -> np.ndarray:
@@ -94,7 +103,7 @@ def _by_eval_std(s: np.ndarray, e: np.ndarray) -> tuple[float, float]:
 
 def _budget(variances, n_eval: int, *per_run: np.ndarray) -> NoiseBudget:
     total, ev = variances(*per_run)
-    return NoiseBudget(total, max(0.0, total - ev), ev, n_eval, per_run[0].size,
+    return NoiseBudget(total, _split(total, ev)[0], ev, n_eval, per_run[0].size,
                        _share_interval(variances, per_run))
 
 
@@ -108,12 +117,9 @@ def _share_interval(variances, per_run: tuple[np.ndarray, ...], draws: int = 200
     n = per_run[0].size
     if n < INTERVAL_RUNS:
         return None
-    shares = np.full(draws, np.nan)  # a resample of one run repeated has no share: left out
-    for k, i in enumerate(np.random.default_rng(0).integers(0, n, size=(draws, n))):
-        total, ev = variances(*(x[i] for x in per_run))
-        seed = max(0.0, total - ev)
-        if seed + ev > 0:
-            shares[k] = ev / (seed + ev)
+    idx = np.random.default_rng(0).integers(0, n, size=(draws, n))
+    # a resample of one run repeated has no variance, so no share (NaN): left out
+    shares = [_split(*variances(*(x[i] for x in per_run)))[1] for i in idx]
     low, high = np.nanquantile(shares, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
 
